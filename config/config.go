@@ -1,0 +1,158 @@
+// Package config loads hookd's settings from environment variables into one typed struct.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting hookd reads. Field tags name the environment variable.
+type Config struct {
+	DatabaseURL       string        // HOOKD_DATABASE_URL
+	TemporalAddress   string        // HOOKD_TEMPORAL_ADDRESS
+	TemporalNamespace string        // HOOKD_TEMPORAL_NAMESPACE
+	TaskQueue         string        // HOOKD_TASK_QUEUE
+	TemporalUIURL     string        // HOOKD_TEMPORAL_UI_URL
+	HTTPAddr          string        // HOOKD_HTTP_ADDR
+	PublicURL         string        // HOOKD_PUBLIC_URL
+	OperatorKey       string        // HOOKD_OPERATOR_KEY
+	Topics            []string      // HOOKD_TOPICS
+	SMTPAddr          string        // HOOKD_SMTP_ADDR
+	SMTPFrom          string        // HOOKD_SMTP_FROM
+	LogLevel          slog.Level    // HOOKD_LOG_LEVEL
+	AllowPrivate      bool          // HOOKD_ALLOW_PRIVATE_TARGETS
+	MaxPayloadBytes   int64         // HOOKD_MAX_PAYLOAD_BYTES
+	AttemptTimeout    time.Duration // HOOKD_ATTEMPT_TIMEOUT
+	Retry             RetryDefaults
+	// DisableAfterFailures disables a subscription after this many failed deliveries in a row.
+	DisableAfterFailures int // HOOKD_DISABLE_AFTER_FAILURES
+	FanOutConcurrency    int // HOOKD_FANOUT_CONCURRENCY
+}
+
+// RetryDefaults apply to subscriptions that do not set their own policy.
+type RetryDefaults struct {
+	InitialInterval    time.Duration // HOOKD_RETRY_INITIAL_INTERVAL
+	BackoffCoefficient float64       // HOOKD_RETRY_BACKOFF
+	MaxInterval        time.Duration // HOOKD_RETRY_MAX_INTERVAL
+	MaxAttempts        int           // HOOKD_RETRY_MAX_ATTEMPTS
+	MaxDuration        time.Duration // HOOKD_RETRY_MAX_DURATION
+}
+
+// Load reads the environment. Unset variables take production defaults.
+func Load() (Config, error) {
+	return load(os.Getenv)
+}
+
+func load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		DatabaseURL:       p.str("HOOKD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hookd?sslmode=disable"),
+		TemporalAddress:   p.str("HOOKD_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace: p.str("HOOKD_TEMPORAL_NAMESPACE", "default"),
+		TaskQueue:         p.str("HOOKD_TASK_QUEUE", "hookd"),
+		TemporalUIURL:     p.str("HOOKD_TEMPORAL_UI_URL", "http://127.0.0.1:8233"),
+		HTTPAddr:          p.str("HOOKD_HTTP_ADDR", "127.0.0.1:8080"),
+		PublicURL:         p.str("HOOKD_PUBLIC_URL", ""),
+		OperatorKey:       p.str("HOOKD_OPERATOR_KEY", ""),
+		Topics:            p.list("HOOKD_TOPICS", []string{"participant", "entity", "container"}),
+		SMTPAddr:          p.str("HOOKD_SMTP_ADDR", "127.0.0.1:1025"),
+		SMTPFrom:          p.str("HOOKD_SMTP_FROM", "hookd@localhost"),
+		AllowPrivate:      p.boolean("HOOKD_ALLOW_PRIVATE_TARGETS", false),
+		MaxPayloadBytes:   int64(p.integer("HOOKD_MAX_PAYLOAD_BYTES", 256<<10)),
+		AttemptTimeout:    p.duration("HOOKD_ATTEMPT_TIMEOUT", 20*time.Second),
+		Retry: RetryDefaults{
+			InitialInterval:    p.duration("HOOKD_RETRY_INITIAL_INTERVAL", 5*time.Second),
+			BackoffCoefficient: p.float("HOOKD_RETRY_BACKOFF", 2),
+			MaxInterval:        p.duration("HOOKD_RETRY_MAX_INTERVAL", time.Hour),
+			MaxAttempts:        p.integer("HOOKD_RETRY_MAX_ATTEMPTS", 30),
+			MaxDuration:        p.duration("HOOKD_RETRY_MAX_DURATION", 24*time.Hour),
+		},
+		DisableAfterFailures: p.integer("HOOKD_DISABLE_AFTER_FAILURES", 5),
+		FanOutConcurrency:    p.integer("HOOKD_FANOUT_CONCURRENCY", 32),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(p.str("HOOKD_LOG_LEVEL", "info"))); err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("HOOKD_LOG_LEVEL: %v", err))
+	}
+	if len(p.errs) > 0 {
+		return Config{}, fmt.Errorf("config: %s", strings.Join(p.errs, "; "))
+	}
+	return c, nil
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []string
+}
+
+func (p *parser) str(key, def string) string {
+	if v := strings.TrimSpace(p.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) list(key string, def []string) []string {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *parser) integer(key string, def int) int {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s: %v", key, err))
+	}
+	return n
+}
+
+func (p *parser) float(key string, def float64) float64 {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s: %v", key, err))
+	}
+	return f
+}
+
+func (p *parser) boolean(key string, def bool) bool {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s: %v", key, err))
+	}
+	return b
+}
+
+func (p *parser) duration(key string, def time.Duration) time.Duration {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s: %v", key, err))
+	}
+	return d
+}

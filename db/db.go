@@ -1,0 +1,87 @@
+// Package db holds hookd's PostgreSQL schema (embedded goose migrations) and its repository layer.
+package db
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Errors the repository returns for conditions callers map to HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Open connects to PostgreSQL and checks the connection.
+func Open(ctx context.Context, url string) (*sqlx.DB, error) {
+	d, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	d.SetMaxOpenConns(32)
+	d.SetMaxIdleConns(32)
+	if err := d.PingContext(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return d, nil
+}
+
+// Migrate applies every pending migration.
+func Migrate(ctx context.Context, d *sqlx.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, d.DB, sub)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Repo is the repository over one database.
+type Repo struct {
+	db *sqlx.DB
+}
+
+// NewRepo wraps a connection pool.
+func NewRepo(d *sqlx.DB) *Repo { return &Repo{db: d} }
+
+// Ping checks the database answers (readiness).
+func (r *Repo) Ping(ctx context.Context) error { return r.db.PingContext(ctx) }
+
+func isUniqueViolation(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+func notFound(err error) error {
+	if errors.Is(err, errSQLNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,201 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+const deliveryColumns = `id, event_id, subscription_id, app_id, url, replay, status, attempts, last_status,
+	last_error, workflow_id, notified_at, created_at, updated_at, finished_at`
+
+// EnsureDeliveries creates the deliveries that do not exist yet and returns all of them, new and old,
+// so that a retried fan-out picks up where the crashed one stopped.
+func (r *Repo) EnsureDeliveries(ctx context.Context, ds []Delivery) ([]Delivery, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	// One round trip: unnest the columns and skip rows that exist.
+	q := `INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[])
+		ON CONFLICT DO NOTHING`
+	var evs, subs, apps, urls, wfs []sql.NullString
+	var replays []int64
+	for _, d := range ds {
+		evs = append(evs, sql.NullString{String: d.EventID, Valid: true})
+		subs = append(subs, d.SubscriptionID)
+		apps = append(apps, sql.NullString{String: d.AppID, Valid: true})
+		urls = append(urls, sql.NullString{String: d.URL, Valid: true})
+		wfs = append(wfs, sql.NullString{String: d.WorkflowID, Valid: true})
+		replays = append(replays, int64(d.Replay))
+	}
+	if _, err := r.db.ExecContext(ctx, q, pq.StringArray(ids), nullArray(evs), nullArray(subs), nullArray(apps),
+		nullArray(urls), pq.Int64Array(replays), nullArray(wfs)); err != nil {
+		return nil, fmt.Errorf("ensure deliveries: %w", err)
+	}
+	// Ids are derived from (event, target, replay), so the rows that existed carry the same ids.
+	var out []Delivery
+	if err := r.db.SelectContext(ctx, &out, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ANY($1) ORDER BY id`,
+		pq.StringArray(ids)); err != nil {
+		return nil, fmt.Errorf("ensure deliveries: %w", err)
+	}
+	return out, nil
+}
+
+func nullArray(v []sql.NullString) pq.GenericArray { return pq.GenericArray{A: v} }
+
+// GetDelivery loads a delivery; appID "" skips the ownership check (workers).
+func (r *Repo) GetDelivery(ctx context.Context, appID, id string) (Delivery, error) {
+	var d Delivery
+	err := r.db.GetContext(ctx, &d, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = $1 AND ($2 = '' OR app_id = $2)`, id, appID)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("get delivery %s: %w", id, notFound(err))
+	}
+	return d, nil
+}
+
+// EventDeliveries lists an event's deliveries, replays included.
+func (r *Repo) EventDeliveries(ctx context.Context, eventID string) ([]Delivery, error) {
+	var out []Delivery
+	err := r.db.SelectContext(ctx, &out, `SELECT `+deliveryColumns+` FROM deliveries WHERE event_id = $1 ORDER BY created_at, id`, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of %s: %w", eventID, err)
+	}
+	return out, nil
+}
+
+// Attempts lists a delivery's ledger rows in order.
+func (r *Repo) Attempts(ctx context.Context, deliveryID string) ([]Attempt, error) {
+	var out []Attempt
+	err := r.db.SelectContext(ctx, &out, `SELECT delivery_id, attempt, request_headers, response_status, response_headers,
+		response_body, error, duration_ms, started_at FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`, deliveryID)
+	if err != nil {
+		return nil, fmt.Errorf("attempts of %s: %w", deliveryID, err)
+	}
+	return out, nil
+}
+
+// LastAttempt returns the highest attempt number recorded for a delivery (0 if none).
+func (r *Repo) LastAttempt(ctx context.Context, deliveryID string) (int, error) {
+	var n int
+	err := r.db.GetContext(ctx, &n, `SELECT coalesce(max(attempt), 0) FROM delivery_attempts WHERE delivery_id = $1`, deliveryID)
+	if err != nil {
+		return 0, fmt.Errorf("last attempt of %s: %w", deliveryID, err)
+	}
+	return n, nil
+}
+
+// RecordAttempt writes one ledger row and folds it into the delivery, in one transaction. A row that
+// exists already (the activity ran again after a crash) changes nothing: recorded is false.
+func (r *Repo) RecordAttempt(ctx context.Context, a Attempt, succeeded bool) (recorded bool, err error) {
+	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, request_headers,
+			response_status, response_headers, response_body, error, duration_ms, started_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+			a.DeliveryID, a.Attempt, a.RequestHeaders, a.ResponseStatus, a.ResponseHeaders, a.ResponseBody,
+			a.Error, a.DurationMS, a.StartedAt)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		recorded = true
+		status := StatusPending
+		if succeeded {
+			status = StatusSucceeded
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE deliveries SET attempts = greatest(attempts, $2), last_status = $3,
+			last_error = $4, updated_at = now(), status = CASE WHEN status = 'pending' THEN $5 ELSE status END,
+			finished_at = CASE WHEN $5 = 'succeeded' AND finished_at IS NULL THEN now() ELSE finished_at END
+			WHERE id = $1`, a.DeliveryID, a.Attempt, a.ResponseStatus, a.Error, status)
+		if err != nil {
+			return err
+		}
+		if succeeded {
+			_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET consecutive_failures = 0
+				WHERE consecutive_failures > 0 AND id = (SELECT subscription_id FROM deliveries WHERE id = $1)`, a.DeliveryID)
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("record attempt %d of %s: %w", a.Attempt, a.DeliveryID, err)
+	}
+	return recorded, nil
+}
+
+// FinishResult tells the workflow what finishing a delivery set off.
+type FinishResult struct {
+	// Disabled is true when this failure disabled the subscription (its streak reached the limit).
+	Disabled bool
+}
+
+// FinishDelivery closes a pending delivery as failed or cancelled. A failure counts towards the
+// subscription's streak; at disableAfter in a row (0 = never) the subscription is disabled.
+// disableNow disables it whatever the streak (410 Gone).
+func (r *Repo) FinishDelivery(ctx context.Context, id, status, reason string, disableAfter int, disableNow bool) (FinishResult, error) {
+	var res FinishResult
+	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+		var sub sql.NullString
+		err := tx.GetContext(ctx, &sub, `UPDATE deliveries SET status = $2, last_error = CASE WHEN $3 = '' THEN last_error ELSE $3 END,
+			updated_at = now(), finished_at = now() WHERE id = $1 AND status = 'pending' RETURNING subscription_id`, id, status, reason)
+		if err == sql.ErrNoRows || status != StatusFailed {
+			return nil // already finished: the activity ran twice
+		}
+		if err != nil || !sub.Valid {
+			return err
+		}
+		var failures int
+		var active bool
+		if err := tx.QueryRowxContext(ctx, `UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1
+			WHERE id = $1 RETURNING consecutive_failures, active`, sub.String).Scan(&failures, &active); err != nil {
+			if err == sql.ErrNoRows {
+				return nil
+			}
+			return err
+		}
+		if !active || !(disableNow || (disableAfter > 0 && failures >= disableAfter)) {
+			return nil
+		}
+		why := fmt.Sprintf("disabled after %d failed deliveries in a row", failures)
+		if disableNow {
+			why = "disabled: the receiver answered 410 Gone"
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET active = false, disabled_reason = $2, updated_at = now() WHERE id = $1`, sub.String, why)
+		res.Disabled = err == nil
+		return err
+	})
+	if err != nil {
+		return FinishResult{}, fmt.Errorf("finish delivery %s: %w", id, err)
+	}
+	return res, nil
+}
+
+// MarkNotified records that the failure e-mail went out; false means it had gone out already.
+func (r *Repo) MarkNotified(ctx context.Context, id string) (bool, error) {
+	res, err := r.db.ExecContext(ctx, `UPDATE deliveries SET notified_at = now() WHERE id = $1 AND notified_at IS NULL`, id)
+	if err != nil {
+		return false, fmt.Errorf("mark %s notified: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+func (r *Repo) inTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

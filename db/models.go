@@ -1,0 +1,157 @@
+package db
+
+import (
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/jmoiron/sqlx/types"
+	"github.com/lib/pq"
+)
+
+var errSQLNoRows = sql.ErrNoRows
+
+// App is a publisher and/or subscriber with its own API key.
+type App struct {
+	ID           string         `db:"id" json:"id"`
+	Name         string         `db:"name" json:"name"`
+	Permissions  pq.StringArray `db:"permissions" json:"permissions"`
+	Secret       string         `db:"secret" json:"-"`
+	ContactEmail string         `db:"contact_email" json:"contactEmail,omitempty"`
+	CreatedAt    time.Time      `db:"created_at" json:"createdAt"`
+}
+
+// RegisteredEvent is an event a publisher app declares on a topic (OS1 registerEvents).
+type RegisteredEvent struct {
+	ID          int64              `db:"id" json:"-"`
+	AppID       string             `db:"app_id" json:"appId"`
+	Topic       string             `db:"topic" json:"topic"`
+	Name        string             `db:"name" json:"name"`
+	Description string             `db:"description" json:"description"`
+	EventType   string             `db:"event_type" json:"eventType"`
+	FilterLogic types.NullJSONText `db:"filter_logic" json:"filterLogic,omitempty"`
+	Type        string             `db:"type" json:"type"`
+	GetAPIPath  string             `db:"get_api_path" json:"getApiPath"`
+	CreatedAt   time.Time          `db:"created_at" json:"createdAt"`
+	UpdatedAt   time.Time          `db:"updated_at" json:"updatedAt"`
+}
+
+// RetryPolicy is a subscription's own retry schedule; nil fields take the configured defaults.
+type RetryPolicy struct {
+	InitialIntervalMS  *int64   `db:"retry_initial_ms" json:"initialIntervalMs,omitempty"`
+	BackoffCoefficient *float64 `db:"retry_backoff" json:"backoffCoefficient,omitempty"`
+	MaxIntervalMS      *int64   `db:"retry_max_interval_ms" json:"maxIntervalMs,omitempty"`
+	MaxAttempts        *int32   `db:"retry_max_attempts" json:"maxAttempts,omitempty"`
+	MaxDurationMS      *int64   `db:"retry_max_duration_ms" json:"maxDurationMs,omitempty"`
+	TimeoutMS          *int64   `db:"timeout_ms" json:"timeoutMs,omitempty"`
+}
+
+// Subscription is a callback URL that receives events. Secrets never leave the repository
+// except for signing; JSON omits them.
+type Subscription struct {
+	ID                  string             `db:"id" json:"id"`
+	AppID               string             `db:"app_id" json:"appId"`
+	PublisherAppID      string             `db:"publisher_app_id" json:"publisherAppId"`
+	RegisteredEventID   sql.NullInt64      `db:"registered_event_id" json:"-"`
+	URL                 string             `db:"url" json:"url"`
+	Secret              string             `db:"secret" json:"-"`
+	PreviousSecret      sql.NullString     `db:"previous_secret" json:"-"`
+	PreviousSecretUntil sql.NullTime       `db:"previous_secret_until" json:"-"`
+	CallbackKey         sql.NullString     `db:"callback_key" json:"-"`
+	EventTypes          pq.StringArray     `db:"event_types" json:"eventTypes"`
+	FilterLogic         types.NullJSONText `db:"filter_logic" json:"filterLogic,omitempty"`
+	ContactEmail        string             `db:"contact_email" json:"contactEmail"`
+	Active              bool               `db:"active" json:"active"`
+	DisabledReason      string             `db:"disabled_reason" json:"disabledReason,omitempty"`
+	ConsecutiveFailures int                `db:"consecutive_failures" json:"consecutiveFailures"`
+	RetryPolicy
+	CreatedAt time.Time `db:"created_at" json:"createdAt"`
+	UpdatedAt time.Time `db:"updated_at" json:"updatedAt"`
+}
+
+// Event is one published event.
+type Event struct {
+	Seq          int64          `db:"seq" json:"-"`
+	ID           string         `db:"id" json:"id"`
+	AppID        string         `db:"app_id" json:"appId"`
+	Topic        string         `db:"topic" json:"topic,omitempty"`
+	Type         string         `db:"type" json:"type"`
+	Payload      types.JSONText `db:"payload" json:"data"`
+	WorkflowID   string         `db:"workflow_id" json:"workflowId"`
+	ReceivedAt   time.Time      `db:"received_at" json:"receivedAt"`
+	DispatchedAt sql.NullTime   `db:"dispatched_at" json:"-"`
+}
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// Delivery is one event sent to one target (a subscription, or a one-off callback URL).
+type Delivery struct {
+	ID             string         `db:"id" json:"id"`
+	EventID        string         `db:"event_id" json:"eventId"`
+	SubscriptionID sql.NullString `db:"subscription_id" json:"-"`
+	AppID          string         `db:"app_id" json:"-"`
+	URL            string         `db:"url" json:"url"`
+	Replay         int            `db:"replay" json:"replay"`
+	Status         string         `db:"status" json:"status"`
+	Attempts       int            `db:"attempts" json:"attempts"`
+	LastStatus     sql.NullInt32  `db:"last_status" json:"-"`
+	LastError      string         `db:"last_error" json:"lastError,omitempty"`
+	WorkflowID     string         `db:"workflow_id" json:"workflowId,omitempty"`
+	NotifiedAt     sql.NullTime   `db:"notified_at" json:"-"`
+	CreatedAt      time.Time      `db:"created_at" json:"createdAt"`
+	UpdatedAt      time.Time      `db:"updated_at" json:"updatedAt"`
+	FinishedAt     sql.NullTime   `db:"finished_at" json:"-"`
+}
+
+// MarshalJSON flattens the nullable columns.
+func (d Delivery) MarshalJSON() ([]byte, error) {
+	type plain Delivery
+	out := struct {
+		plain
+		SubscriptionID *string    `json:"subscriptionId,omitempty"`
+		LastStatus     *int32     `json:"lastStatus,omitempty"`
+		FinishedAt     *time.Time `json:"finishedAt,omitempty"`
+	}{plain: plain(d)}
+	if d.SubscriptionID.Valid {
+		out.SubscriptionID = &d.SubscriptionID.String
+	}
+	if d.LastStatus.Valid {
+		out.LastStatus = &d.LastStatus.Int32
+	}
+	if d.FinishedAt.Valid {
+		out.FinishedAt = &d.FinishedAt.Time
+	}
+	return json.Marshal(out)
+}
+
+// Attempt is one HTTP attempt in the ledger.
+type Attempt struct {
+	DeliveryID      string             `db:"delivery_id" json:"-"`
+	Attempt         int                `db:"attempt" json:"attempt"`
+	RequestHeaders  types.JSONText     `db:"request_headers" json:"requestHeaders"`
+	ResponseStatus  sql.NullInt32      `db:"response_status" json:"-"`
+	ResponseHeaders types.NullJSONText `db:"response_headers" json:"responseHeaders,omitempty"`
+	ResponseBody    string             `db:"response_body" json:"responseBody,omitempty"`
+	Error           string             `db:"error" json:"error,omitempty"`
+	DurationMS      int64              `db:"duration_ms" json:"durationMs"`
+	StartedAt       time.Time          `db:"started_at" json:"startedAt"`
+}
+
+// MarshalJSON flattens the nullable status.
+func (a Attempt) MarshalJSON() ([]byte, error) {
+	type plain Attempt
+	out := struct {
+		plain
+		ResponseStatus *int32 `json:"responseStatus,omitempty"`
+	}{plain: plain(a)}
+	if a.ResponseStatus.Valid {
+		out.ResponseStatus = &a.ResponseStatus.Int32
+	}
+	return json.Marshal(out)
+}

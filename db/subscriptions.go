@@ -1,0 +1,91 @@
+package db
+
+import (
+	"context"
+	"fmt"
+)
+
+const subscriptionColumns = `id, app_id, publisher_app_id, registered_event_id, url, secret, previous_secret,
+	previous_secret_until, callback_key, event_types, filter_logic, contact_email, active, disabled_reason,
+	consecutive_failures, retry_initial_ms, retry_backoff, retry_max_interval_ms, retry_max_attempts,
+	retry_max_duration_ms, timeout_ms, created_at, updated_at`
+
+// CreateSubscription stores a subscription.
+func (r *Repo) CreateSubscription(ctx context.Context, s Subscription) (Subscription, error) {
+	var got Subscription
+	err := r.db.GetContext(ctx, &got, `INSERT INTO subscriptions (id, app_id, publisher_app_id, registered_event_id,
+		url, secret, callback_key, event_types, filter_logic, contact_email, retry_initial_ms, retry_backoff,
+		retry_max_interval_ms, retry_max_attempts, retry_max_duration_ms, timeout_ms)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) RETURNING `+subscriptionColumns,
+		s.ID, s.AppID, s.PublisherAppID, s.RegisteredEventID, s.URL, s.Secret, s.CallbackKey, s.EventTypes,
+		s.FilterLogic, s.ContactEmail, s.InitialIntervalMS, s.BackoffCoefficient, s.MaxIntervalMS, s.MaxAttempts,
+		s.MaxDurationMS, s.TimeoutMS)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("create subscription: %w", err)
+	}
+	return got, nil
+}
+
+// GetSubscription loads a subscription; appID "" skips the ownership check (workers).
+func (r *Repo) GetSubscription(ctx context.Context, appID, id string) (Subscription, error) {
+	var s Subscription
+	err := r.db.GetContext(ctx, &s, `SELECT `+subscriptionColumns+` FROM subscriptions
+		WHERE id = $1 AND ($2 = '' OR app_id = $2)`, id, appID)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("get subscription %s: %w", id, notFound(err))
+	}
+	return s, nil
+}
+
+// ListSubscriptions returns an app's subscriptions in creation order.
+func (r *Repo) ListSubscriptions(ctx context.Context, appID string, limit int) ([]Subscription, error) {
+	var out []Subscription
+	err := r.db.SelectContext(ctx, &out, `SELECT `+subscriptionColumns+` FROM subscriptions
+		WHERE app_id = $1 ORDER BY created_at, id LIMIT $2`, appID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+// SetSubscriptionActive enables or disables a subscription, saying why when disabling.
+// Enabling also forgets the failure streak that disabled it.
+func (r *Repo) SetSubscriptionActive(ctx context.Context, appID, id string, active bool, reason string) (Subscription, error) {
+	var s Subscription
+	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET active = $3, disabled_reason = $4,
+		consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END, updated_at = now()
+		WHERE id = $1 AND ($2 = '' OR app_id = $2) RETURNING `+subscriptionColumns, id, appID, active, reason)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("set subscription %s active=%v: %w", id, active, notFound(err))
+	}
+	return s, nil
+}
+
+// Target is a subscription that may receive an event, with the registered event's filter if any.
+type Target struct {
+	Subscription
+	EventFilter []byte `db:"event_filter"`
+	EventName   string `db:"event_name"`
+	GetAPIPath  string `db:"get_api_path"`
+}
+
+// Targets lists the active subscriptions that could receive an event of eventType on topic from
+// publisher appID: the publisher's own subscriptions for that type, and other apps' subscriptions to
+// the publisher's registered events of that type. Filters are evaluated by the caller.
+func (r *Repo) Targets(ctx context.Context, appID, topic, eventType string) ([]Target, error) {
+	var out []Target
+	err := r.db.SelectContext(ctx, &out, `
+		SELECT `+prefixed("s", subscriptionColumns)+`, NULL::jsonb AS event_filter, '' AS event_name, '' AS get_api_path
+		FROM subscriptions s
+		WHERE s.publisher_app_id = $1 AND s.registered_event_id IS NULL AND s.active
+		  AND ($3 = ANY(s.event_types) OR '*' = ANY(s.event_types))
+		UNION ALL
+		SELECT `+prefixed("s", subscriptionColumns)+`, e.filter_logic, e.name, e.get_api_path
+		FROM subscriptions s JOIN registered_events e ON e.id = s.registered_event_id
+		WHERE e.app_id = $1 AND e.event_type = $3 AND ($2 = '' OR e.topic = $2) AND s.active
+		ORDER BY id`, appID, topic, eventType)
+	if err != nil {
+		return nil, fmt.Errorf("targets for %s/%s: %w", topic, eventType, err)
+	}
+	return out, nil
+}
