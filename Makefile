@@ -21,11 +21,12 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-15s %s\n", $$1, $$2}'
 	@echo "variables: GOTESTFLAGS='$(GOTESTFLAGS)' BENCHFLAGS='$(BENCHFLAGS)'"
+	@echo "pinned tools: temporal CLI $(TEMPORAL_CLI_VERSION), mailpit $(MAILPIT_VERSION)"
 
-bin/temporal: ## build the Temporal CLI (dev server) $(TEMPORAL_CLI_VERSION) into bin/
+bin/temporal: ## build the pinned Temporal CLI (dev server) into bin/
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
-bin/mailpit: ## build Mailpit $(MAILPIT_VERSION) into bin/
+bin/mailpit: ## build the pinned Mailpit into bin/
 	GOBIN=$(BIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
 tools: bin/temporal bin/mailpit ## build both dev tools

@@ -31,6 +31,8 @@ type Config struct {
 	// DisableAfterFailures disables a subscription after this many failed deliveries in a row.
 	DisableAfterFailures int // HOOKD_DISABLE_AFTER_FAILURES
 	FanOutConcurrency    int // HOOKD_FANOUT_CONCURRENCY
+	// SearchAttributes makes workflows set hookd's search attributes; the server must have them registered.
+	SearchAttributes bool // HOOKD_SEARCH_ATTRIBUTES
 }
 
 // RetryDefaults apply to subscriptions that do not set their own policy.
@@ -73,6 +75,7 @@ func load(getenv func(string) string) (Config, error) {
 		},
 		DisableAfterFailures: p.integer("HOOKD_DISABLE_AFTER_FAILURES", 5),
 		FanOutConcurrency:    p.integer("HOOKD_FANOUT_CONCURRENCY", 32),
+		SearchAttributes:     p.boolean("HOOKD_SEARCH_ATTRIBUTES", true),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(p.str("HOOKD_LOG_LEVEL", "info"))); err != nil {
 		p.errs = append(p.errs, fmt.Sprintf("HOOKD_LOG_LEVEL: %v", err))

@@ -146,10 +146,10 @@ func (r *Repo) FinishDelivery(ctx context.Context, id, status, reason string, di
 		var sub sql.NullString
 		err := tx.GetContext(ctx, &sub, `UPDATE deliveries SET status = $2, last_error = CASE WHEN $3 = '' THEN last_error ELSE $3 END,
 			updated_at = now(), finished_at = now() WHERE id = $1 AND status = 'pending' RETURNING subscription_id`, id, status, reason)
-		if err == sql.ErrNoRows || status != StatusFailed {
+		if err == sql.ErrNoRows {
 			return nil // already finished: the activity ran twice
 		}
-		if err != nil || !sub.Valid {
+		if err != nil || status != StatusFailed || !sub.Valid {
 			return err
 		}
 		var failures int

@@ -87,3 +87,12 @@ func (r *Repo) DeleteRegisteredEvents(ctx context.Context, appID, topic string, 
 	}
 	return deleted, nil
 }
+
+// RegisteredEventByID loads an event by its internal id (workers rendering a payload).
+func (r *Repo) RegisteredEventByID(ctx context.Context, id int64) (RegisteredEvent, error) {
+	var e RegisteredEvent
+	if err := r.db.GetContext(ctx, &e, `SELECT `+registeredColumns+` FROM registered_events WHERE id = $1`, id); err != nil {
+		return RegisteredEvent{}, fmt.Errorf("registered event %d: %w", id, notFound(err))
+	}
+	return e, nil
+}

@@ -1,0 +1,372 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hookd/hookd/config"
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/filter"
+	"github.com/hookd/hookd/webhook"
+)
+
+// Mailer sends one e-mail.
+type Mailer interface {
+	Send(ctx context.Context, to, subject, body string) error
+}
+
+// Activities carries what the activities need. One value is registered with the worker.
+type Activities struct {
+	Repo   *db.Repo
+	Sender *webhook.Sender
+	Mail   Mailer
+	Config config.Config
+	Log    *slog.Logger
+}
+
+// DeliveryID derives a delivery's id from what makes it unique, so a retried fan-out finds the
+// rows the crashed one wrote.
+func DeliveryID(eventID, target string, replay int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", eventID, target, replay)))
+	return "dlv_" + hex.EncodeToString(h[:12])
+}
+
+// DeliveryWorkflowID is the readable Temporal id of a delivery's retry workflow.
+func DeliveryWorkflowID(eventID, target string, replay int) string {
+	id := "delivery/" + eventID + "/" + target
+	if replay > 0 {
+		id += fmt.Sprintf("/replay-%d", replay)
+	}
+	return id
+}
+
+// PolicyFor merges a subscription's retry settings over the defaults.
+func PolicyFor(c config.Config, rp db.RetryPolicy) Policy {
+	p := Policy{
+		InitialInterval:    c.Retry.InitialInterval,
+		BackoffCoefficient: c.Retry.BackoffCoefficient,
+		MaxInterval:        c.Retry.MaxInterval,
+		MaxAttempts:        c.Retry.MaxAttempts,
+		MaxDuration:        c.Retry.MaxDuration,
+		Timeout:            c.AttemptTimeout,
+	}
+	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+	if rp.InitialIntervalMS != nil {
+		p.InitialInterval = ms(*rp.InitialIntervalMS)
+	}
+	if rp.BackoffCoefficient != nil {
+		p.BackoffCoefficient = *rp.BackoffCoefficient
+	}
+	if rp.MaxIntervalMS != nil {
+		p.MaxInterval = ms(*rp.MaxIntervalMS)
+	}
+	if rp.MaxAttempts != nil {
+		p.MaxAttempts = int(*rp.MaxAttempts)
+	}
+	if rp.MaxDurationMS != nil {
+		p.MaxDuration = ms(*rp.MaxDurationMS)
+	}
+	if rp.TimeoutMS != nil {
+		p.Timeout = ms(*rp.TimeoutMS)
+	}
+	return p
+}
+
+// FanOut selects the subscriptions an event goes to, creates their deliveries and makes every first
+// attempt concurrently, in one activity: the engine's cost is paid once per event, not per delivery.
+// It is idempotent: after a crash it skips deliveries the ledger shows as attempted.
+func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, error) {
+	ev, err := a.Repo.GetEvent(ctx, "", in.EventID)
+	if err != nil {
+		return FanOutResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
+	}
+	log := a.Log.With("event_id", ev.ID, "workflow_id", ev.WorkflowID)
+	targets, err := a.Repo.Targets(ctx, ev.AppID, ev.Topic, ev.Type)
+	if err != nil {
+		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
+	var res FanOutResult
+	matched := make(map[string]db.Target, len(targets))
+	var want []db.Delivery
+	for _, t := range targets {
+		if ok, why := matches(t, ev); !ok {
+			res.Skipped = append(res.Skipped, Skipped{SubscriptionID: t.ID, Reason: why})
+			if why != "" && why != "filter did not match" {
+				log.Warn("filter failed; counted as no match", "subscription_id", t.ID, "reason", why)
+			}
+			continue
+		}
+		matched[t.ID] = t
+		want = append(want, db.Delivery{
+			ID: DeliveryID(ev.ID, t.ID, 0), EventID: ev.ID, AppID: t.AppID, URL: t.URL,
+			SubscriptionID: nullString(t.ID), WorkflowID: DeliveryWorkflowID(ev.ID, t.ID, 0),
+		})
+	}
+	res.Matched = len(want)
+	ds, err := a.Repo.EnsureDeliveries(ctx, want)
+	if err != nil {
+		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
+
+	stop := heartbeat(ctx, 5*time.Second)
+	defer stop()
+	sem := make(chan struct{}, max(1, a.Config.FanOutConcurrency))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var firstErr error
+	for _, d := range ds {
+		t := matched[d.SubscriptionID.String]
+		pol := PolicyFor(a.Config, t.RetryPolicy)
+		retry := Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: t.ID, Attempts: d.Attempts, Policy: pol}
+		switch {
+		case d.Status == db.StatusSucceeded:
+			res.Succeeded = append(res.Succeeded, d.ID)
+			continue
+		case d.Status != db.StatusPending:
+			continue
+		case d.Attempts > 0: // attempted before a crash: its retry workflow takes over
+			retry.Delay = pol.Backoff(d.Attempts)
+			res.Retry = append(res.Retry, retry)
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(d db.Delivery, t db.Target, retry Retry) {
+			defer func() { <-sem; wg.Done() }()
+			r, err := a.attempt(ctx, ev, d, t.Subscription, t.GetAPIPath, 1, retry.Policy)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				if firstErr == nil {
+					firstErr = err
+				}
+			case r.Succeeded():
+				res.Succeeded = append(res.Succeeded, d.ID)
+			default:
+				retry.Attempts = 1
+				retry.Gone = r.Gone()
+				retry.Delay = max(retry.Policy.Backoff(1), r.RetryAfter)
+				res.Retry = append(res.Retry, retry)
+			}
+		}(d, t, retry)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		// The ledger keeps what succeeded; the retried activity resumes from there.
+		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, firstErr)
+	}
+	if err := a.Repo.MarkDispatched(ctx, ev.ID); err != nil {
+		return FanOutResult{}, err
+	}
+	log.Debug("fanned out", "matched", res.Matched, "succeeded", len(res.Succeeded), "retrying", len(res.Retry))
+	return res, nil
+}
+
+// matches evaluates the registered event's filter and then the subscription's own.
+func matches(t db.Target, ev db.Event) (bool, string) {
+	filters := [][]byte{t.EventFilter}
+	if t.FilterLogic.Valid {
+		filters = append(filters, t.FilterLogic.JSONText)
+	}
+	for _, raw := range filters {
+		if len(raw) == 0 {
+			continue
+		}
+		f, err := filter.Compile(raw)
+		if err != nil {
+			return false, "invalid filter: " + err.Error()
+		}
+		ok, err := f.Match(ev.Type, ev.Topic, json.RawMessage(ev.Payload))
+		if err != nil {
+			return false, err.Error()
+		}
+		if !ok {
+			return false, "filter did not match"
+		}
+	}
+	return true, ""
+}
+
+// Attempt makes one attempt of a delivery. Temporal's retry policy calls it again on failure; the
+// failure carries the next delay so Retry-After and the subscription's own backoff are honoured.
+func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResult, error) {
+	n := in.Offset + int(activity.GetInfo(ctx).Attempt)
+	d, err := a.Repo.GetDelivery(ctx, "", in.DeliveryID)
+	if err != nil {
+		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+	}
+	if d.Status != db.StatusPending {
+		return AttemptResult{}, temporal.NewNonRetryableApplicationError("delivery already "+d.Status, ErrTypeFinished, nil, d.Status)
+	}
+	ev, err := a.Repo.GetEvent(ctx, "", d.EventID)
+	if err != nil {
+		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+	}
+	var sub db.Subscription
+	var apiPath string
+	if d.SubscriptionID.Valid {
+		if sub, err = a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String); err != nil {
+			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+		}
+		if !sub.Active {
+			return AttemptResult{}, temporal.NewNonRetryableApplicationError("subscription is disabled", ErrTypeInactive, nil)
+		}
+		if sub.RegisteredEventID.Valid {
+			re, err := a.Repo.RegisteredEventByID(ctx, sub.RegisteredEventID.Int64)
+			if err != nil && !errors.Is(err, db.ErrNotFound) {
+				return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+			}
+			apiPath = re.GetAPIPath
+		}
+	}
+	r, err := a.attempt(ctx, ev, d, sub, apiPath, n, in.Policy)
+	if err != nil {
+		return AttemptResult{}, err
+	}
+	switch {
+	case r.Succeeded():
+		return AttemptResult{Attempt: n, Status: r.Status}, nil
+	case r.Gone():
+		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason(), ErrTypeGone, nil, r.Status)
+	}
+	return AttemptResult{}, temporal.NewApplicationErrorWithOptions(r.Reason(), ErrTypeFailed, temporal.ApplicationErrorOptions{
+		NextRetryDelay: max(in.Policy.Backoff(n), r.RetryAfter),
+		Details:        []any{r.Status},
+	})
+}
+
+// attempt sends attempt n of delivery d and records it in the ledger. The returned error is only
+// for failures of our own (signing, database); the receiver's failures are in the result.
+func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, sub db.Subscription, apiPath string, n int, pol Policy) (webhook.Result, error) {
+	body, err := json.Marshal(message{
+		ID: ev.ID, EventType: ev.Type, Service: ev.Topic, AppID: ev.AppID, Data: json.RawMessage(ev.Payload),
+		CreatedAt: ev.ReceivedAt, GetAPIPath: fillPath(apiPath, ev.Payload), DeliveryID: d.ID,
+		RetryCount: n - 1, Replay: d.Replay,
+	})
+	if err != nil {
+		return webhook.Result{}, fmt.Errorf("render %s: %w", d.ID, err)
+	}
+	secrets := []string{sub.Secret}
+	if sub.PreviousSecret.Valid && sub.PreviousSecretUntil.Valid && time.Now().Before(sub.PreviousSecretUntil.Time) {
+		secrets = append(secrets, sub.PreviousSecret.String)
+	}
+	r, err := a.Sender.Send(ctx, webhook.Request{
+		URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: secrets, CallbackKey: sub.CallbackKey.String,
+		Body: body, Timeout: pol.Timeout,
+	})
+	if err != nil {
+		return webhook.Result{}, err
+	}
+	hdrs, _ := json.Marshal(r.SentHeaders)
+	row := db.Attempt{
+		DeliveryID: d.ID, Attempt: n, RequestHeaders: hdrs, ResponseBody: r.ResponseBody,
+		Error: r.Err, DurationMS: r.Duration.Milliseconds(), StartedAt: r.StartedAt,
+	}
+	if r.Status != 0 {
+		row.ResponseStatus.Int32, row.ResponseStatus.Valid = int32(r.Status), true
+	}
+	if r.ResponseHeaders != nil {
+		rh, _ := json.Marshal(r.ResponseHeaders)
+		row.ResponseHeaders.JSONText, row.ResponseHeaders.Valid = rh, true
+	}
+	if !r.Succeeded() && row.Error == "" {
+		row.Error = r.Reason()
+	}
+	if _, err := a.Repo.RecordAttempt(ctx, row, r.Succeeded()); err != nil {
+		return webhook.Result{}, err
+	}
+	a.Log.Debug("attempt", "event_id", ev.ID, "delivery_id", d.ID, "attempt", n, "status", r.Status, "error", r.Err)
+	return r, nil
+}
+
+// message is the JSON body receivers get: the OS1 async-callback shape {eventType, service, data}
+// plus ids for deduplication and the OsmoX-style retryCount.
+type message struct {
+	ID         string          `json:"id"`
+	EventType  string          `json:"eventType"`
+	Service    string          `json:"service,omitempty"`
+	AppID      string          `json:"appId"`
+	Data       json.RawMessage `json:"data"`
+	CreatedAt  time.Time       `json:"createdAt"`
+	GetAPIPath string          `json:"getApiPath,omitempty"`
+	DeliveryID string          `json:"deliveryId"`
+	RetryCount int             `json:"retryCount"`
+	Replay     int             `json:"replay,omitempty"`
+}
+
+var pathParam = regexp.MustCompile(`\{([A-Za-z0-9_]+)\}`)
+
+// fillPath replaces {name} in a registered getApiPath with the event data's top-level field name.
+func fillPath(path string, data []byte) string {
+	if path == "" || !strings.Contains(path, "{") {
+		return path
+	}
+	var fields map[string]any
+	if json.Unmarshal(data, &fields) != nil {
+		return path
+	}
+	return pathParam.ReplaceAllStringFunc(path, func(m string) string {
+		switch v := fields[m[1:len(m)-1]].(type) {
+		case string:
+			return v
+		case float64:
+			return fmt.Sprint(v)
+		}
+		return m
+	})
+}
+
+// LastAttempt returns the last attempt number in the ledger, so a retry series started by a signal
+// continues the numbering.
+func (a *Activities) LastAttempt(ctx context.Context, deliveryID string) (int, error) {
+	return a.Repo.LastAttempt(ctx, deliveryID)
+}
+
+// Finish closes a delivery as failed or cancelled and applies the subscription's failure streak.
+func (a *Activities) Finish(ctx context.Context, in FinishInput) (FinishResult, error) {
+	r, err := a.Repo.FinishDelivery(ctx, in.DeliveryID, in.Status, in.Reason, a.Config.DisableAfterFailures, in.Gone)
+	if err != nil {
+		return FinishResult{}, err
+	}
+	return FinishResult{Disabled: r.Disabled}, nil
+}
+
+func nullString(s string) (n sql.NullString) {
+	n.String, n.Valid = s, s != ""
+	return n
+}
+
+// heartbeat reports liveness until stopped, so a crashed worker's fan-out is retried quickly
+// while a slow but healthy one is left alone.
+func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}

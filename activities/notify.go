@@ -1,0 +1,75 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// NotifyFailure e-mails the subscription's contact that a delivery gave up, with the reason and how
+// to replay it. It sends once per delivery: the ledger remembers that it went out.
+func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
+	d, err := a.Repo.GetDelivery(ctx, "", in.DeliveryID)
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+	}
+	if d.NotifiedAt.Valid || !d.SubscriptionID.Valid {
+		return nil
+	}
+	sub, err := a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String)
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+	}
+	to := sub.ContactEmail
+	if to == "" {
+		if app, err := a.Repo.GetApp(ctx, sub.AppID); err == nil {
+			to = app.ContactEmail
+		}
+	}
+	if to == "" {
+		a.Log.Warn("delivery failed and nobody to tell", "delivery_id", d.ID, "subscription_id", sub.ID)
+		return nil
+	}
+	ev, err := a.Repo.GetEvent(ctx, "", d.EventID)
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+	}
+	api := strings.TrimRight(a.Config.PublicURL, "/")
+	if api == "" {
+		api = "http://" + a.Config.HTTPAddr
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "hookd could not deliver event %s (%s) to %s.\n\n", ev.ID, ev.Type, d.URL)
+	fmt.Fprintf(&b, "Reason:       %s\n", d.LastError)
+	if d.LastStatus.Valid {
+		fmt.Fprintf(&b, "Last status:  HTTP %d\n", d.LastStatus.Int32)
+	}
+	fmt.Fprintf(&b, "Attempts:     %d\n", d.Attempts)
+	fmt.Fprintf(&b, "Event:        %s\n", ev.ID)
+	fmt.Fprintf(&b, "Delivery:     %s\n", d.ID)
+	fmt.Fprintf(&b, "Subscription: %s\n\n", sub.ID)
+	fmt.Fprintf(&b, "To send it again once the receiver is fixed:\n\n  curl -X POST -H 'Authorization: Bearer <your API key>' %s/v1/deliveries/%s/replay\n\n", api, d.ID)
+	if d.WorkflowID != "" && a.Config.TemporalUIURL != "" {
+		fmt.Fprintf(&b, "History in the Temporal Web UI:\n  %s/namespaces/%s/workflows/%s\n", strings.TrimRight(a.Config.TemporalUIURL, "/"),
+			url.PathEscape(a.Config.TemporalNamespace), url.PathEscape(d.WorkflowID))
+	}
+	if err := a.Mail.Send(ctx, to, fmt.Sprintf("[hookd] delivery failed: %s to %s", ev.Type, d.URL), b.String()); err != nil {
+		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+	}
+	if _, err := a.Repo.MarkNotified(ctx, d.ID); err != nil {
+		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+	}
+	if in.Disabled {
+		sub, err = a.Repo.GetSubscription(ctx, "", sub.ID)
+		if err != nil {
+			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+		}
+		body := fmt.Sprintf("Subscription %s to %s was disabled: %s.\n\nNo more events will be sent to it. Re-enable it with:\n\n  curl -X POST -H 'Authorization: Bearer <your API key>' %s/v1/subscriptions/%s/enable\n",
+			sub.ID, sub.URL, sub.DisabledReason, api, sub.ID)
+		if err := a.Mail.Send(ctx, to, "[hookd] subscription disabled: "+sub.URL, body); err != nil {
+			return fmt.Errorf("notify disabled %s: %w", sub.ID, err)
+		}
+	}
+	return nil
+}

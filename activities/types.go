@@ -1,0 +1,101 @@
+// Package activities holds every side effect of a delivery: database, HTTP and SMTP. Workflows
+// call them through an *Activities value that carries the dependencies.
+package activities
+
+import (
+	"math"
+	"time"
+)
+
+// Policy is a resolved retry schedule for one delivery (defaults merged with the subscription's own).
+type Policy struct {
+	InitialInterval    time.Duration
+	BackoffCoefficient float64
+	MaxInterval        time.Duration
+	MaxAttempts        int           // total attempts, the first included; 0 = unlimited
+	MaxDuration        time.Duration // from the first attempt; 0 = unlimited
+	Timeout            time.Duration // one attempt
+}
+
+// Backoff is the wait after failed attempt n (n ≥ 1).
+func (p Policy) Backoff(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := float64(p.InitialInterval) * math.Pow(p.BackoffCoefficient, float64(n-1))
+	if p.MaxInterval > 0 && (d > float64(p.MaxInterval) || math.IsInf(d, 0) || math.IsNaN(d)) {
+		return p.MaxInterval
+	}
+	return time.Duration(d)
+}
+
+// FanOutInput names the event to fan out.
+type FanOutInput struct {
+	EventID string
+}
+
+// Retry is a delivery whose first attempt failed; a DeliveryWorkflow takes it from here.
+type Retry struct {
+	DeliveryID     string
+	WorkflowID     string
+	SubscriptionID string
+	Attempts       int           // attempts made so far
+	Delay          time.Duration // wait before the next attempt (backoff or Retry-After)
+	Gone           bool          // the receiver answered 410: finish at once
+	Policy         Policy
+}
+
+// Skipped is a subscription that did not receive the event, and why.
+type Skipped struct {
+	SubscriptionID string
+	Reason         string
+}
+
+// FanOutResult is the outcome of the first round of an event's deliveries.
+type FanOutResult struct {
+	Matched   int
+	Succeeded []string // delivery ids
+	Retry     []Retry
+	Skipped   []Skipped
+}
+
+// AttemptInput asks for one attempt series of a delivery; the ledger attempt number is
+// Offset + the activity's own attempt number.
+type AttemptInput struct {
+	DeliveryID string
+	Offset     int
+	Policy     Policy
+}
+
+// AttemptResult describes the successful attempt.
+type AttemptResult struct {
+	Attempt int
+	Status  int
+}
+
+// Error types of a failed attempt, as seen by workflows in ApplicationError.Type().
+const (
+	ErrTypeFailed   = "DeliveryFailed"   // retryable: non-2xx or transport error
+	ErrTypeGone     = "ReceiverGone"     // 410: stop and disable
+	ErrTypeInactive = "SubscriptionOff"  // the subscription was disabled meanwhile
+	ErrTypeFinished = "DeliveryFinished" // the delivery was already closed
+)
+
+// FinishInput closes a delivery.
+type FinishInput struct {
+	DeliveryID string
+	Status     string
+	Reason     string
+	Gone       bool
+}
+
+// FinishResult tells the workflow whether the subscription was disabled by this failure.
+type FinishResult struct {
+	Disabled bool
+}
+
+// NotifyInput asks for the failure e-mail of a delivery.
+type NotifyInput struct {
+	DeliveryID string
+	Disabled   bool
+}

@@ -1,0 +1,116 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/signature"
+)
+
+type createAppRequest struct {
+	Name         string   `json:"name"`
+	Permissions  []string `json:"permissions"`
+	ContactEmail string   `json:"contactEmail"`
+}
+
+// createApp (createAppConfig) registers an app and shows its API key and signing secret once.
+func (s *Server) createApp(c *gin.Context) {
+	if !isOperator(c) {
+		problem(c, http.StatusForbidden, "only the operator key creates apps")
+		return
+	}
+	var req createAppRequest
+	if !bind(c, &req) {
+		return
+	}
+	if len(req.Permissions) > 100 {
+		problem(c, http.StatusBadRequest, "permissions: at most 100")
+		return
+	}
+	for i, p := range req.Permissions {
+		if strings.TrimSpace(p) == "" || len(p) > 200 {
+			problem(c, http.StatusBadRequest, fmt.Sprintf("permissions[%d]: must be 1 to 200 characters", i))
+			return
+		}
+	}
+	if req.ContactEmail != "" && !validEmail(req.ContactEmail) {
+		problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
+		return
+	}
+	id := "app:" + uuid.NewString()
+	if req.Name == "" {
+		req.Name = "app " + id[4:12]
+	}
+	if len(req.Name) > 200 {
+		problem(c, http.StatusBadRequest, "name: at most 200 characters")
+		return
+	}
+	key, err := newKey()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	secret, err := signature.NewSecret()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	perms := req.Permissions
+	if perms == nil {
+		perms = []string{}
+	}
+	app, err := s.Repo.CreateApp(c.Request.Context(), db.App{ID: id, Name: req.Name, Permissions: pq.StringArray(perms),
+		Secret: secret, ContactEmail: req.ContactEmail}, hashKey(key))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusCreated, gin.H{"id": app.ID, "name": app.Name, "permissions": app.Permissions,
+		"apiKey": key, "secret": secret, "createdAt": app.CreatedAt})
+}
+
+type appListing struct {
+	db.App
+	Events []db.RegisteredEvent `json:"events"`
+}
+
+// listApps lets subscribers discover publishers and what they publish.
+func (s *Server) listApps(c *gin.Context) {
+	limit, ok := pageSize(c)
+	if !ok {
+		return
+	}
+	apps, err := s.Repo.ListApps(c.Request.Context(), c.Query("after"), limit+1)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	next := ""
+	if len(apps) > limit {
+		apps, next = apps[:limit], apps[limit-1].ID
+	}
+	out := make([]appListing, 0, len(apps))
+	for _, a := range apps {
+		evs, err := s.Repo.ListRegisteredEvents(c.Request.Context(), a.ID, "", "", 0, 1000)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if evs == nil {
+			evs = []db.RegisteredEvent{}
+		}
+		out = append(out, appListing{App: a, Events: evs})
+	}
+	data(c, http.StatusOK, gin.H{"apps": out, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
+}
+
+func validEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	return at > 0 && at < len(s)-1 && len(s) <= 254 && !strings.ContainsAny(s, " \r\n<>,")
+}

@@ -1,0 +1,74 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hookd/hookd/db"
+)
+
+const (
+	ctxApp      = "hookd.app"
+	ctxOperator = "hookd.operator"
+	keyPrefix   = "hk_"
+)
+
+// authenticate accepts the operator key from the environment or an app's API key.
+func (s *Server) authenticate(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	key, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || key == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="hookd"`)
+		problem(c, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
+		return
+	}
+	if s.Config.OperatorKey != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.Config.OperatorKey)) == 1 {
+		c.Set(ctxOperator, true)
+		c.Next()
+		return
+	}
+	app, err := s.Repo.AppByKeyHash(c.Request.Context(), hashKey(key))
+	if errors.Is(err, db.ErrNotFound) {
+		c.Header("WWW-Authenticate", `Bearer realm="hookd", error="invalid_token"`)
+		problem(c, http.StatusUnauthorized, "invalid API key")
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(ctxApp, app)
+	c.Next()
+}
+
+// caller returns the authenticated app; operators have none and are refused where an app is needed.
+func caller(c *gin.Context) (db.App, bool) {
+	v, ok := c.Get(ctxApp)
+	if !ok {
+		problem(c, http.StatusForbidden, "this endpoint needs an app's API key, not the operator key")
+		return db.App{}, false
+	}
+	return v.(db.App), true
+}
+
+func isOperator(c *gin.Context) bool { return c.GetBool(ctxOperator) }
+
+func hashKey(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+func newKey() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return keyPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+}

@@ -1,0 +1,208 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx/types"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/workflows"
+)
+
+type publishRequest struct {
+	ID    string          `json:"id"`
+	Type  string          `json:"type"`
+	Topic string          `json:"topic"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// EventWorkflowID is the Temporal id of an event's workflow: one per event, never two.
+func EventWorkflowID(eventID string) string { return "event/" + eventID }
+
+// publishEvent stores an event and starts its workflow before answering. 201 means this call
+// created it; 200 means the id was seen before and nothing new was started.
+func (s *Server) publishEvent(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req publishRequest
+	if !bind(c, &req) {
+		return
+	}
+	if req.ID == "" {
+		req.ID = "evt_" + uuid.NewString()
+	} else if !eventName.MatchString(req.ID) {
+		problem(c, http.StatusBadRequest, "id: 1 to 128 letters, digits, '_', '.', ':' or '-'")
+		return
+	}
+	if req.Type == "" {
+		problem(c, http.StatusBadRequest, "type: required")
+		return
+	}
+	if !eventName.MatchString(req.Type) {
+		problem(c, http.StatusBadRequest, "type: 1 to 128 letters, digits, '_', '.', ':' or '-'")
+		return
+	}
+	if req.Topic != "" && !s.topicKnown(req.Topic) {
+		problem(c, http.StatusNotFound, fmt.Sprintf("unknown topic %q", req.Topic))
+		return
+	}
+	data := bytes.TrimSpace(req.Data)
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	if int64(len(data)) > s.Config.MaxPayloadBytes {
+		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", s.Config.MaxPayloadBytes))
+		return
+	}
+	ctx := c.Request.Context()
+	ev := db.Event{ID: req.ID, AppID: app.ID, Topic: req.Topic, Type: req.Type, Payload: types.JSONText(data),
+		WorkflowID: EventWorkflowID(req.ID)}
+	inserted, err := s.Repo.InsertEvent(ctx, ev)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !inserted {
+		prev, err := s.Repo.GetEvent(ctx, app.ID, req.ID)
+		if errors.Is(err, db.ErrNotFound) {
+			problem(c, http.StatusConflict, "id: already used by another app; choose another or leave it out")
+			return
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Header("Idempotent-Replayed", "true")
+		s.respondEvent(c, http.StatusOK, prev)
+		return
+	}
+	if err := s.StartEvent(ctx, ev); err != nil {
+		// The event is stored; the reconciler starts its workflow once the engine is back.
+		s.fail(c, err)
+		return
+	}
+	stored, err := s.Repo.GetEvent(ctx, app.ID, req.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.respondEvent(c, http.StatusCreated, stored)
+}
+
+// StartEvent starts an event's workflow; starting one that exists is not an error.
+func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
+	_, err := s.Engine.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    ev.WorkflowID,
+		TaskQueue:             s.Config.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, workflows.EventWorkflow, workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		return fmt.Errorf("start workflow for %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+func (s *Server) respondEvent(c *gin.Context, status int, ev db.Event) {
+	data(c, status, gin.H{"id": ev.ID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload, "receivedAt": ev.ReceivedAt,
+		"workflowId": ev.WorkflowID, "links": gin.H{"self": "/v1/events/" + ev.ID, "temporalUi": s.uiLink(ev.WorkflowID)}})
+}
+
+// uiLink points at a workflow's page in the Temporal Web UI.
+func (s *Server) uiLink(workflowID string) string {
+	if workflowID == "" || s.Config.TemporalUIURL == "" {
+		return ""
+	}
+	return s.Config.TemporalUIURL + "/namespaces/" + url.PathEscape(s.Config.TemporalNamespace) + "/workflows/" + url.PathEscape(workflowID)
+}
+
+// getEvent returns an event with the state of each of its deliveries.
+func (s *Server) getEvent(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	ev, err := s.Repo.GetEvent(c.Request.Context(), app.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ds, err := s.Repo.EventDeliveries(c.Request.Context(), ev.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	views := make([]gin.H, 0, len(ds))
+	for _, d := range ds {
+		views = append(views, s.deliveryView(d))
+	}
+	data(c, http.StatusOK, gin.H{"id": ev.ID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload, "receivedAt": ev.ReceivedAt,
+		"workflowId": ev.WorkflowID, "dispatched": ev.DispatchedAt.Valid, "deliveries": views,
+		"links": gin.H{"temporalUi": s.uiLink(ev.WorkflowID)}})
+}
+
+func (s *Server) deliveryView(d db.Delivery) gin.H {
+	b, _ := json.Marshal(d)
+	var v gin.H
+	_ = json.Unmarshal(b, &v)
+	// Deliveries that succeeded on the first try never needed a workflow of their own.
+	if d.Attempts > 1 || d.Status == db.StatusFailed || d.Status == db.StatusCancelled {
+		v["links"] = gin.H{"temporalUi": s.uiLink(d.WorkflowID)}
+	} else {
+		v["links"] = gin.H{"temporalUi": s.uiLink(EventWorkflowID(d.EventID))}
+	}
+	return v
+}
+
+// getDelivery returns a delivery and its attempt ledger.
+func (s *Server) getDelivery(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	d, err := s.deliveryFor(c, app.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	atts, err := s.Repo.Attempts(c.Request.Context(), d.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if atts == nil {
+		atts = []db.Attempt{}
+	}
+	v := s.deliveryView(d)
+	v["attempts"] = atts
+	v["attemptCount"] = d.Attempts
+	data(c, http.StatusOK, v)
+}
+
+// deliveryFor finds a delivery visible to the app: it owns the subscription, or published the event.
+func (s *Server) deliveryFor(c *gin.Context, appID, id string) (db.Delivery, error) {
+	d, err := s.Repo.GetDelivery(c.Request.Context(), "", id)
+	if err != nil {
+		return db.Delivery{}, err
+	}
+	if d.AppID == appID {
+		return d, nil
+	}
+	if _, err := s.Repo.GetEvent(c.Request.Context(), appID, d.EventID); err != nil {
+		return db.Delivery{}, err
+	}
+	return d, nil
+}

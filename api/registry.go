@@ -1,0 +1,292 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jmoiron/sqlx/types"
+
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/filter"
+)
+
+// MaxBulkDelete is the OS1 limit on names per bulkDeleteEvents request.
+const MaxBulkDelete = 25
+
+var eventName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+type eventSpec struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	EventType   string          `json:"eventType"`
+	FilterLogic json.RawMessage `json:"filterLogic"`
+	Type        string          `json:"type"`
+	GetAPIPath  string          `json:"getApiPath"`
+}
+
+type registerRequest struct {
+	GetAPIPath string      `json:"getApiPath"`
+	Events     []eventSpec `json:"events"`
+}
+
+// validate checks one event and turns it into a row; where names the field for messages.
+func (e eventSpec) validate(where string) (db.RegisteredEvent, error) {
+	switch {
+	case !eventName.MatchString(e.Name):
+		return db.RegisteredEvent{}, fmt.Errorf("%s.name: 1 to 128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit", where)
+	case !eventName.MatchString(e.EventType):
+		return db.RegisteredEvent{}, fmt.Errorf("%s.eventType: 1 to 128 letters, digits, '_', '.', ':' or '-'", where)
+	case len(e.Description) > 1000:
+		return db.RegisteredEvent{}, fmt.Errorf("%s.description: at most 1000 characters", where)
+	case len(e.Type) > 128:
+		return db.RegisteredEvent{}, fmt.Errorf("%s.type: at most 128 characters", where)
+	case len(e.GetAPIPath) > 1000 || (e.GetAPIPath != "" && !strings.HasPrefix(e.GetAPIPath, "/")):
+		return db.RegisteredEvent{}, fmt.Errorf("%s.getApiPath: an absolute path such as /app/api/v2/users/{userId}", where)
+	}
+	row := db.RegisteredEvent{Name: e.Name, Description: e.Description, EventType: e.EventType, Type: e.Type, GetAPIPath: e.GetAPIPath}
+	if len(e.FilterLogic) > 0 && string(e.FilterLogic) != "null" {
+		if _, err := filter.Compile(e.FilterLogic); err != nil {
+			return db.RegisteredEvent{}, fmt.Errorf("%s.filterLogic: %w", where, err)
+		}
+		row.FilterLogic = types.NullJSONText{JSONText: types.JSONText(e.FilterLogic), Valid: true}
+	}
+	return row, nil
+}
+
+// registerEvents (registerEvents) declares events on a topic.
+func (s *Server) registerEvents(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req registerRequest
+	if !bind(c, &req) {
+		return
+	}
+	if len(req.Events) == 0 || len(req.Events) > 100 {
+		problem(c, http.StatusBadRequest, "events: 1 to 100 events per request")
+		return
+	}
+	seen := map[string]bool{}
+	rows := make([]db.RegisteredEvent, 0, len(req.Events))
+	for i, e := range req.Events {
+		if e.GetAPIPath == "" {
+			e.GetAPIPath = req.GetAPIPath
+		}
+		row, err := e.validate(fmt.Sprintf("events[%d]", i))
+		if err != nil {
+			problem(c, http.StatusBadRequest, err.Error())
+			return
+		}
+		if seen[row.Name] {
+			problem(c, http.StatusBadRequest, fmt.Sprintf("events[%d].name: %q appears twice", i, row.Name))
+			return
+		}
+		seen[row.Name] = true
+		row.AppID, row.Topic = app.ID, c.Param("topic")
+		rows = append(rows, row)
+	}
+	out, err := s.Repo.RegisterEvents(c.Request.Context(), rows)
+	if errors.Is(err, db.ErrConflict) {
+		problem(c, http.StatusConflict, "an event with this name is already registered on this topic: "+err.Error())
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusCreated, gin.H{"events": out})
+}
+
+// listRegisteredEvents (getPublisherEvents) pages through the caller's events on a topic.
+// ?appId= lists another publisher's events instead, for subscribers.
+func (s *Server) listRegisteredEvents(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	limit, ok := pageSize(c)
+	if !ok {
+		return
+	}
+	owner := app.ID
+	if q := c.Query("appId"); q != "" {
+		owner = q
+	}
+	afterName, afterID, err := decodeCursor(c.Query("page"))
+	if err != nil {
+		problem(c, http.StatusBadRequest, "page: not a cursor returned by this endpoint")
+		return
+	}
+	evs, err := s.Repo.ListRegisteredEvents(c.Request.Context(), owner, c.Param("topic"), afterName, afterID, limit+1)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	next := ""
+	if len(evs) > limit {
+		evs = evs[:limit]
+		last := evs[limit-1]
+		next = encodeCursor(last.Name, last.ID)
+	}
+	if evs == nil {
+		evs = []db.RegisteredEvent{}
+	}
+	data(c, http.StatusOK, gin.H{"events": evs, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
+}
+
+type updateRequest struct {
+	Events []eventSpec `json:"events"`
+}
+
+// updateRegisteredEvent (updatePublisherEvents) replaces an event's fields. It takes the seed's
+// {"events":[{...}]} form or a bare event object.
+func (s *Server) updateRegisteredEvent(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var raw json.RawMessage
+	if !bind(c, &raw) {
+		return
+	}
+	var spec eventSpec
+	var wrapped updateRequest
+	if err := strictDecode(raw, &wrapped); err == nil && wrapped.Events != nil {
+		if len(wrapped.Events) != 1 {
+			problem(c, http.StatusBadRequest, "events: exactly one event per update")
+			return
+		}
+		spec = wrapped.Events[0]
+	} else if err := strictDecode(raw, &spec); err != nil {
+		problem(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		return
+	}
+	old, err := s.Repo.GetRegisteredEvent(c.Request.Context(), app.ID, c.Param("topic"), c.Param("eventName"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	// Fields left out keep their values.
+	if spec.Name == "" {
+		spec.Name = old.Name
+	}
+	if spec.EventType == "" {
+		spec.EventType = old.EventType
+	}
+	if spec.Description == "" {
+		spec.Description = old.Description
+	}
+	if spec.Type == "" {
+		spec.Type = old.Type
+	}
+	if spec.GetAPIPath == "" {
+		spec.GetAPIPath = old.GetAPIPath
+	}
+	if spec.FilterLogic == nil && old.FilterLogic.Valid {
+		spec.FilterLogic = json.RawMessage(old.FilterLogic.JSONText)
+	}
+	row, err := spec.validate("event")
+	if err != nil {
+		problem(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	row.AppID, row.Topic = app.ID, c.Param("topic")
+	got, err := s.Repo.UpdateRegisteredEvent(c.Request.Context(), old.Name, row)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusOK, gin.H{"event": got})
+}
+
+type bulkDeleteRequest struct {
+	Action string   `json:"action"`
+	Events []string `json:"events"`
+}
+
+// bulkDeleteEvents deletes up to 25 events by name and says which were not there.
+func (s *Server) bulkDeleteEvents(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req bulkDeleteRequest
+	if !bind(c, &req) {
+		return
+	}
+	if req.Action != "" && req.Action != "remove" {
+		problem(c, http.StatusBadRequest, fmt.Sprintf("action: only \"remove\" is supported, got %q", req.Action))
+		return
+	}
+	if len(req.Events) == 0 {
+		problem(c, http.StatusBadRequest, "events: name at least one event")
+		return
+	}
+	if len(req.Events) > MaxBulkDelete {
+		problem(c, http.StatusBadRequest, fmt.Sprintf("events: at most %d events can be deleted per request, got %d", MaxBulkDelete, len(req.Events)))
+		return
+	}
+	deleted, err := s.Repo.DeleteRegisteredEvents(c.Request.Context(), app.ID, c.Param("topic"), req.Events)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	gone := map[string]bool{}
+	for _, n := range deleted {
+		gone[n] = true
+	}
+	notFound := []string{}
+	for _, n := range req.Events {
+		if !gone[n] {
+			notFound = append(notFound, n)
+		}
+	}
+	if deleted == nil {
+		deleted = []string{}
+	}
+	data(c, http.StatusOK, gin.H{"deleted": deleted, "notFound": notFound})
+}
+
+func pageSize(c *gin.Context) (int, bool) {
+	v := c.DefaultQuery("pageSize", c.DefaultQuery("limit", "50"))
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 500 {
+		problem(c, http.StatusBadRequest, "pageSize: a whole number from 1 to 500")
+		return 0, false
+	}
+	return n, true
+}
+
+func encodeCursor(name string, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10) + ":" + name))
+}
+
+func decodeCursor(s string) (string, int64, error) {
+	if s == "" {
+		return "", 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return "", 0, err
+	}
+	idStr, name, ok := strings.Cut(string(b), ":")
+	if !ok {
+		return "", 0, errors.New("bad cursor")
+	}
+	id, err := strconv.ParseInt(idStr, 10, 64)
+	return name, id, err
+}
+
+func strictDecode(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}

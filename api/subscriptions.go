@@ -1,0 +1,279 @@
+package api
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx/types"
+	"github.com/lib/pq"
+
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/filter"
+	"github.com/hookd/hookd/signature"
+)
+
+// MaxEventTypes bounds the event types one subscription may list.
+const MaxEventTypes = 50
+
+type retryPolicyRequest struct {
+	InitialIntervalMS  *int64   `json:"initialIntervalMs"`
+	BackoffCoefficient *float64 `json:"backoffCoefficient"`
+	MaxIntervalMS      *int64   `json:"maxIntervalMs"`
+	MaxAttempts        *int32   `json:"maxAttempts"`
+	MaxDurationMS      *int64   `json:"maxDurationMs"`
+}
+
+type subscriptionRequest struct {
+	URL          string              `json:"url"`
+	EventTypes   []string            `json:"eventTypes"`
+	AppID        string              `json:"appId"`
+	Topic        string              `json:"topic"`
+	EventName    string              `json:"eventName"`
+	FilterLogic  json.RawMessage     `json:"filterLogic"`
+	ContactEmail string              `json:"contactEmail"`
+	Secret       string              `json:"secret"`
+	CallbackKey  string              `json:"callbackKey"`
+	RetryPolicy  *retryPolicyRequest `json:"retryPolicy"`
+	TimeoutMS    *int64              `json:"timeoutMs"`
+}
+
+func (r *retryPolicyRequest) validate() error {
+	if r == nil {
+		return nil
+	}
+	pos := func(name string, v *int64, lo, hi int64) error {
+		if v != nil && (*v < lo || *v > hi) {
+			return fmt.Errorf("retryPolicy.%s: from %d to %d", name, lo, hi)
+		}
+		return nil
+	}
+	day := int64(7 * 24 * time.Hour / time.Millisecond)
+	if err := errors.Join(pos("initialIntervalMs", r.InitialIntervalMS, 1, day), pos("maxIntervalMs", r.MaxIntervalMS, 1, day),
+		pos("maxDurationMs", r.MaxDurationMS, 1, 30*day)); err != nil {
+		return err
+	}
+	if r.BackoffCoefficient != nil && (*r.BackoffCoefficient < 1 || *r.BackoffCoefficient > 10) {
+		return errors.New("retryPolicy.backoffCoefficient: from 1 to 10")
+	}
+	if r.MaxAttempts != nil && (*r.MaxAttempts < 1 || *r.MaxAttempts > 1000) {
+		return errors.New("retryPolicy.maxAttempts: from 1 to 1000")
+	}
+	return nil
+}
+
+// createSubscription registers a callback URL. It either lists event types of the caller's own
+// events, or subscribes to another app's registered event (appId, topic, eventName), which needs one
+// of that publisher's permissions. The signing secret is returned once.
+func (s *Server) createSubscription(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req subscriptionRequest
+	if !bind(c, &req) {
+		return
+	}
+	if req.URL == "" {
+		problem(c, http.StatusBadRequest, "url: required")
+		return
+	}
+	if err := s.Guard.CheckURL(c.Request.Context(), req.URL); err != nil {
+		problem(c, http.StatusBadRequest, "url: "+err.Error())
+		return
+	}
+	if err := req.RetryPolicy.validate(); err != nil {
+		problem(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.TimeoutMS != nil && (*req.TimeoutMS < 100 || *req.TimeoutMS > 120_000) {
+		problem(c, http.StatusBadRequest, "timeoutMs: from 100 to 120000")
+		return
+	}
+	if req.ContactEmail != "" && !validEmail(req.ContactEmail) {
+		problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
+		return
+	}
+	if req.Secret == "" {
+		sec, err := signature.NewSecret()
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		req.Secret = sec
+	} else if !signature.ValidSecret(req.Secret) {
+		problem(c, http.StatusBadRequest, "secret: must be whsec_ followed by base64, or left out to have one made")
+		return
+	}
+	if len(req.CallbackKey) > 512 {
+		problem(c, http.StatusBadRequest, "callbackKey: at most 512 characters")
+		return
+	}
+	sub := db.Subscription{
+		ID: "sub_" + uuid.NewString(), AppID: app.ID, PublisherAppID: app.ID, URL: req.URL, Secret: req.Secret,
+		ContactEmail: req.ContactEmail, EventTypes: pq.StringArray{},
+	}
+	if req.CallbackKey != "" {
+		sub.CallbackKey = sql.NullString{String: req.CallbackKey, Valid: true}
+	}
+	if len(req.FilterLogic) > 0 && string(req.FilterLogic) != "null" {
+		if _, err := filter.Compile(req.FilterLogic); err != nil {
+			problem(c, http.StatusBadRequest, "filterLogic: "+err.Error())
+			return
+		}
+		sub.FilterLogic = types.NullJSONText{JSONText: types.JSONText(req.FilterLogic), Valid: true}
+	}
+	if rp := req.RetryPolicy; rp != nil {
+		sub.RetryPolicy = db.RetryPolicy{InitialIntervalMS: rp.InitialIntervalMS, BackoffCoefficient: rp.BackoffCoefficient,
+			MaxIntervalMS: rp.MaxIntervalMS, MaxAttempts: rp.MaxAttempts, MaxDurationMS: rp.MaxDurationMS}
+	}
+	sub.TimeoutMS = req.TimeoutMS
+
+	switch {
+	case req.AppID != "" || req.EventName != "":
+		if len(req.EventTypes) > 0 {
+			problem(c, http.StatusBadRequest, "eventTypes: give either eventTypes (your own events) or appId+topic+eventName, not both")
+			return
+		}
+		if req.AppID == "" || req.EventName == "" || req.Topic == "" {
+			problem(c, http.StatusBadRequest, "appId, topic and eventName: all three name a registered event")
+			return
+		}
+		if !s.topicKnown(req.Topic) {
+			problem(c, http.StatusNotFound, fmt.Sprintf("unknown topic %q", req.Topic))
+			return
+		}
+		pub, err := s.Repo.GetApp(c.Request.Context(), req.AppID)
+		if errors.Is(err, db.ErrNotFound) {
+			problem(c, http.StatusNotFound, "no publisher app "+req.AppID)
+			return
+		} else if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ev, err := s.Repo.GetRegisteredEvent(c.Request.Context(), pub.ID, req.Topic, req.EventName)
+		if errors.Is(err, db.ErrNotFound) {
+			problem(c, http.StatusNotFound, fmt.Sprintf("app %s has no event %q on topic %q", pub.ID, req.EventName, req.Topic))
+			return
+		} else if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if pub.ID != app.ID && !sharesPermission(app.Permissions, pub.Permissions) {
+			problem(c, http.StatusForbidden, fmt.Sprintf("subscribing to %s's events needs one of its permissions: %v", pub.Name, []string(pub.Permissions)))
+			return
+		}
+		sub.PublisherAppID = pub.ID
+		sub.RegisteredEventID = sql.NullInt64{Int64: ev.ID, Valid: true}
+		sub.EventTypes = pq.StringArray{ev.EventType}
+	default:
+		if len(req.EventTypes) == 0 {
+			problem(c, http.StatusBadRequest, "eventTypes: list at least one event type (or \"*\"), or subscribe to a registered event with appId+topic+eventName")
+			return
+		}
+		if len(req.EventTypes) > MaxEventTypes {
+			problem(c, http.StatusBadRequest, fmt.Sprintf("eventTypes: at most %d per subscription", MaxEventTypes))
+			return
+		}
+		for i, t := range req.EventTypes {
+			if t != "*" && !eventName.MatchString(t) {
+				problem(c, http.StatusBadRequest, fmt.Sprintf("eventTypes[%d]: 1 to 128 letters, digits, '_', '.', ':' or '-'", i))
+				return
+			}
+		}
+		sub.EventTypes = req.EventTypes
+	}
+	got, err := s.Repo.CreateSubscription(c.Request.Context(), sub)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := subscriptionView(got)
+	out["secret"] = got.Secret // the only time it is shown
+	data(c, http.StatusCreated, out)
+}
+
+func sharesPermission(have, need []string) bool {
+	if len(need) == 0 {
+		return true
+	}
+	for _, h := range have {
+		for _, n := range need {
+			if h == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// subscriptionView is the public shape of a subscription: never its secrets.
+func subscriptionView(s db.Subscription) gin.H {
+	v := gin.H{
+		"id": s.ID, "appId": s.AppID, "publisherAppId": s.PublisherAppID, "url": s.URL, "eventTypes": s.EventTypes,
+		"contactEmail": s.ContactEmail, "active": s.Active, "consecutiveFailures": s.ConsecutiveFailures,
+		"retryPolicy": s.RetryPolicy, "callbackKeySet": s.CallbackKey.Valid, "createdAt": s.CreatedAt, "updatedAt": s.UpdatedAt,
+	}
+	if s.FilterLogic.Valid {
+		v["filterLogic"] = s.FilterLogic.JSONText
+	}
+	if s.DisabledReason != "" {
+		v["disabledReason"] = s.DisabledReason
+	}
+	return v
+}
+
+func (s *Server) listSubscriptions(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	limit, ok := pageSize(c)
+	if !ok {
+		return
+	}
+	subs, err := s.Repo.ListSubscriptions(c.Request.Context(), app.ID, limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]gin.H, 0, len(subs))
+	for _, sub := range subs {
+		out = append(out, subscriptionView(sub))
+	}
+	data(c, http.StatusOK, gin.H{"subscriptions": out})
+}
+
+func (s *Server) getSubscription(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	sub, err := s.Repo.GetSubscription(c.Request.Context(), app.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusOK, subscriptionView(sub))
+}
+
+func (s *Server) enableSubscription(c *gin.Context)  { s.setActive(c, true, "") }
+func (s *Server) disableSubscription(c *gin.Context) { s.setActive(c, false, "disabled by its owner") }
+
+func (s *Server) setActive(c *gin.Context, active bool, reason string) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	sub, err := s.Repo.SetSubscriptionActive(c.Request.Context(), app.ID, c.Param("id"), active, reason)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusOK, subscriptionView(sub))
+}

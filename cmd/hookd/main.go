@@ -1,0 +1,78 @@
+// Command hookd runs the webhook delivery service: `hookd api`, `hookd worker`, `hookd dev` (both in
+// one process) and `hookd migrate`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hookd/hookd/config"
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/service"
+)
+
+const usage = `usage: hookd <command>
+
+commands:
+  api       serve the REST API
+  worker    run a Temporal worker that delivers webhooks
+  dev       api and worker in one process (migrates first)
+  migrate   apply database migrations
+
+Configuration comes from HOOKD_* environment variables (see README.md).`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1]); err != nil {
+		fmt.Fprintln(os.Stderr, "hookd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cmd string) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	switch cmd {
+	case "migrate":
+		return migrate(ctx, cfg)
+	case "api", "worker", "dev":
+	case "-h", "--help", "help":
+		fmt.Println(usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+	if cmd == "dev" {
+		if err := migrate(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	app, err := service.Start(ctx, cfg, log, cmd != "worker", cmd != "api")
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return app.Stop()
+}
+
+func migrate(ctx context.Context, cfg config.Config) error {
+	d, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return db.Migrate(ctx, d)
+}

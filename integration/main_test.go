@@ -1,0 +1,234 @@
+// Package integration tests hookd end to end against a real Temporal dev server, a real PostgreSQL
+// database, real HTTP receivers and a real SMTP server, all on loopback.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd/config"
+	"github.com/hookd/hookd/internal/testenv"
+	"github.com/hookd/hookd/service"
+)
+
+const operatorKey = "test-operator-key"
+
+var (
+	temporalServer *testenv.Temporal
+	database       *testenv.Database
+	queueSeq       atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx := context.Background()
+	var err error
+	temporalServer, err = testenv.StartTemporal(ctx, "", nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	defer temporalServer.Stop()
+	database, err = testenv.NewDatabase(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	defer database.Drop(ctx)
+	return m.Run()
+}
+
+// stack is hookd (api + worker) running against the shared server and database, on its own task
+// queue, with an SMTP server of its own.
+type stack struct {
+	t    *testing.T
+	URL  string
+	SMTP *testenv.SMTPServer
+	Cfg  config.Config
+	app  *service.App
+}
+
+func newStack(t *testing.T, tweak ...func(*config.Config)) *stack {
+	t.Helper()
+	smtp, err := testenv.StartSMTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(smtp.Close)
+	cfg, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DatabaseURL = database.URL
+	cfg.TemporalAddress = temporalServer.HostPort
+	cfg.TaskQueue = fmt.Sprintf("test-%s-%d", t.Name(), queueSeq.Add(1))
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.OperatorKey = operatorKey
+	cfg.SMTPAddr = smtp.Addr
+	cfg.AllowPrivate = true // receivers live on loopback
+	cfg.Retry = config.RetryDefaults{InitialInterval: 100 * time.Millisecond, BackoffCoefficient: 2,
+		MaxInterval: time.Second, MaxAttempts: 5, MaxDuration: time.Minute}
+	cfg.AttemptTimeout = 5 * time.Second
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	app, err := service.Start(context.Background(), cfg, log, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Stop() })
+	return &stack{t: t, URL: app.URL, SMTP: smtp, Cfg: cfg, app: app}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// response is a decoded API answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    []byte
+}
+
+// Data returns the "data" object.
+func (r response) Data() map[string]any {
+	d, _ := r.Body["data"].(map[string]any)
+	return d
+}
+
+// call sends a request with a bearer key; body may be a string (sent as is) or a value (JSON).
+func (s *stack) call(method, path, key string, body any) response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	_ = json.Unmarshal(raw, &out.Body)
+	return out
+}
+
+// must fails the test unless the response has the status.
+func (s *stack) must(r response, status int) response {
+	s.t.Helper()
+	if r.Status != status {
+		s.t.Fatalf("status %d, want %d: %s", r.Status, status, r.Raw)
+	}
+	return r
+}
+
+type testApp struct {
+	ID     string
+	Key    string
+	Secret string
+}
+
+func (s *stack) newApp(name string, permissions ...string) testApp {
+	s.t.Helper()
+	if permissions == nil {
+		permissions = []string{}
+	}
+	d := s.must(s.call("POST", "/v1/apps", operatorKey, map[string]any{"name": name, "permissions": permissions,
+		"contactEmail": name + "@example.test"}), http.StatusCreated).Data()
+	return testApp{ID: d["id"].(string), Key: d["apiKey"].(string), Secret: d["secret"].(string)}
+}
+
+type testSub struct {
+	ID     string
+	Secret string
+}
+
+func (s *stack) subscribe(key string, body map[string]any) testSub {
+	s.t.Helper()
+	d := s.must(s.call("POST", "/v1/subscriptions", key, body), http.StatusCreated).Data()
+	return testSub{ID: d["id"].(string), Secret: d["secret"].(string)}
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// delivery fetches a delivery with its ledger.
+func (s *stack) delivery(key, id string) map[string]any {
+	s.t.Helper()
+	return s.must(s.call("GET", "/v1/deliveries/"+id, key, nil), http.StatusOK).Data()
+}
+
+// eventDeliveries returns an event's deliveries.
+func (s *stack) eventDeliveries(key, id string) []map[string]any {
+	s.t.Helper()
+	d := s.must(s.call("GET", "/v1/events/"+id, key, nil), http.StatusOK).Data()
+	var out []map[string]any
+	for _, x := range d["deliveries"].([]any) {
+		out = append(out, x.(map[string]any))
+	}
+	return out
+}
+
+// waitDeliveries waits until the event has n deliveries, all finished, and returns them.
+func (s *stack) waitDeliveries(key, eventID string, n int, timeout time.Duration) []map[string]any {
+	s.t.Helper()
+	var ds []map[string]any
+	eventually(s.t, timeout, fmt.Sprintf("%d finished deliveries of %s", n, eventID), func() bool {
+		ds = s.eventDeliveries(key, eventID)
+		if len(ds) != n {
+			return false
+		}
+		for _, d := range ds {
+			if d["status"] == "pending" {
+				return false
+			}
+		}
+		return true
+	})
+	return ds
+}

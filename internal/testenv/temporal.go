@@ -1,0 +1,78 @@
+// Package testenv starts the real parts integration tests run against: a Temporal dev server (the
+// CLI built by `make`), a PostgreSQL database of their own, an SMTP server and HTTP receivers on
+// loopback.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+)
+
+// SearchAttributes are the attributes hookd's workflows set.
+var SearchAttributes = []string{"HookdEventId", "HookdEventType", "HookdTopic", "HookdSubscriptionId", "HookdDeliveryStatus"}
+
+// TemporalCLI finds the Temporal CLI: $HOOKD_TEMPORAL_CLI, or bin/temporal at the module root.
+// It never downloads one.
+func TemporalCLI() (string, error) {
+	if p := os.Getenv("HOOKD_TEMPORAL_CLI"); p != "" {
+		return p, nil
+	}
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err == nil {
+		p := filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "bin", "temporal")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no Temporal CLI: run `make bin/temporal` or set HOOKD_TEMPORAL_CLI")
+}
+
+// Temporal is a running dev server.
+type Temporal struct {
+	Server   *testsuite.DevServer
+	HostPort string
+}
+
+// StartTemporal starts an in-memory dev server (dbFile "" ) or one persisted to dbFile, with hookd's
+// search attributes registered.
+func StartTemporal(ctx context.Context, dbFile string, logs io.Writer) (*Temporal, error) {
+	cli, err := TemporalCLI()
+	if err != nil {
+		return nil, err
+	}
+	attrs := make([]temporal.SearchAttributeUpdate, 0, len(SearchAttributes))
+	for _, n := range SearchAttributes {
+		attrs = append(attrs, temporal.NewSearchAttributeKeyKeyword(n).ValueSet(""))
+	}
+	if logs == nil {
+		logs = io.Discard
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	srv, err := testsuite.StartDevServer(sctx, testsuite.DevServerOptions{
+		ExistingPath:     cli,
+		DBFilename:       dbFile,
+		LogLevel:         "error",
+		SearchAttributes: temporal.NewSearchAttributes(attrs...),
+		ClientOptions:    &client.Options{Namespace: "default"},
+		Stdout:           logs,
+		Stderr:           logs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start temporal dev server: %w", err)
+	}
+	return &Temporal{Server: srv, HostPort: srv.FrontendHostPort()}, nil
+}
+
+// Stop ends the server.
+func (t *Temporal) Stop() error { return t.Server.Stop() }

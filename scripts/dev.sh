@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions run from traps / indirectly
+# dev.sh: run hookd's whole local stack in the foreground.
+#
+#   PostgreSQL (127.0.0.1:5432, db hookd)   via scripts/ensure-postgres.sh
+#   Temporal dev server (7233, UI 8233)     bin/temporal server start-dev
+#   Mailpit (UI/API 8025, SMTP 1025)        bin/mailpit
+#   hookd migrate, then hookd dev (API + worker in one process)
+#
+# Ctrl-C (or SIGTERM) stops hookd and whatever this script started.
+# Temporal/Mailpit already listening on their ports are reused, not restarted.
+# Every HOOKD_* variable already set in the environment is respected.
+# Knobs: DEV_TEMPORAL_PORT (7233) DEV_TEMPORAL_UI_PORT (8233)
+#        DEV_MAILPIT_HTTP_PORT (8025) DEV_MAILPIT_SMTP_PORT (1025)
+#        DEV_TEMPORAL_BIN DEV_MAILPIT_BIN DEV_HOOKD_BIN (default bin/*)
+# Logs: .dev/temporal.log, .dev/mailpit.log. Temporal state: .dev/temporal.db
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+DEV_DIR="$ROOT/.dev"
+mkdir -p "$DEV_DIR"
+
+DEV_TEMPORAL_BIN="${DEV_TEMPORAL_BIN:-$ROOT/bin/temporal}"
+DEV_MAILPIT_BIN="${DEV_MAILPIT_BIN:-$ROOT/bin/mailpit}"
+DEV_HOOKD_BIN="${DEV_HOOKD_BIN:-$ROOT/bin/hookd}"
+
+DEV_TEMPORAL_PORT="${DEV_TEMPORAL_PORT:-7233}"
+DEV_TEMPORAL_UI_PORT="${DEV_TEMPORAL_UI_PORT:-8233}"
+DEV_MAILPIT_HTTP_PORT="${DEV_MAILPIT_HTTP_PORT:-8025}"
+DEV_MAILPIT_SMTP_PORT="${DEV_MAILPIT_SMTP_PORT:-1025}"
+
+say() { printf 'dev: %s\n' "$*"; }
+die() { printf 'dev: error: %s\n' "$*" >&2; exit 1; }
+
+for b in "$DEV_TEMPORAL_BIN" "$DEV_MAILPIT_BIN" "$DEV_HOOKD_BIN"; do
+  [[ -x "$b" ]] || die "$b not found; run 'make tools build' (or 'make dev')"
+done
+
+# ---------------------------------------------------------------- cleanup
+PGIDS=()      # process groups we started (temporal, mailpit)
+HOOKD_PID=""
+CLEANED=""
+
+# Send a signal to a process group, wait up to $3 seconds, then SIGKILL it.
+stop_group() {
+  local pgid="$1" sig="$2" secs="$3" i
+  kill -0 -- "-$pgid" 2>/dev/null || return 0
+  kill "-$sig" -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < secs * 10; i++)); do
+    kill -0 -- "-$pgid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+}
+
+cleanup() {
+  [[ -z "$CLEANED" ]] || return 0
+  CLEANED=1
+  trap - INT TERM
+  if [[ -n "$HOOKD_PID" ]]; then
+    say "stopping hookd"
+    stop_group "$HOOKD_PID" TERM 15
+    wait "$HOOKD_PID" 2>/dev/null || true
+  fi
+  local i
+  for ((i = ${#PGIDS[@]} - 1; i >= 0; i--)); do
+    stop_group "${PGIDS[i]}" TERM 10
+  done
+  [[ ${#PGIDS[@]} -eq 0 ]] || say "stopped temporal/mailpit"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+# Start "$@" in its own session/process group, output to a log file.
+# In a non-interactive shell the background child is not a group leader, so
+# setsid execs in place and $! is both the pid and the process group id.
+start_bg() {
+  local logf="$1"
+  shift
+  setsid "$@" >>"$logf" 2>&1 </dev/null &
+  PGIDS+=("$!")
+  LAST_PID="$!"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for NAME PID SECONDS CMD...: poll CMD until it succeeds or PID dies.
+wait_for() {
+  local name="$1" pid="$2" secs="$3" i
+  shift 3
+  for ((i = 0; i < secs * 4; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      die "$name exited during startup; see its log in $DEV_DIR"
+    fi
+    sleep 0.25
+  done
+  die "$name not ready after ${secs}s; see its log in $DEV_DIR"
+}
+
+# ---------------------------------------------------------------- postgres
+scripts/ensure-postgres.sh hookd
+
+# ---------------------------------------------------------------- temporal
+temporal_healthy() {
+  "$DEV_TEMPORAL_BIN" operator cluster health --address "127.0.0.1:$DEV_TEMPORAL_PORT" --command-timeout 2s
+}
+if port_open "$DEV_TEMPORAL_PORT"; then
+  say "port $DEV_TEMPORAL_PORT already in use: reusing the Temporal server there"
+  wait_for temporal "" 30 temporal_healthy
+else
+  say "starting Temporal dev server (log $DEV_DIR/temporal.log)"
+  start_bg "$DEV_DIR/temporal.log" "$DEV_TEMPORAL_BIN" server start-dev \
+    --ip 127.0.0.1 --port "$DEV_TEMPORAL_PORT" --ui-port "$DEV_TEMPORAL_UI_PORT" \
+    --db-filename "$DEV_DIR/temporal.db" --log-level warn \
+    --search-attribute HookdEventType=Keyword \
+    --search-attribute HookdTopic=Keyword \
+    --search-attribute HookdSubscriptionId=Keyword \
+    --search-attribute HookdDeliveryStatus=Keyword \
+    --search-attribute HookdEventId=Keyword
+  wait_for temporal "$LAST_PID" 60 temporal_healthy
+fi
+
+# ---------------------------------------------------------------- mailpit
+if port_open "$DEV_MAILPIT_SMTP_PORT"; then
+  say "port $DEV_MAILPIT_SMTP_PORT already in use: reusing the SMTP server there"
+else
+  say "starting Mailpit (log $DEV_DIR/mailpit.log)"
+  start_bg "$DEV_DIR/mailpit.log" "$DEV_MAILPIT_BIN" \
+    --listen "127.0.0.1:$DEV_MAILPIT_HTTP_PORT" --smtp "127.0.0.1:$DEV_MAILPIT_SMTP_PORT" \
+    --disable-version-check
+  wait_for mailpit "$LAST_PID" 30 port_open "$DEV_MAILPIT_SMTP_PORT"
+  wait_for mailpit "$LAST_PID" 30 port_open "$DEV_MAILPIT_HTTP_PORT"
+fi
+
+# ---------------------------------------------------------------- hookd
+export HOOKD_DATABASE_URL="${HOOKD_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hookd?sslmode=disable}"
+export HOOKD_TEMPORAL_ADDRESS="${HOOKD_TEMPORAL_ADDRESS:-127.0.0.1:$DEV_TEMPORAL_PORT}"
+export HOOKD_SMTP_ADDR="${HOOKD_SMTP_ADDR:-127.0.0.1:$DEV_MAILPIT_SMTP_PORT}"
+export HOOKD_HTTP_ADDR="${HOOKD_HTTP_ADDR:-127.0.0.1:8080}"
+export HOOKD_OPERATOR_KEY="${HOOKD_OPERATOR_KEY:-dev-operator-key}"
+export HOOKD_TEMPORAL_UI_URL="${HOOKD_TEMPORAL_UI_URL:-http://127.0.0.1:$DEV_TEMPORAL_UI_PORT}"
+export HOOKD_ALLOW_PRIVATE_TARGETS="${HOOKD_ALLOW_PRIVATE_TARGETS:-true}"
+
+say "running migrations"
+"$DEV_HOOKD_BIN" migrate
+
+cat <<EOF
+
+  hookd dev stack
+  ---------------------------------------------------------------
+  API             http://$HOOKD_HTTP_ADDR
+  Temporal Web UI $HOOKD_TEMPORAL_UI_URL
+  Mailpit inbox   http://127.0.0.1:$DEV_MAILPIT_HTTP_PORT   (SMTP $HOOKD_SMTP_ADDR)
+  Operator key    $HOOKD_OPERATOR_KEY
+  Database        $HOOKD_DATABASE_URL
+  Logs            $DEV_DIR/temporal.log, $DEV_DIR/mailpit.log
+  Ctrl-C stops everything this script started.
+  ---------------------------------------------------------------
+
+EOF
+
+# hookd runs in its own process group so that the traps above decide how it
+# is stopped (SIGTERM, then SIGKILL after 15s); its output stays on this terminal.
+setsid "$DEV_HOOKD_BIN" dev </dev/null &
+HOOKD_PID="$!"
+set +e
+wait "$HOOKD_PID"
+rc=$?
+set -e
+HOOKD_PID=""
+say "hookd exited with status $rc"
+exit "$rc"

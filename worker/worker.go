@@ -1,0 +1,25 @@
+// Package worker registers hookd's workflows and activities with a Temporal worker.
+package worker
+
+import (
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/workflows"
+)
+
+// New builds a worker on the task queue. Several may run at once, on any number of machines.
+func New(c client.Client, taskQueue string, acts *activities.Activities) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{
+		// Activities are I/O bound (HTTP and SQL); many run at once on few cores.
+		MaxConcurrentActivityExecutionSize:     512,
+		MaxConcurrentWorkflowTaskExecutionSize: 256,
+		MaxConcurrentActivityTaskPollers:       8,
+		MaxConcurrentWorkflowTaskPollers:       8,
+	})
+	w.RegisterWorkflow(workflows.EventWorkflow)
+	w.RegisterWorkflow(workflows.DeliveryWorkflow)
+	w.RegisterActivity(acts)
+	return w
+}

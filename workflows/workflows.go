@@ -1,0 +1,300 @@
+// Package workflows orchestrates deliveries. EventWorkflow runs once per event and pays the engine's
+// cost once for the whole fan-out; only deliveries whose first attempt failed get a DeliveryWorkflow
+// of their own, which retries them and answers the cancel and retry signals.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/db"
+)
+
+// Signal names accepted by DeliveryWorkflow. Both take an optional JSON payload {"reason": "..."}.
+const (
+	SignalCancel = "cancel"
+	SignalRetry  = "retry"
+	QueryStatus  = "status"
+)
+
+// Search attributes set by the workflows; `make dev` registers them on the dev server.
+var (
+	AttrEventID        = temporal.NewSearchAttributeKeyKeyword("HookdEventId")
+	AttrEventType      = temporal.NewSearchAttributeKeyKeyword("HookdEventType")
+	AttrTopic          = temporal.NewSearchAttributeKeyKeyword("HookdTopic")
+	AttrSubscriptionID = temporal.NewSearchAttributeKeyKeyword("HookdSubscriptionId")
+	AttrStatus         = temporal.NewSearchAttributeKeyKeyword("HookdDeliveryStatus")
+)
+
+// SearchAttributeNames lists the attributes for registration.
+var SearchAttributeNames = []string{"HookdEventId", "HookdEventType", "HookdTopic", "HookdSubscriptionId", "HookdDeliveryStatus"}
+
+// SignalPayload is the body of the cancel and retry signals.
+type SignalPayload struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// EventInput starts an EventWorkflow. It carries ids only: payloads and secrets stay in PostgreSQL.
+type EventInput struct {
+	EventID   string
+	EventType string
+	Topic     string
+	// SearchAttributes is false when the server lacks hookd's attributes (a bare dev server).
+	SearchAttributes bool
+}
+
+// EventResult summarises an event's deliveries.
+type EventResult struct {
+	Matched   int
+	Succeeded int
+	Failed    int
+	Cancelled int
+	Skipped   []activities.Skipped
+}
+
+// DeliveryInput starts a DeliveryWorkflow for a delivery whose previous attempt failed.
+type DeliveryInput struct {
+	activities.Retry
+	EventID          string
+	SearchAttributes bool
+}
+
+// DeliveryResult is how a delivery ended.
+type DeliveryResult struct {
+	Status   string
+	Attempts int
+	Reason   string
+}
+
+var a *activities.Activities
+
+// dbRetry retries our own infrastructure failures (database, SMTP) for as long as they last.
+var dbRetry = &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute}
+
+// EventWorkflow fans one event out to its subscribers.
+func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
+	if in.SearchAttributes {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEventID.ValueSet(in.EventID),
+			AttrEventType.ValueSet(in.EventType), AttrTopic.ValueSet(in.Topic))
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Minute,
+		HeartbeatTimeout:    30 * time.Second,
+		RetryPolicy:         dbRetry,
+	})
+	var fan activities.FanOutResult
+	if err := workflow.ExecuteActivity(actx, a.FanOut, activities.FanOutInput{EventID: in.EventID}).Get(ctx, &fan); err != nil {
+		return EventResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
+	}
+	res := EventResult{Matched: fan.Matched, Succeeded: len(fan.Succeeded), Skipped: fan.Skipped}
+	futures := make([]workflow.ChildWorkflowFuture, 0, len(fan.Retry))
+	for _, r := range fan.Retry {
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID: r.WorkflowID,
+			// An operator may cancel the event's workflow; its deliveries keep their own lives.
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		})
+		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, DeliveryWorkflow,
+			DeliveryInput{Retry: r, EventID: in.EventID, SearchAttributes: in.SearchAttributes}))
+	}
+	for _, f := range futures {
+		var dr DeliveryResult
+		if err := f.Get(ctx, &dr); err != nil {
+			res.Failed++
+			continue
+		}
+		switch dr.Status {
+		case db.StatusSucceeded:
+			res.Succeeded++
+		case db.StatusCancelled:
+			res.Cancelled++
+		default:
+			res.Failed++
+		}
+	}
+	return res, nil
+}
+
+// deliveryState is what the status query reports.
+type deliveryState struct {
+	Status      string    `json:"status"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"nextAttempt,omitempty"`
+}
+
+// DeliveryWorkflow retries one delivery with Temporal's retry policy until it succeeds, the policy
+// gives up, or an operator cancels it. A retry signal cuts the current backoff short.
+func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, error) {
+	log := workflow.GetLogger(ctx)
+	state := deliveryState{Status: db.StatusPending, Attempts: in.Attempts}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (deliveryState, error) { return state, nil }); err != nil {
+		return DeliveryResult{}, err
+	}
+	setStatus := func(s string) {
+		state.Status = s
+		if in.SearchAttributes {
+			_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(s))
+		}
+	}
+	if in.SearchAttributes {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEventID.ValueSet(in.EventID),
+			AttrSubscriptionID.ValueSet(in.SubscriptionID), AttrStatus.ValueSet("retrying"))
+	}
+	cancelCh := workflow.GetSignalChannel(ctx, SignalCancel)
+	retryCh := workflow.GetSignalChannel(ctx, SignalRetry)
+	started := workflow.Now(ctx)
+
+	finish := func(status, reason string, gone bool) (DeliveryResult, error) {
+		fctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
+		var fr activities.FinishResult
+		if err := workflow.ExecuteActivity(fctx, a.Finish, activities.FinishInput{
+			DeliveryID: in.DeliveryID, Status: status, Reason: reason, Gone: gone,
+		}).Get(ctx, &fr); err != nil {
+			return DeliveryResult{}, err
+		}
+		setStatus(status)
+		if status == db.StatusFailed {
+			if err := workflow.ExecuteActivity(fctx, a.NotifyFailure, activities.NotifyInput{
+				DeliveryID: in.DeliveryID, Disabled: fr.Disabled,
+			}).Get(ctx, nil); err != nil {
+				log.Error("failure e-mail not sent", "delivery_id", in.DeliveryID, "error", err)
+			}
+		}
+		return DeliveryResult{Status: status, Attempts: state.Attempts, Reason: reason}, nil
+	}
+	if in.Gone {
+		return finish(db.StatusFailed, "the receiver answered 410 Gone", true)
+	}
+
+	// wait sleeps for d unless a signal arrives; it reports a cancel request.
+	wait := func(d time.Duration) (cancelled bool, reason string) {
+		if d <= 0 {
+			return false, ""
+		}
+		state.NextAttempt = workflow.Now(ctx).Add(d)
+		tctx, stopTimer := workflow.WithCancel(ctx)
+		defer stopTimer()
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(workflow.NewTimer(tctx, d), func(workflow.Future) {})
+		sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+		sel.AddReceive(cancelCh, func(c workflow.ReceiveChannel, _ bool) {
+			var p SignalPayload
+			c.Receive(ctx, &p)
+			cancelled, reason = true, p.Reason
+		})
+		sel.Select(ctx)
+		return cancelled, reason
+	}
+	if cancelled, why := wait(in.Delay); cancelled {
+		return finish(db.StatusCancelled, cancelReason(why), false)
+	}
+
+	for {
+		remainingAttempts := 0
+		if in.Policy.MaxAttempts > 0 {
+			remainingAttempts = in.Policy.MaxAttempts - state.Attempts
+			if remainingAttempts <= 0 {
+				return finish(db.StatusFailed, "", false)
+			}
+		}
+		opts := workflow.ActivityOptions{
+			// The HTTP timeout fires first; this only catches a worker that died mid-attempt.
+			StartToCloseTimeout: in.Policy.Timeout + 10*time.Second,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        max(in.Policy.InitialInterval, time.Millisecond),
+				BackoffCoefficient:     max(in.Policy.BackoffCoefficient, 1),
+				MaximumInterval:        in.Policy.MaxInterval,
+				MaximumAttempts:        int32(remainingAttempts),
+				NonRetryableErrorTypes: []string{activities.ErrTypeGone, activities.ErrTypeInactive, activities.ErrTypeFinished},
+			},
+		}
+		if in.Policy.MaxDuration > 0 {
+			left := in.Policy.MaxDuration - workflow.Now(ctx).Sub(started)
+			if left <= 0 {
+				return finish(db.StatusFailed, "", false)
+			}
+			opts.ScheduleToCloseTimeout = left
+		}
+		actx, cancelAttempt := workflow.WithCancel(workflow.WithActivityOptions(ctx, opts))
+		fut := workflow.ExecuteActivity(actx, a.Attempt, activities.AttemptInput{
+			DeliveryID: in.DeliveryID, Offset: state.Attempts, Policy: in.Policy,
+		})
+		var (
+			signal    string
+			sigReason string
+		)
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(fut, func(workflow.Future) {})
+		sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); signal = SignalRetry })
+		sel.AddReceive(cancelCh, func(c workflow.ReceiveChannel, _ bool) {
+			var p SignalPayload
+			c.Receive(ctx, &p)
+			signal, sigReason = SignalCancel, p.Reason
+		})
+		sel.Select(ctx)
+		if signal != "" {
+			cancelAttempt()
+		}
+		var ar activities.AttemptResult
+		err := fut.Get(ctx, &ar)
+		if err == nil {
+			state.Attempts = ar.Attempt
+			setStatus(db.StatusSucceeded)
+			return DeliveryResult{Status: db.StatusSucceeded, Attempts: ar.Attempt}, nil
+		}
+		if err := refreshAttempts(ctx, in.DeliveryID, &state); err != nil {
+			return DeliveryResult{}, err
+		}
+		var appErr *temporal.ApplicationError
+		isApp := errors.As(err, &appErr)
+		switch {
+		case signal == SignalCancel:
+			return finish(db.StatusCancelled, cancelReason(sigReason), false)
+		case signal == SignalRetry && !temporal.IsCanceledError(err) && isApp && appErr.NonRetryable():
+			// the series ended on its own just as the signal came; fall through to its outcome
+		case signal == SignalRetry:
+			continue // a fresh series starts at once, numbering continues from the ledger
+		}
+		if isApp {
+			switch appErr.Type() {
+			case activities.ErrTypeGone:
+				return finish(db.StatusFailed, appErr.Error(), true)
+			case activities.ErrTypeInactive:
+				return finish(db.StatusCancelled, "subscription disabled", false)
+			case activities.ErrTypeFinished:
+				// An attempt cut short by a retry signal finished after all and closed the delivery.
+				status := db.StatusSucceeded
+				_ = appErr.Details(&status)
+				setStatus(status)
+				return DeliveryResult{Status: status, Attempts: state.Attempts}, nil
+			}
+		}
+		// Attempts or time exhausted: the ledger's last error is the reason.
+		return finish(db.StatusFailed, "", false)
+	}
+}
+
+func cancelReason(why string) string {
+	if why == "" {
+		return "cancelled by an operator"
+	}
+	return "cancelled: " + why
+}
+
+// refreshAttempts reads the attempt count from the ledger after an attempt series ended, because
+// Temporal retried inside the activity and only the ledger saw each attempt.
+func refreshAttempts(ctx workflow.Context, deliveryID string, st *deliveryState) error {
+	lctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: dbRetry})
+	var n int
+	if err := workflow.ExecuteActivity(lctx, a.LastAttempt, deliveryID).Get(ctx, &n); err != nil {
+		return fmt.Errorf("last attempt of %s: %w", deliveryID, err)
+	}
+	st.Attempts = max(st.Attempts, n)
+	return nil
+}
