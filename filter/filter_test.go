@@ -35,7 +35,7 @@ func TestSeedForms(t *testing.T) {
 func TestCompileSaysWhere(t *testing.T) {
 	cases := map[string]string{
 		`{"and":[{"==":[1,1]},{"bogus":[1]}]}`: `$.and[1]: unknown operator "bogus"`,
-		`{"==":[1,1],"!=":[1,2]}`:             `$: an operation has exactly one operator`,
+		`{"==":[1,1],"!=":[1,2]}`:              `$: an operation has exactly one operator`,
 		`"x"`:                                  `$: a rule must be an object`,
 		`{"==":[1,`:                            `$: not valid JSON`,
 	}
