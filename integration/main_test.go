@@ -170,7 +170,7 @@ func (s *stack) newApp(name string, permissions ...string) testApp {
 		permissions = []string{}
 	}
 	d := s.must(s.call("POST", "/v1/apps", operatorKey, map[string]any{"name": name, "permissions": permissions,
-		"contactEmail": name + "@example.test"}), http.StatusCreated).Data()
+		"contactEmail": strings.ReplaceAll(name, " ", "-") + "app@example.test"}), http.StatusCreated).Data()
 	return testApp{ID: d["id"].(string), Key: d["apiKey"].(string), Secret: d["secret"].(string)}
 }
 
