@@ -22,6 +22,8 @@ commands:
   worker    run a Temporal worker that delivers webhooks
   dev       api and worker in one process (migrates first)
   migrate   apply database migrations
+  receive   a demo receiver that prints callbacks and verifies their signatures
+            (flags: -addr 127.0.0.1:9000 -secret whsec_... -status 200)
 
 Configuration comes from HOOKD_* environment variables (see README.md).`
 
@@ -32,7 +34,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1]); err != nil {
+	var err error
+	if os.Args[1] == "receive" {
+		err = receive(ctx, os.Args[2:])
+	} else {
+		err = run(ctx, os.Args[1])
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "hookd:", err)
 		os.Exit(1)
 	}
