@@ -82,6 +82,8 @@ func PolicyFor(c config.Config, rp db.RetryPolicy) Policy {
 	if rp.TimeoutMS != nil {
 		p.Timeout = ms(*rp.TimeoutMS)
 	}
+	// Temporal refuses a retry policy whose maximum interval is below its initial one.
+	p.MaxInterval = max(p.MaxInterval, p.InitialInterval)
 	return p
 }
 
@@ -260,12 +262,8 @@ func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, su
 	if err != nil {
 		return webhook.Result{}, fmt.Errorf("render %s: %w", d.ID, err)
 	}
-	secrets := []string{sub.Secret}
-	if sub.PreviousSecret.Valid && sub.PreviousSecretUntil.Valid && time.Now().Before(sub.PreviousSecretUntil.Time) {
-		secrets = append(secrets, sub.PreviousSecret.String)
-	}
 	r, err := a.Sender.Send(ctx, webhook.Request{
-		URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: secrets, CallbackKey: sub.CallbackKey.String,
+		URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: sub.Secrets(time.Now()), CallbackKey: sub.CallbackKey.String,
 		Body: body, Timeout: pol.Timeout,
 	})
 	if err != nil {

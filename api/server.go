@@ -66,10 +66,16 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/subscriptions/:id", s.getSubscription)
 	v1.POST("/subscriptions/:id/enable", s.enableSubscription)
 	v1.POST("/subscriptions/:id/disable", s.disableSubscription)
+	v1.POST("/subscriptions/:id/rotate-secret", s.rotateSecret)
+	v1.POST("/signatures/verify", s.verifySignature)
 
 	v1.POST("/events", s.publishEvent)
 	v1.GET("/events/:id", s.getEvent)
+	v1.POST("/events/:id/replay", s.replayEvent)
 	v1.GET("/deliveries/:id", s.getDelivery)
+	v1.POST("/deliveries/:id/cancel", s.cancelDelivery)
+	v1.POST("/deliveries/:id/retry", s.retryDelivery)
+	v1.POST("/deliveries/:id/replay", s.replayDelivery)
 	return r
 }
 

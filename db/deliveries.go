@@ -199,3 +199,25 @@ func (r *Repo) inTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+// CreateReplay adds a new attempt series for a finished delivery: a delivery row with the next
+// replay number for the same event and target.
+func (r *Repo) CreateReplay(ctx context.Context, of Delivery, id func(replay int) (deliveryID, workflowID string)) (Delivery, error) {
+	var next int
+	err := r.db.GetContext(ctx, &next, `SELECT coalesce(max(replay), 0) + 1 FROM deliveries
+		WHERE event_id = $1 AND coalesce(subscription_id, url) = coalesce($2, $3)`, of.EventID, of.SubscriptionID, of.URL)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("replay %s: %w", of.ID, err)
+	}
+	did, wid := id(next)
+	var d Delivery
+	err = r.db.GetContext(ctx, &d, `INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id)
+		VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING `+deliveryColumns, did, of.EventID, of.SubscriptionID, of.AppID, of.URL, next, wid)
+	if isUniqueViolation(err) {
+		return Delivery{}, fmt.Errorf("replay %s: another replay is being created: %w", of.ID, ErrConflict)
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("replay %s: %w", of.ID, err)
+	}
+	return d, nil
+}

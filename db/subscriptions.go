@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 const subscriptionColumns = `id, app_id, publisher_app_id, registered_event_id, url, secret, previous_secret,
@@ -88,4 +89,26 @@ func (r *Repo) Targets(ctx context.Context, appID, topic, eventType string) ([]T
 		return nil, fmt.Errorf("targets for %s/%s: %w", topic, eventType, err)
 	}
 	return out, nil
+}
+
+// RotateSecret makes secret the signing secret and keeps the old one valid until graceUntil, so
+// receivers can switch over without dropping callbacks.
+func (r *Repo) RotateSecret(ctx context.Context, appID, id, secret string, graceUntil time.Time) (Subscription, error) {
+	var s Subscription
+	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET previous_secret = secret, previous_secret_until = $4,
+		secret = $3, updated_at = now() WHERE id = $1 AND app_id = $2 RETURNING `+subscriptionColumns, id, appID, secret, graceUntil)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("rotate secret of %s: %w", id, notFound(err))
+	}
+	return s, nil
+}
+
+// Secrets returns the secrets a subscription signs with now: the current one, and the previous one
+// while its grace period lasts.
+func (s Subscription) Secrets(now time.Time) []string {
+	out := []string{s.Secret}
+	if s.PreviousSecret.Valid && s.PreviousSecretUntil.Valid && now.Before(s.PreviousSecretUntil.Time) {
+		out = append(out, s.PreviousSecret.String)
+	}
+	return out
 }

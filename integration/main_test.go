@@ -85,7 +85,11 @@ func newStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var logOut io.Writer = testWriter{t}
+	if os.Getenv("HOOKD_TEST_LOGS") != "" { // stream logs, e.g. to debug a hang
+		logOut = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	app, err := service.Start(context.Background(), cfg, log, true, true)
 	if err != nil {
 		t.Fatal(err)

@@ -63,6 +63,8 @@ type DeliveryInput struct {
 	activities.Retry
 	EventID          string
 	SearchAttributes bool
+	// Replay is n for the n-th replay of a finished delivery (0 for the original).
+	Replay int
 }
 
 // DeliveryResult is how a delivery ended.
@@ -144,7 +146,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	}
 	if in.SearchAttributes {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEventID.ValueSet(in.EventID),
-			AttrSubscriptionID.ValueSet(in.SubscriptionID), AttrStatus.ValueSet("retrying"))
+			AttrSubscriptionID.ValueSet(in.SubscriptionID), AttrStatus.ValueSet(map[bool]string{false: "retrying", true: "replaying"}[in.Replay > 0]))
 	}
 	cancelCh := workflow.GetSignalChannel(ctx, SignalCancel)
 	retryCh := workflow.GetSignalChannel(ctx, SignalRetry)
@@ -209,7 +211,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			RetryPolicy: &temporal.RetryPolicy{
 				InitialInterval:        max(in.Policy.InitialInterval, time.Millisecond),
 				BackoffCoefficient:     max(in.Policy.BackoffCoefficient, 1),
-				MaximumInterval:        in.Policy.MaxInterval,
+				MaximumInterval:        max(in.Policy.MaxInterval, in.Policy.InitialInterval, time.Millisecond),
 				MaximumAttempts:        int32(remainingAttempts),
 				NonRetryableErrorTypes: []string{activities.ErrTypeGone, activities.ErrTypeInactive, activities.ErrTypeFinished},
 			},

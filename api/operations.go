@@ -1,0 +1,243 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/signature"
+	"github.com/hookd/hookd/workflows"
+)
+
+type signalRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) cancelDelivery(c *gin.Context) { s.signalDelivery(c, workflows.SignalCancel) }
+func (s *Server) retryDelivery(c *gin.Context)  { s.signalDelivery(c, workflows.SignalRetry) }
+
+// signalDelivery sends cancel or retry to a pending delivery's workflow.
+func (s *Server) signalDelivery(c *gin.Context, signal string) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req signalRequest
+	if c.Request.ContentLength != 0 && !bind(c, &req) {
+		return
+	}
+	d, err := s.deliveryFor(c, app.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if d.Status != db.StatusPending {
+		problem(c, http.StatusConflict, fmt.Sprintf("delivery is %s; replay it instead (POST /v1/deliveries/%s/replay)", d.Status, d.ID))
+		return
+	}
+	err = s.Engine.SignalWorkflow(c.Request.Context(), d.WorkflowID, "", signal, workflows.SignalPayload{Reason: req.Reason})
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		problem(c, http.StatusConflict, "delivery is making its first attempt; try again in a moment")
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusAccepted, gin.H{"id": d.ID, "signal": signal, "workflowId": d.WorkflowID,
+		"links": gin.H{"temporalUi": s.uiLink(d.WorkflowID)}})
+}
+
+// replayDelivery sends a finished delivery again as a new attempt series.
+func (s *Server) replayDelivery(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	d, err := s.deliveryFor(c, app.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if d.Status == db.StatusPending {
+		problem(c, http.StatusConflict, "delivery is still pending; cancel or retry it instead")
+		return
+	}
+	nd, err := s.replay(c, d)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusAccepted, s.deliveryView(nd))
+}
+
+// replayEvent replays the latest delivery to each of an event's targets.
+func (s *Server) replayEvent(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	ev, err := s.Repo.GetEvent(c.Request.Context(), app.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ds, err := s.Repo.EventDeliveries(c.Request.Context(), ev.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	latest := map[string]db.Delivery{}
+	var order []string
+	for _, d := range ds {
+		k := d.SubscriptionID.String + "\x00" + d.URL
+		if prev, seen := latest[k]; !seen || d.Replay > prev.Replay {
+			if !seen {
+				order = append(order, k)
+			}
+			latest[k] = d
+		}
+	}
+	out := []gin.H{}
+	skipped := []gin.H{}
+	for _, k := range order {
+		d := latest[k]
+		if d.Status == db.StatusPending {
+			skipped = append(skipped, gin.H{"id": d.ID, "reason": "still pending"})
+			continue
+		}
+		nd, err := s.replay(c, d)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out = append(out, s.deliveryView(nd))
+	}
+	data(c, http.StatusAccepted, gin.H{"eventId": ev.ID, "replays": out, "skipped": skipped})
+}
+
+func (s *Server) replay(c *gin.Context, d db.Delivery) (db.Delivery, error) {
+	ctx := c.Request.Context()
+	target := d.URL
+	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
+	if d.SubscriptionID.Valid {
+		target = d.SubscriptionID.String
+		sub, err := s.Repo.GetSubscription(ctx, "", target)
+		if err != nil {
+			return db.Delivery{}, err
+		}
+		pol = activities.PolicyFor(s.Config, sub.RetryPolicy)
+	}
+	nd, err := s.Repo.CreateReplay(ctx, d, func(n int) (string, string) {
+		return activities.DeliveryID(d.EventID, target, n), activities.DeliveryWorkflowID(d.EventID, target, n)
+	})
+	if err != nil {
+		return db.Delivery{}, err
+	}
+	_, err = s.Engine.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: nd.WorkflowID, TaskQueue: s.Config.TaskQueue},
+		workflows.DeliveryWorkflow, workflows.DeliveryInput{
+			Retry:   activities.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol},
+			EventID: d.EventID, SearchAttributes: s.Config.SearchAttributes, Replay: nd.Replay,
+		})
+	if err != nil {
+		return db.Delivery{}, fmt.Errorf("start replay %s: %w", nd.ID, err)
+	}
+	return nd, nil
+}
+
+type rotateRequest struct {
+	Secret  string `json:"secret"`
+	GraceMS *int64 `json:"graceMs"`
+}
+
+// rotateSecret gives a subscription a new secret; the old one keeps signing for the grace period
+// (default 24 h), so both signatures are sent meanwhile.
+func (s *Server) rotateSecret(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req rotateRequest
+	if c.Request.ContentLength != 0 && !bind(c, &req) {
+		return
+	}
+	grace := 24 * time.Hour
+	if req.GraceMS != nil {
+		if *req.GraceMS < 0 || *req.GraceMS > int64(30*24*time.Hour/time.Millisecond) {
+			problem(c, http.StatusBadRequest, "graceMs: from 0 to 30 days")
+			return
+		}
+		grace = time.Duration(*req.GraceMS) * time.Millisecond
+	}
+	if req.Secret == "" {
+		sec, err := signature.NewSecret()
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		req.Secret = sec
+	} else if !signature.ValidSecret(req.Secret) {
+		problem(c, http.StatusBadRequest, "secret: must be whsec_ followed by base64")
+		return
+	}
+	sub, err := s.Repo.RotateSecret(c.Request.Context(), app.ID, c.Param("id"), req.Secret, time.Now().Add(grace))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	v := subscriptionView(sub)
+	v["secret"] = req.Secret
+	v["previousSecretValidUntil"] = sub.PreviousSecretUntil.Time
+	data(c, http.StatusOK, v)
+}
+
+type verifyRequest struct {
+	SubscriptionID string            `json:"subscriptionId"`
+	Headers        map[string]string `json:"headers"`
+	Body           string            `json:"body"`
+}
+
+// verifySignature tells a receiver whether a request it got is authentic: signed by one of the
+// subscription's secrets, within the timestamp tolerance.
+func (s *Server) verifySignature(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req verifyRequest
+	if !bind(c, &req) {
+		return
+	}
+	if req.SubscriptionID == "" {
+		problem(c, http.StatusBadRequest, "subscriptionId: required")
+		return
+	}
+	sub, err := s.Repo.GetSubscription(c.Request.Context(), app.ID, req.SubscriptionID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	h := http.Header{}
+	for k, v := range req.Headers {
+		h.Set(k, v)
+	}
+	var verr error
+	for _, sec := range sub.Secrets(time.Now()) {
+		if verr = (signature.Verifier{Secret: sec}).Verify(h, []byte(req.Body)); verr == nil {
+			break
+		}
+	}
+	if verr != nil {
+		data(c, http.StatusOK, gin.H{"valid": false, "reason": verr.Error()})
+		return
+	}
+	data(c, http.StatusOK, gin.H{"valid": true})
+}

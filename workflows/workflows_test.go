@@ -1,0 +1,75 @@
+package workflows
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/db"
+)
+
+func policy() activities.Policy {
+	return activities.Policy{InitialInterval: time.Minute, BackoffCoefficient: 2, MaxInterval: time.Hour, MaxAttempts: 10, MaxDuration: 24 * time.Hour, Timeout: 20 * time.Second}
+}
+
+// A retry signal during the first backoff makes the next attempt happen at once.
+func TestRetrySignalDuringBackoff(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	var acts *activities.Activities
+	var attemptAt time.Duration
+	start := env.Now()
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		attemptAt = env.Now().Sub(start)
+		return activities.AttemptResult{Attempt: in.Offset + int(activity.GetInfo(ctx).Attempt), Status: 200}, nil
+	}, activity.RegisterOptions{Name: "Attempt"})
+	_ = acts
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRetry, SignalPayload{}) }, 5*time.Second)
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", WorkflowID: "delivery/e/s",
+		SubscriptionID: "s", Attempts: 1, Delay: time.Minute, Policy: policy()}, EventID: "e"})
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res DeliveryResult
+	env.GetWorkflowResult(&res)
+	if res.Status != db.StatusSucceeded || res.Attempts != 2 {
+		t.Errorf("result = %+v", res)
+	}
+	if attemptAt > 10*time.Second {
+		t.Errorf("attempt at %s, want right after the signal at 5s", attemptAt)
+	}
+}
+
+// A cancel signal during backoff closes the delivery as cancelled without another attempt.
+func TestCancelSignalDuringBackoff(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	attempts := 0
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		attempts++
+		return activities.AttemptResult{}, temporal.NewApplicationError("HTTP 500", activities.ErrTypeFailed)
+	}, activity.RegisterOptions{Name: "Attempt"})
+	var finished activities.FinishInput
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.FinishInput) (activities.FinishResult, error) {
+		finished = in
+		return activities.FinishResult{}, nil
+	}, activity.RegisterOptions{Name: "Finish"})
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCancel, SignalPayload{Reason: "receiver retired"}) }, 5*time.Second)
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", Attempts: 1, Delay: time.Minute, Policy: policy()}, EventID: "e"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res DeliveryResult
+	env.GetWorkflowResult(&res)
+	if res.Status != db.StatusCancelled || attempts != 0 || finished.Status != db.StatusCancelled || finished.Reason != "cancelled: receiver retired" {
+		t.Errorf("result %+v, %d attempts, finish %+v", res, attempts, finished)
+	}
+}
