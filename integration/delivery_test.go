@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -143,7 +144,7 @@ func TestGivesUpAndSendsOneEmail(t *testing.T) {
 		return http.StatusInternalServerError, nil, "database on fire"
 	})
 	t.Cleanup(r.Close)
-	s.subscribe(app.Key, map[string]any{"url": r.URL + "/cb", "eventTypes": []string{"ping"}, "contactEmail": "ops@example.test",
+	sub := s.subscribe(app.Key, map[string]any{"url": r.URL + "/cb", "eventTypes": []string{"ping"}, "contactEmail": "ops@example.test",
 		"retryPolicy": map[string]any{"initialIntervalMs": 50, "backoffCoefficient": 1.5, "maxAttempts": 3}})
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "evt-fail-1", "type": "ping"}), http.StatusCreated)
 	ds := s.waitDeliveries(app.Key, "evt-fail-1", 1, 30*time.Second)
@@ -168,6 +169,17 @@ func TestGivesUpAndSendsOneEmail(t *testing.T) {
 	if n := r.Count(); n != 3 {
 		t.Errorf("receiver got %d requests, want 3", n)
 	}
+	// Operators find it in the Web UI by its search attributes.
+	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	query := fmt.Sprintf("HookdSubscriptionId = '%s' AND HookdDeliveryStatus = 'failed'", sub.ID)
+	eventually(t, 10*time.Second, "visibility: "+query, func() bool {
+		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		return err == nil && len(resp.Executions) == 1 && resp.Executions[0].Execution.WorkflowId == "delivery/evt-fail-1/"+sub.ID
+	})
 }
 
 // Posting the same event id again returns the original and starts nothing.
