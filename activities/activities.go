@@ -96,26 +96,36 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		return FanOutResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
 	}
 	log := a.Log.With("event_id", ev.ID, "workflow_id", ev.WorkflowID)
-	targets, err := a.Repo.Targets(ctx, ev.AppID, ev.Topic, ev.Type)
-	if err != nil {
-		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
-	}
-	var res FanOutResult
-	matched := make(map[string]db.Target, len(targets))
+	res := FanOutResult{AppID: ev.AppID, NotifyURL: ev.NotifyURL.String}
+	targets := map[string]sendTarget{} // by delivery id
 	var want []db.Delivery
-	for _, t := range targets {
-		if ok, why := matches(t, ev); !ok {
-			res.Skipped = append(res.Skipped, Skipped{SubscriptionID: t.ID, Reason: why})
-			if why != "" && why != "filter did not match" {
-				log.Warn("filter failed; counted as no match", "subscription_id", t.ID, "reason", why)
-			}
-			continue
+	if ev.Kind == db.KindCallback {
+		t, d, err := a.callbackTarget(ctx, ev)
+		if err != nil {
+			return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
 		}
-		matched[t.ID] = t
-		want = append(want, db.Delivery{
-			ID: DeliveryID(ev.ID, t.ID, 0), EventID: ev.ID, AppID: t.AppID, URL: t.URL,
-			SubscriptionID: nullString(t.ID), WorkflowID: DeliveryWorkflowID(ev.ID, t.ID, 0),
-		})
+		targets[d.ID] = t
+		want = append(want, d)
+	} else {
+		subs, err := a.Repo.Targets(ctx, ev.AppID, ev.Topic, ev.Type)
+		if err != nil {
+			return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
+		}
+		for _, t := range subs {
+			if ok, why := matches(t, ev); !ok {
+				res.Skipped = append(res.Skipped, Skipped{SubscriptionID: t.ID, Reason: why})
+				if why != "filter did not match" {
+					log.Warn("filter failed; counted as no match", "subscription_id", t.ID, "reason", why)
+				}
+				continue
+			}
+			d := db.Delivery{
+				ID: DeliveryID(ev.ID, t.ID, 0), EventID: ev.ID, AppID: t.AppID, URL: t.URL,
+				SubscriptionID: nullString(t.ID), WorkflowID: DeliveryWorkflowID(ev.ID, t.ID, 0),
+			}
+			targets[d.ID] = subscriptionTarget(a.Config, t.Subscription, t.GetAPIPath)
+			want = append(want, d)
+		}
 	}
 	res.Matched = len(want)
 	ds, err := a.Repo.EnsureDeliveries(ctx, want)
@@ -130,25 +140,24 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 	var wg sync.WaitGroup
 	var firstErr error
 	for _, d := range ds {
-		t := matched[d.SubscriptionID.String]
-		pol := PolicyFor(a.Config, t.RetryPolicy)
-		retry := Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: t.ID, Attempts: d.Attempts, Policy: pol}
+		t := targets[d.ID]
+		retry := Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: t.Policy}
 		switch {
 		case d.Status == db.StatusSucceeded:
-			res.Succeeded = append(res.Succeeded, d.ID)
+			res.Succeeded = append(res.Succeeded, Outcome{DeliveryID: d.ID, SubscriptionID: d.SubscriptionID.String, Status: d.Status, Attempts: d.Attempts})
 			continue
 		case d.Status != db.StatusPending:
 			continue
 		case d.Attempts > 0: // attempted before a crash: its retry workflow takes over
-			retry.Delay = pol.Backoff(d.Attempts)
+			retry.Delay = t.Policy.Backoff(d.Attempts)
 			res.Retry = append(res.Retry, retry)
 			continue
 		}
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(d db.Delivery, t db.Target, retry Retry) {
+		go func(d db.Delivery, t sendTarget, retry Retry) {
 			defer func() { <-sem; wg.Done() }()
-			r, err := a.attempt(ctx, ev, d, t.Subscription, t.GetAPIPath, 1, retry.Policy)
+			r, err := a.attempt(ctx, ev, d, t, 1)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -157,7 +166,7 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 					firstErr = err
 				}
 			case r.Succeeded():
-				res.Succeeded = append(res.Succeeded, d.ID)
+				res.Succeeded = append(res.Succeeded, Outcome{DeliveryID: d.ID, SubscriptionID: d.SubscriptionID.String, Status: db.StatusSucceeded, Attempts: 1})
 			default:
 				retry.Attempts = 1
 				retry.Gone = r.Gone()
@@ -176,6 +185,32 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 	}
 	log.Debug("fanned out", "matched", res.Matched, "succeeded", len(res.Succeeded), "retrying", len(res.Retry))
 	return res, nil
+}
+
+// sendTarget is how to deliver to one target: the secrets to sign with, the callback key, the
+// registered event's API path and the retry policy.
+type sendTarget struct {
+	Secrets     []string
+	CallbackKey string
+	APIPath     string
+	Policy      Policy
+}
+
+func subscriptionTarget(c config.Config, sub db.Subscription, apiPath string) sendTarget {
+	return sendTarget{Secrets: sub.Secrets(time.Now()), CallbackKey: sub.CallbackKey.String, APIPath: apiPath,
+		Policy: PolicyFor(c, sub.RetryPolicy)}
+}
+
+// callbackTarget is the one delivery of a one-off callback: to the URL named on the request,
+// signed with the calling app's secret, under the default retry policy.
+func (a *Activities) callbackTarget(ctx context.Context, ev db.Event) (sendTarget, db.Delivery, error) {
+	app, err := a.Repo.GetApp(ctx, ev.AppID)
+	if err != nil {
+		return sendTarget{}, db.Delivery{}, err
+	}
+	d := db.Delivery{ID: DeliveryID(ev.ID, ev.TargetURL.String, 0), EventID: ev.ID, AppID: ev.AppID, URL: ev.TargetURL.String,
+		WorkflowID: DeliveryWorkflowID(ev.ID, "callback", 0)}
+	return sendTarget{Secrets: []string{app.Secret}, Policy: PolicyFor(a.Config, db.RetryPolicy{})}, d, nil
 }
 
 // matches evaluates the registered event's filter and then the subscription's own.
@@ -218,15 +253,16 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	if err != nil {
 		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 	}
-	var sub db.Subscription
-	var apiPath string
+	var t sendTarget
 	if d.SubscriptionID.Valid {
-		if sub, err = a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String); err != nil {
+		sub, err := a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String)
+		if err != nil {
 			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 		}
 		if !sub.Active {
 			return AttemptResult{}, temporal.NewNonRetryableApplicationError("subscription is disabled", ErrTypeInactive, nil)
 		}
+		var apiPath string
 		if sub.RegisteredEventID.Valid {
 			re, err := a.Repo.RegisteredEventByID(ctx, sub.RegisteredEventID.Int64)
 			if err != nil && !errors.Is(err, db.ErrNotFound) {
@@ -234,8 +270,14 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 			}
 			apiPath = re.GetAPIPath
 		}
+		t = subscriptionTarget(a.Config, sub, apiPath)
+	} else {
+		if t, _, err = a.callbackTarget(ctx, ev); err != nil {
+			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+		}
 	}
-	r, err := a.attempt(ctx, ev, d, sub, apiPath, n, in.Policy)
+	t.Policy = in.Policy
+	r, err := a.attempt(ctx, ev, d, t, n)
 	if err != nil {
 		return AttemptResult{}, err
 	}
@@ -253,18 +295,18 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 
 // attempt sends attempt n of delivery d and records it in the ledger. The returned error is only
 // for failures of our own (signing, database); the receiver's failures are in the result.
-func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, sub db.Subscription, apiPath string, n int, pol Policy) (webhook.Result, error) {
+func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t sendTarget, n int) (webhook.Result, error) {
 	body, err := json.Marshal(message{
 		ID: ev.ID, EventType: ev.Type, Service: ev.Topic, AppID: ev.AppID, Data: json.RawMessage(ev.Payload),
-		CreatedAt: ev.ReceivedAt, GetAPIPath: fillPath(apiPath, ev.Payload), DeliveryID: d.ID,
+		CreatedAt: ev.ReceivedAt, GetAPIPath: fillPath(t.APIPath, ev.Payload), DeliveryID: d.ID,
 		RetryCount: n - 1, Replay: d.Replay,
 	})
 	if err != nil {
 		return webhook.Result{}, fmt.Errorf("render %s: %w", d.ID, err)
 	}
 	r, err := a.Sender.Send(ctx, webhook.Request{
-		URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: sub.Secrets(time.Now()), CallbackKey: sub.CallbackKey.String,
-		Body: body, Timeout: pol.Timeout,
+		URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: t.Secrets, CallbackKey: t.CallbackKey,
+		Body: body, Timeout: t.Policy.Timeout,
 	})
 	if err != nil {
 		return webhook.Result{}, err
@@ -367,4 +409,30 @@ func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// EventWorkflowID is the Temporal id of an event's workflow: one per event, never two.
+func EventWorkflowID(eventID string) string { return "event/" + eventID }
+
+// CreateCallback stores a one-off callback as an event of kind callback and returns its id; the
+// caller starts its EventWorkflow. Storing it twice (a retried activity) is harmless.
+func (a *Activities) CreateCallback(ctx context.Context, in CallbackInput) (string, error) {
+	ev, err := CallbackEvent(in)
+	if err != nil {
+		return "", err
+	}
+	if _, err = a.Repo.InsertEvent(ctx, ev); err != nil {
+		return "", fmt.Errorf("callback %s: %w", in.ID, err)
+	}
+	return in.ID, nil
+}
+
+// CallbackEvent is the event row of a one-off callback.
+func CallbackEvent(in CallbackInput) (db.Event, error) {
+	data, err := json.Marshal(in.Data)
+	if err != nil {
+		return db.Event{}, fmt.Errorf("callback %s: %w", in.ID, err)
+	}
+	return db.Event{ID: in.ID, AppID: in.AppID, Topic: in.Service, Type: in.EventType, Payload: data,
+		WorkflowID: EventWorkflowID(in.ID), Kind: db.KindCallback, TargetURL: nullString(in.URL)}, nil
 }

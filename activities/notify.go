@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/hookd/hookd/db"
 )
 
 // NotifyFailure e-mails the subscription's contact that a delivery gave up, with the reason and how
@@ -14,18 +16,24 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
-	if d.NotifiedAt.Valid || !d.SubscriptionID.Valid {
+	if d.NotifiedAt.Valid {
 		return nil
 	}
-	sub, err := a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String)
-	if err != nil {
-		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
-	}
-	to := sub.ContactEmail
-	if to == "" {
-		if app, err := a.Repo.GetApp(ctx, sub.AppID); err == nil {
-			to = app.ContactEmail
+	// A subscription's contact, else its app's; a one-off callback's app.
+	var sub db.Subscription
+	to := ""
+	if d.SubscriptionID.Valid {
+		if sub, err = a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String); err != nil {
+			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 		}
+		to = sub.ContactEmail
+	}
+	if to == "" {
+		app, err := a.Repo.GetApp(ctx, d.AppID)
+		if err != nil {
+			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+		}
+		to = app.ContactEmail
 	}
 	if to == "" {
 		a.Log.Warn("delivery failed and nobody to tell", "delivery_id", d.ID, "subscription_id", sub.ID)
@@ -48,7 +56,10 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	fmt.Fprintf(&b, "Attempts:     %d\n", d.Attempts)
 	fmt.Fprintf(&b, "Event:        %s\n", ev.ID)
 	fmt.Fprintf(&b, "Delivery:     %s\n", d.ID)
-	fmt.Fprintf(&b, "Subscription: %s\n\n", sub.ID)
+	if sub.ID != "" {
+		fmt.Fprintf(&b, "Subscription: %s\n", sub.ID)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "To send it again once the receiver is fixed:\n\n  curl -X POST -H 'Authorization: Bearer <your API key>' %s/v1/deliveries/%s/replay\n\n", api, d.ID)
 	if d.WorkflowID != "" && a.Config.TemporalUIURL != "" {
 		fmt.Fprintf(&b, "History in the Temporal Web UI:\n  %s/namespaces/%s/workflows/%s\n", strings.TrimRight(a.Config.TemporalUIURL, "/"),
@@ -60,7 +71,7 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if _, err := a.Repo.MarkNotified(ctx, d.ID); err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
-	if in.Disabled {
+	if in.Disabled && sub.ID != "" {
 		sub, err = a.Repo.GetSubscription(ctx, "", sub.ID)
 		if err != nil {
 			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)

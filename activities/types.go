@@ -51,12 +51,32 @@ type Skipped struct {
 	Reason         string
 }
 
+// Outcome is how one delivery ended, as reported in completion callbacks.
+type Outcome struct {
+	DeliveryID     string `json:"deliveryId"`
+	SubscriptionID string `json:"subscriptionId,omitempty"`
+	Status         string `json:"status"`
+	Attempts       int    `json:"attempts"`
+}
+
 // FanOutResult is the outcome of the first round of an event's deliveries.
 type FanOutResult struct {
 	Matched   int
-	Succeeded []string // delivery ids
+	Succeeded []Outcome
 	Retry     []Retry
 	Skipped   []Skipped
+	AppID     string
+	NotifyURL string // the publisher's ?callbackURL=, told when every delivery has finished
+}
+
+// CallbackInput creates a one-off callback: an event of kind callback delivered to URL only.
+type CallbackInput struct {
+	ID        string
+	AppID     string
+	URL       string
+	EventType string
+	Service   string
+	Data      any
 }
 
 // AttemptInput asks for one attempt series of a delivery; the ledger attempt number is

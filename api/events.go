@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,19 +17,18 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/workflows"
 )
 
 type publishRequest struct {
-	ID    string          `json:"id"`
-	Type  string          `json:"type"`
-	Topic string          `json:"topic"`
-	Data  json.RawMessage `json:"data"`
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	Topic       string          `json:"topic"`
+	Data        json.RawMessage `json:"data"`
+	CallbackURL string          `json:"callbackUrl"`
 }
-
-// EventWorkflowID is the Temporal id of an event's workflow: one per event, never two.
-func EventWorkflowID(eventID string) string { return "event/" + eventID }
 
 // publishEvent stores an event and starts its workflow before answering. 201 means this call
 // created it; 200 means the id was seen before and nothing new was started.
@@ -67,9 +67,13 @@ func (s *Server) publishEvent(c *gin.Context) {
 		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", s.Config.MaxPayloadBytes))
 		return
 	}
+	notify, ok := s.callbackURL(c, req.CallbackURL)
+	if !ok {
+		return
+	}
 	ctx := c.Request.Context()
 	ev := db.Event{ID: req.ID, AppID: app.ID, Topic: req.Topic, Type: req.Type, Payload: types.JSONText(data),
-		WorkflowID: EventWorkflowID(req.ID)}
+		WorkflowID: activities.EventWorkflowID(req.ID), NotifyURL: sql.NullString{String: notify, Valid: notify != ""}}
 	inserted, err := s.Repo.InsertEvent(ctx, ev)
 	if err != nil {
 		s.fail(c, err)
@@ -99,6 +103,12 @@ func (s *Server) publishEvent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if notify != "" {
+		// Accepted: the caller hears the outcome of every delivery at its callback URL.
+		c.Header("Location", "/v1/events/"+stored.ID)
+		s.respondEvent(c, http.StatusAccepted, stored)
+		return
+	}
 	s.respondEvent(c, http.StatusCreated, stored)
 }
 
@@ -117,7 +127,7 @@ func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
 }
 
 func (s *Server) respondEvent(c *gin.Context, status int, ev db.Event) {
-	data(c, status, gin.H{"id": ev.ID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload, "receivedAt": ev.ReceivedAt,
+	data(c, status, gin.H{"id": ev.ID, "requestId": ev.ID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload, "receivedAt": ev.ReceivedAt,
 		"workflowId": ev.WorkflowID, "links": gin.H{"self": "/v1/events/" + ev.ID, "temporalUi": s.uiLink(ev.WorkflowID)}})
 }
 
@@ -162,7 +172,7 @@ func (s *Server) deliveryView(d db.Delivery) gin.H {
 	if d.Attempts > 1 || d.Status == db.StatusFailed || d.Status == db.StatusCancelled {
 		v["links"] = gin.H{"temporalUi": s.uiLink(d.WorkflowID)}
 	} else {
-		v["links"] = gin.H{"temporalUi": s.uiLink(EventWorkflowID(d.EventID))}
+		v["links"] = gin.H{"temporalUi": s.uiLink(activities.EventWorkflowID(d.EventID))}
 	}
 	return v
 }

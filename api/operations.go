@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -85,6 +86,16 @@ func (s *Server) replayEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
+	var req struct {
+		CallbackURL string `json:"callbackUrl"`
+	}
+	if c.Request.ContentLength != 0 && !bind(c, &req) {
+		return
+	}
+	notify, ok := s.callbackURL(c, req.CallbackURL)
+	if !ok {
+		return
+	}
 	ev, err := s.Repo.GetEvent(c.Request.Context(), app.ID, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
@@ -108,23 +119,47 @@ func (s *Server) replayEvent(c *gin.Context) {
 	}
 	out := []gin.H{}
 	skipped := []gin.H{}
+	var inputs []workflows.DeliveryInput
 	for _, k := range order {
 		d := latest[k]
 		if d.Status == db.StatusPending {
 			skipped = append(skipped, gin.H{"id": d.ID, "reason": "still pending"})
 			continue
 		}
-		nd, err := s.replay(c, d)
+		nd, in, err := s.prepareReplay(c, d)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
+		inputs = append(inputs, in)
 		out = append(out, s.deliveryView(nd))
 	}
-	data(c, http.StatusAccepted, gin.H{"eventId": ev.ID, "replays": out, "skipped": skipped})
+	// One workflow runs the replays as children and makes the callback once all have ended.
+	requestID := "req_" + uuid.NewString()
+	_, err = s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: "replay/" + ev.ID + "/" + requestID,
+		TaskQueue: s.Config.TaskQueue}, workflows.ReplayWorkflow, workflows.ReplayInput{
+		RequestID: requestID, EventID: ev.ID, AppID: app.ID, NotifyURL: notify, Deliveries: inputs})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusAccepted, gin.H{"requestId": requestID, "eventId": ev.ID, "replays": out, "skipped": skipped})
 }
 
 func (s *Server) replay(c *gin.Context, d db.Delivery) (db.Delivery, error) {
+	nd, in, err := s.prepareReplay(c, d)
+	if err != nil {
+		return db.Delivery{}, err
+	}
+	if _, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: nd.WorkflowID, TaskQueue: s.Config.TaskQueue},
+		workflows.DeliveryWorkflow, in); err != nil {
+		return db.Delivery{}, fmt.Errorf("start replay %s: %w", nd.ID, err)
+	}
+	return nd, nil
+}
+
+// prepareReplay creates the replay's delivery row and the input of its DeliveryWorkflow.
+func (s *Server) prepareReplay(c *gin.Context, d db.Delivery) (db.Delivery, workflows.DeliveryInput, error) {
 	ctx := c.Request.Context()
 	target := d.URL
 	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
@@ -132,25 +167,24 @@ func (s *Server) replay(c *gin.Context, d db.Delivery) (db.Delivery, error) {
 		target = d.SubscriptionID.String
 		sub, err := s.Repo.GetSubscription(ctx, "", target)
 		if err != nil {
-			return db.Delivery{}, err
+			return db.Delivery{}, workflows.DeliveryInput{}, err
 		}
 		pol = activities.PolicyFor(s.Config, sub.RetryPolicy)
 	}
 	nd, err := s.Repo.CreateReplay(ctx, d, func(n int) (string, string) {
-		return activities.DeliveryID(d.EventID, target, n), activities.DeliveryWorkflowID(d.EventID, target, n)
+		wfTarget := target
+		if !d.SubscriptionID.Valid {
+			wfTarget = "callback"
+		}
+		return activities.DeliveryID(d.EventID, target, n), activities.DeliveryWorkflowID(d.EventID, wfTarget, n)
 	})
 	if err != nil {
-		return db.Delivery{}, err
+		return db.Delivery{}, workflows.DeliveryInput{}, err
 	}
-	_, err = s.Engine.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: nd.WorkflowID, TaskQueue: s.Config.TaskQueue},
-		workflows.DeliveryWorkflow, workflows.DeliveryInput{
-			Retry:   activities.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol},
-			EventID: d.EventID, SearchAttributes: s.Config.SearchAttributes, Replay: nd.Replay,
-		})
-	if err != nil {
-		return db.Delivery{}, fmt.Errorf("start replay %s: %w", nd.ID, err)
-	}
-	return nd, nil
+	return nd, workflows.DeliveryInput{
+		Retry:   activities.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol},
+		EventID: d.EventID, SearchAttributes: s.Config.SearchAttributes, Replay: nd.Replay,
+	}, nil
 }
 
 type rotateRequest struct {

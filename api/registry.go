@@ -208,8 +208,9 @@ func (s *Server) updateRegisteredEvent(c *gin.Context) {
 }
 
 type bulkDeleteRequest struct {
-	Action string   `json:"action"`
-	Events []string `json:"events"`
+	Action      string   `json:"action"`
+	Events      []string `json:"events"`
+	CallbackURL string   `json:"callbackUrl"`
 }
 
 // bulkDeleteEvents deletes up to 25 events by name and says which were not there.
@@ -234,6 +235,10 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 		problem(c, http.StatusBadRequest, fmt.Sprintf("events: at most %d events can be deleted per request, got %d", MaxBulkDelete, len(req.Events)))
 		return
 	}
+	notify, ok := s.callbackURL(c, req.CallbackURL)
+	if !ok {
+		return
+	}
 	deleted, err := s.Repo.DeleteRegisteredEvents(c.Request.Context(), app.ID, c.Param("topic"), req.Events)
 	if err != nil {
 		s.fail(c, err)
@@ -252,7 +257,18 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 	if deleted == nil {
 		deleted = []string{}
 	}
-	data(c, http.StatusOK, gin.H{"deleted": deleted, "notFound": notFound})
+	result := gin.H{"deleted": deleted, "notFound": notFound}
+	if notify == "" {
+		data(c, http.StatusOK, result)
+		return
+	}
+	id, err := s.startCallback(c.Request.Context(), app.ID, notify, "events.bulkDeleted", c.Param("topic"), result)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	result["requestId"] = id
+	data(c, http.StatusAccepted, result)
 }
 
 func pageSize(c *gin.Context) (int, bool) {

@@ -70,6 +70,9 @@ func (s *Server) Handler() http.Handler {
 	v1.POST("/signatures/verify", s.verifySignature)
 
 	v1.POST("/events", s.publishEvent)
+	v1.GET("/events", s.pollEvents)
+	v1.POST("/callbacks", s.createCallback)
+	v1.GET("/deliveries", s.listDeliveries)
 	v1.GET("/events/:id", s.getEvent)
 	v1.POST("/events/:id/replay", s.replayEvent)
 	v1.GET("/deliveries/:id", s.getDelivery)

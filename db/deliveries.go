@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -220,4 +221,28 @@ func (r *Repo) CreateReplay(ctx context.Context, of Delivery, id func(replay int
 		return Delivery{}, fmt.Errorf("replay %s: %w", of.ID, err)
 	}
 	return d, nil
+}
+
+// DeliveryFilter narrows a delivery listing.
+type DeliveryFilter struct {
+	AppID          string
+	Status         string
+	SubscriptionID string
+	Since          time.Time
+	AfterCreated   time.Time
+	AfterID        string
+	Limit          int
+}
+
+// ListDeliveries lists an app's deliveries, oldest first, for finding failures to replay.
+func (r *Repo) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error) {
+	var out []Delivery
+	err := r.db.SelectContext(ctx, &out, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE app_id = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR subscription_id = $3)
+		  AND created_at >= $4 AND (created_at, id) > ($5, $6)
+		ORDER BY created_at, id LIMIT $7`, f.AppID, f.Status, f.SubscriptionID, f.Since, f.AfterCreated, f.AfterID, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	return out, nil
 }

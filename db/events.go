@@ -6,13 +6,17 @@ import (
 	"time"
 )
 
-const eventColumns = `seq, id, app_id, topic, type, payload, workflow_id, received_at, dispatched_at`
+const eventColumns = `seq, id, app_id, topic, type, payload, workflow_id, received_at, dispatched_at, kind, target_url,
+	notify_url, txid::text AS txid`
 
 // InsertEvent stores an event unless its id exists; it reports whether this call stored it.
 func (r *Repo) InsertEvent(ctx context.Context, e Event) (bool, error) {
-	res, err := r.db.ExecContext(ctx, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id)
-		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO NOTHING`,
-		e.ID, e.AppID, e.Topic, e.Type, e.Payload, e.WorkflowID)
+	if e.Kind == "" {
+		e.Kind = KindEvent
+	}
+	res, err := r.db.ExecContext(ctx, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url, notify_url)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING`,
+		e.ID, e.AppID, e.Topic, e.Type, e.Payload, e.WorkflowID, e.Kind, e.TargetURL, e.NotifyURL)
 	if err != nil {
 		return false, fmt.Errorf("insert event %s: %w", e.ID, err)
 	}
@@ -46,6 +50,39 @@ func (r *Repo) Undispatched(ctx context.Context, before time.Time, limit int) ([
 		WHERE dispatched_at IS NULL AND received_at < $1 ORDER BY received_at LIMIT $2`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("undispatched events: %w", err)
+	}
+	return out, nil
+}
+
+// PollFilter narrows an event listing.
+type PollFilter struct {
+	AppID     string
+	Topic     string
+	Type      string
+	Since     time.Time
+	AfterTxID string // cursor: (txid, seq) of the last event seen
+	AfterSeq  int64
+	Limit     int
+}
+
+// PollEvents lists the events an app may see (it published them, or they were delivered to it) in
+// a stable order: an event appears only once every transaction that could precede it is finished,
+// so a cursor never skips an event committed late.
+func (r *Repo) PollEvents(ctx context.Context, f PollFilter) ([]Event, error) {
+	after := f.AfterTxID
+	if after == "" {
+		after = "0"
+	}
+	var out []Event
+	err := r.db.SelectContext(ctx, &out, `SELECT `+eventColumns+` FROM events e
+		WHERE (e.app_id = $1 OR EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.app_id = $1))
+		  AND ($2 = '' OR e.topic = $2) AND ($3 = '' OR e.type = $3)
+		  AND e.received_at >= $4
+		  AND (e.txid, e.seq) > ($5::xid8, $6)
+		  AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY e.txid, e.seq LIMIT $7`, f.AppID, f.Topic, f.Type, f.Since, after, f.AfterSeq, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("poll events: %w", err)
 	}
 	return out, nil
 }

@@ -80,7 +80,17 @@ type Event struct {
 	WorkflowID   string         `db:"workflow_id" json:"workflowId"`
 	ReceivedAt   time.Time      `db:"received_at" json:"receivedAt"`
 	DispatchedAt sql.NullTime   `db:"dispatched_at" json:"-"`
+	Kind         string         `db:"kind" json:"kind"`
+	TargetURL    sql.NullString `db:"target_url" json:"-"`
+	NotifyURL    sql.NullString `db:"notify_url" json:"-"`
+	TxID         string         `db:"txid" json:"-"`
 }
+
+// Event kinds.
+const (
+	KindEvent    = "event"
+	KindCallback = "callback"
+)
 
 // Delivery statuses.
 const (

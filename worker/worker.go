@@ -20,6 +20,7 @@ func New(c client.Client, taskQueue string, acts *activities.Activities) sdkwork
 	})
 	w.RegisterWorkflow(workflows.EventWorkflow)
 	w.RegisterWorkflow(workflows.DeliveryWorkflow)
+	w.RegisterWorkflow(workflows.ReplayWorkflow)
 	w.RegisterActivity(acts)
 	return w
 }

@@ -95,23 +95,13 @@ func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
 		return EventResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
 	}
 	res := EventResult{Matched: fan.Matched, Succeeded: len(fan.Succeeded), Skipped: fan.Skipped}
-	futures := make([]workflow.ChildWorkflowFuture, 0, len(fan.Retry))
+	inputs := make([]DeliveryInput, 0, len(fan.Retry))
 	for _, r := range fan.Retry {
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID: r.WorkflowID,
-			// An operator may cancel the event's workflow; its deliveries keep their own lives.
-			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		})
-		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, DeliveryWorkflow,
-			DeliveryInput{Retry: r, EventID: in.EventID, SearchAttributes: in.SearchAttributes}))
+		inputs = append(inputs, DeliveryInput{Retry: r, EventID: in.EventID, SearchAttributes: in.SearchAttributes})
 	}
-	for _, f := range futures {
-		var dr DeliveryResult
-		if err := f.Get(ctx, &dr); err != nil {
-			res.Failed++
-			continue
-		}
-		switch dr.Status {
+	outcomes := append(fan.Succeeded, runDeliveries(ctx, inputs)...)
+	for _, o := range outcomes[len(fan.Succeeded):] {
+		switch o.Status {
 		case db.StatusSucceeded:
 			res.Succeeded++
 		case db.StatusCancelled:
@@ -120,7 +110,81 @@ func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
 			res.Failed++
 		}
 	}
+	if fan.NotifyURL != "" {
+		err := sendCallback(ctx, activities.CallbackInput{ID: "cb_" + in.EventID, AppID: fan.AppID, URL: fan.NotifyURL,
+			EventType: "event.completed", Service: "webhooks",
+			Data: map[string]any{"requestId": in.EventID, "eventId": in.EventID, "deliveries": outcomes}})
+		if err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// runDeliveries runs DeliveryWorkflows as children and waits for all of them.
+func runDeliveries(ctx workflow.Context, inputs []DeliveryInput) []activities.Outcome {
+	futures := make([]workflow.ChildWorkflowFuture, 0, len(inputs))
+	for _, in := range inputs {
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID: in.WorkflowID,
+			// An operator may cancel the parent; its deliveries keep their own lives.
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		})
+		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, DeliveryWorkflow, in))
+	}
+	out := make([]activities.Outcome, 0, len(inputs))
+	for i, f := range futures {
+		o := activities.Outcome{DeliveryID: inputs[i].DeliveryID, SubscriptionID: inputs[i].SubscriptionID, Status: db.StatusFailed}
+		var dr DeliveryResult
+		if err := f.Get(ctx, &dr); err == nil {
+			o.Status, o.Attempts = dr.Status, dr.Attempts
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// sendCallback stores a one-off callback and starts its own EventWorkflow, which signs, retries,
+// records and reports it like any delivery. It does not wait for the callback to be delivered.
+func sendCallback(ctx workflow.Context, in activities.CallbackInput) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
+	var id string
+	if err := workflow.ExecuteActivity(actx, a.CreateCallback, in).Get(ctx, &id); err != nil {
+		return fmt.Errorf("callback %s: %w", in.ID, err)
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        activities.EventWorkflowID(id),
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, EventWorkflow, EventInput{EventID: id, EventType: in.EventType, Topic: in.Service})
+	var started workflow.Execution
+	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
+		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
+		if !errors.As(err, &already) { // the reconciler may have started it first
+			return fmt.Errorf("start callback %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// ReplayInput replays several finished deliveries, then tells the caller at NotifyURL.
+type ReplayInput struct {
+	RequestID  string
+	EventID    string
+	AppID      string
+	NotifyURL  string
+	Deliveries []DeliveryInput
+}
+
+// ReplayWorkflow runs replays of an event's deliveries and sends one callback when all have ended.
+func ReplayWorkflow(ctx workflow.Context, in ReplayInput) ([]activities.Outcome, error) {
+	outcomes := runDeliveries(ctx, in.Deliveries)
+	if in.NotifyURL == "" {
+		return outcomes, nil
+	}
+	return outcomes, sendCallback(ctx, activities.CallbackInput{ID: in.RequestID, AppID: in.AppID, URL: in.NotifyURL,
+		EventType: "event.replayed", Service: "webhooks",
+		Data: map[string]any{"requestId": in.RequestID, "eventId": in.EventID, "deliveries": outcomes}})
 }
 
 // deliveryState is what the status query reports.

@@ -1,0 +1,193 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/db"
+)
+
+// callbackURL reads the per-request callback URL: ?callbackURL= or ?callbackUrl= (the Metamug
+// form), else the body's callbackUrl (the OS1 form). ok is false when a problem was written.
+func (s *Server) callbackURL(c *gin.Context, fromBody string) (url string, ok bool) {
+	url = c.Query("callbackURL")
+	if url == "" {
+		url = c.Query("callbackUrl")
+	}
+	if url == "" {
+		url = fromBody
+	}
+	if url == "" {
+		return "", true
+	}
+	if err := s.Guard.CheckURL(c.Request.Context(), url); err != nil {
+		problem(c, http.StatusBadRequest, "callbackUrl: "+err.Error())
+		return "", false
+	}
+	return url, true
+}
+
+// startCallback stores a one-off callback and starts its workflow; the id is the request id.
+func (s *Server) startCallback(ctx context.Context, appID, url, eventType, service string, payload any) (string, error) {
+	ev, err := activities.CallbackEvent(activities.CallbackInput{ID: "req_" + uuid.NewString(), AppID: appID, URL: url,
+		EventType: eventType, Service: service, Data: payload})
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.Repo.InsertEvent(ctx, ev); err != nil {
+		return "", err
+	}
+	return ev.ID, s.StartEvent(ctx, ev)
+}
+
+type callbackRequest struct {
+	URL       string          `json:"url"`
+	EventType string          `json:"eventType"`
+	Service   string          `json:"service"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// createCallback hands a one-off callback over for durable delivery: one workflow, the same
+// signing (with the caller's app secret), retries, ledger and failure e-mail as subscriptions.
+func (s *Server) createCallback(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req callbackRequest
+	if !bind(c, &req) {
+		return
+	}
+	if req.URL == "" {
+		problem(c, http.StatusBadRequest, "url: required")
+		return
+	}
+	if err := s.Guard.CheckURL(c.Request.Context(), req.URL); err != nil {
+		problem(c, http.StatusBadRequest, "url: "+err.Error())
+		return
+	}
+	if !eventName.MatchString(req.EventType) {
+		problem(c, http.StatusBadRequest, "eventType: 1 to 128 letters, digits, '_', '.', ':' or '-'")
+		return
+	}
+	if len(req.Service) > 128 {
+		problem(c, http.StatusBadRequest, "service: at most 128 characters")
+		return
+	}
+	if len(req.Data) == 0 {
+		req.Data = json.RawMessage("{}")
+	}
+	if int64(len(req.Data)) > s.Config.MaxPayloadBytes {
+		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", s.Config.MaxPayloadBytes))
+		return
+	}
+	id, err := s.startCallback(c.Request.Context(), app.ID, req.URL, req.EventType, req.Service, req.Data)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusAccepted, gin.H{"requestId": id, "links": gin.H{"self": "/v1/events/" + id,
+		"temporalUi": s.uiLink(activities.EventWorkflowID(id))}})
+}
+
+// pollEvents lists the events the caller may see, in a stable order, for receivers that missed
+// notifications: ?since=<RFC 3339 time or cursor>&topic=&eventType=&limit=.
+func (s *Server) pollEvents(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	limit, ok := pageSize(c)
+	if !ok {
+		return
+	}
+	f := db.PollFilter{AppID: app.ID, Topic: c.Query("topic"), Type: c.Query("eventType"), Limit: limit}
+	cursor := c.Query("cursor")
+	if since := c.Query("since"); since != "" {
+		if t, err := time.Parse(time.RFC3339Nano, since); err == nil {
+			f.Since = t
+		} else if cursor == "" {
+			cursor = since
+		}
+	}
+	if cursor != "" {
+		tx, seq, err := decodeCursor(cursor)
+		if err != nil || strings.TrimLeft(tx, "0123456789") != "" {
+			problem(c, http.StatusBadRequest, "since: an RFC 3339 time or a cursor returned by this endpoint")
+			return
+		}
+		f.AfterTxID, f.AfterSeq = tx, seq
+	}
+	evs, err := s.Repo.PollEvents(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]gin.H, 0, len(evs))
+	next := cursor
+	for _, e := range evs {
+		next = encodeCursor(e.TxID, e.Seq)
+		out = append(out, gin.H{"id": e.ID, "type": e.Type, "topic": e.Topic, "kind": e.Kind, "data": e.Payload,
+			"receivedAt": e.ReceivedAt, "cursor": next})
+	}
+	data(c, http.StatusOK, gin.H{"events": out, "meta": gin.H{"nextCursor": next, "hasMore": len(evs) == limit}})
+}
+
+// listDeliveries lists the caller's deliveries: ?status=failed&subscription=&since=&limit=&page=.
+func (s *Server) listDeliveries(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	limit, ok := pageSize(c)
+	if !ok {
+		return
+	}
+	f := db.DeliveryFilter{AppID: app.ID, Status: c.Query("status"), SubscriptionID: c.Query("subscription"), Limit: limit + 1}
+	switch f.Status {
+	case "", db.StatusPending, db.StatusSucceeded, db.StatusFailed, db.StatusCancelled:
+	default:
+		problem(c, http.StatusBadRequest, "status: pending, succeeded, failed or cancelled")
+		return
+	}
+	if since := c.Query("since"); since != "" {
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			problem(c, http.StatusBadRequest, "since: an RFC 3339 time")
+			return
+		}
+		f.Since = t
+	}
+	if p := c.Query("page"); p != "" {
+		id, nanos, err := decodeCursor(p)
+		if err != nil {
+			problem(c, http.StatusBadRequest, "page: not a cursor returned by this endpoint")
+			return
+		}
+		f.AfterID, f.AfterCreated = id, time.Unix(0, nanos)
+	}
+	ds, err := s.Repo.ListDeliveries(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	next := ""
+	if len(ds) > limit {
+		ds = ds[:limit]
+		last := ds[limit-1]
+		next = encodeCursor(last.ID, last.CreatedAt.UnixNano())
+	}
+	out := make([]gin.H, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, s.deliveryView(d))
+	}
+	data(c, http.StatusOK, gin.H{"deliveries": out, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
+}
