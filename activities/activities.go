@@ -133,7 +133,7 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
 	}
 
-	stop := heartbeat(ctx, 5*time.Second)
+	stop := heartbeat(ctx, 2*time.Second)
 	defer stop()
 	sem := make(chan struct{}, max(1, a.Config.FanOutConcurrency))
 	var mu sync.Mutex

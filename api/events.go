@@ -37,36 +37,16 @@ func (s *Server) publishEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var req publishRequest
-	if !bind(c, &req) {
+	body, ok := readBody(c)
+	if !ok {
 		return
 	}
-	if req.ID == "" {
-		req.ID = "evt_" + uuid.NewString()
-	} else if !eventName.MatchString(req.ID) {
-		problem(c, http.StatusBadRequest, "id: 1 to 128 letters, digits, '_', '.', ':' or '-'")
+	req, err := decodePublish(body, s.Config.MaxPayloadBytes, s.topicKnown)
+	if err != nil {
+		requestProblem(c, err)
 		return
 	}
-	if req.Type == "" {
-		problem(c, http.StatusBadRequest, "type: required")
-		return
-	}
-	if !eventName.MatchString(req.Type) {
-		problem(c, http.StatusBadRequest, "type: 1 to 128 letters, digits, '_', '.', ':' or '-'")
-		return
-	}
-	if req.Topic != "" && !s.topicKnown(req.Topic) {
-		problem(c, http.StatusNotFound, fmt.Sprintf("unknown topic %q", req.Topic))
-		return
-	}
-	data := bytes.TrimSpace(req.Data)
-	if len(data) == 0 {
-		data = []byte("{}")
-	}
-	if int64(len(data)) > s.Config.MaxPayloadBytes {
-		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", s.Config.MaxPayloadBytes))
-		return
-	}
+	data := []byte(req.Data)
 	notify, ok := s.callbackURL(c, req.CallbackURL)
 	if !ok {
 		return
@@ -215,4 +195,33 @@ func (s *Server) deliveryFor(c *gin.Context, appID, id string) (db.Delivery, err
 		return db.Delivery{}, err
 	}
 	return d, nil
+}
+
+// decodePublish parses and validates a publish request. Everything it refuses is a *requestError.
+func decodePublish(body []byte, maxPayload int64, topicKnown func(string) bool) (publishRequest, error) {
+	var req publishRequest
+	if err := strictDecode(body, &req); err != nil {
+		return req, &requestError{http.StatusBadRequest, "malformed JSON: " + err.Error()}
+	}
+	switch {
+	case req.ID != "" && !eventName.MatchString(req.ID):
+		return req, &requestError{http.StatusBadRequest, "id: 1 to 128 letters, digits, '_', '.', ':' or '-'"}
+	case req.Type == "":
+		return req, &requestError{http.StatusBadRequest, "type: required"}
+	case !eventName.MatchString(req.Type):
+		return req, &requestError{http.StatusBadRequest, "type: 1 to 128 letters, digits, '_', '.', ':' or '-'"}
+	case req.Topic != "" && !topicKnown(req.Topic):
+		return req, &requestError{http.StatusNotFound, fmt.Sprintf("unknown topic %q", req.Topic)}
+	}
+	if req.ID == "" {
+		req.ID = "evt_" + uuid.NewString()
+	}
+	req.Data = bytes.TrimSpace(req.Data)
+	if len(req.Data) == 0 || string(req.Data) == "null" {
+		req.Data = json.RawMessage("{}")
+	}
+	if int64(len(req.Data)) > maxPayload {
+		return req, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", maxPayload)}
+	}
+	return req, nil
 }

@@ -300,9 +300,3 @@ func decodeCursor(s string) (string, int64, error) {
 	id, err := strconv.ParseInt(idStr, 10, 64)
 	return name, id, err
 }
-
-func strictDecode(raw json.RawMessage, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/lib/pq"
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/config"
@@ -99,7 +100,11 @@ func problem(c *gin.Context, status int, detail string) {
 
 // fail maps an error from the layers below to a status; unexpected ones are logged, not shown.
 func (s *Server) fail(c *gin.Context, err error) {
+	var pqErr *pq.Error
 	switch {
+	case errors.As(err, &pqErr) && pqErr.Code.Class() == "22":
+		// PostgreSQL refused the value itself (e.g. \u0000 in JSON): the caller's input, not our fault.
+		problem(c, http.StatusBadRequest, "invalid data: "+pqErr.Message)
 	case errors.Is(err, db.ErrNotFound):
 		problem(c, http.StatusNotFound, "not found")
 	case errors.Is(err, db.ErrConflict):
@@ -117,7 +122,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 // isUnavailable recognises a database or engine that cannot be reached.
 func isUnavailable(err error) bool {
 	msg := err.Error()
-	for _, s := range []string{"connection refused", "bad connection", "the database system is", "Unavailable", "no such host", "i/o timeout", "EOF"} {
+	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "bad connection", "the database system is", "Unavailable", "no such host", "i/o timeout", "EOF"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
@@ -125,29 +130,63 @@ func isUnavailable(err error) bool {
 	return false
 }
 
-// bind decodes a JSON body strictly: unknown fields and trailing data are refused.
-func bind(c *gin.Context, v any) bool {
+// requestError is input refused with a status and a message for the caller.
+type requestError struct {
+	Status int
+	Detail string
+}
+
+func (e *requestError) Error() string { return e.Detail }
+
+// requestProblem writes a requestError as a problem document.
+func requestProblem(c *gin.Context, err error) {
+	var re *requestError
+	if errors.As(err, &re) {
+		problem(c, re.Status, re.Detail)
+		return
+	}
+	problem(c, http.StatusBadRequest, err.Error())
+}
+
+// readBody reads the (size-limited) request body.
+func readBody(c *gin.Context) ([]byte, bool) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit))
-			return false
+			return nil, false
 		}
 		problem(c, http.StatusBadRequest, "could not read body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// bind decodes a JSON body strictly: unknown fields and trailing data are refused.
+func bind(c *gin.Context, v any) bool {
+	body, ok := readBody(c)
+	if !ok {
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictDecode(body, v); err != nil {
 		problem(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
 		return false
 	}
-	if dec.More() {
-		problem(c, http.StatusBadRequest, "malformed JSON: data after the object")
-		return false
-	}
 	return true
+}
+
+// strictDecode decodes one JSON value, refusing unknown fields and trailing data.
+func strictDecode(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	return nil
 }
 
 func (s *Server) recover(c *gin.Context) {

@@ -25,12 +25,15 @@ type Config struct {
 	SMTPFrom          string        // HOOKD_SMTP_FROM
 	LogLevel          slog.Level    // HOOKD_LOG_LEVEL
 	AllowPrivate      bool          // HOOKD_ALLOW_PRIVATE_TARGETS
+	AllowedTargets    []string      // HOOKD_ALLOWED_TARGETS: CIDRs allowed although private
 	MaxPayloadBytes   int64         // HOOKD_MAX_PAYLOAD_BYTES
 	AttemptTimeout    time.Duration // HOOKD_ATTEMPT_TIMEOUT
 	Retry             RetryDefaults
 	// DisableAfterFailures disables a subscription after this many failed deliveries in a row.
-	DisableAfterFailures int // HOOKD_DISABLE_AFTER_FAILURES
-	FanOutConcurrency    int // HOOKD_FANOUT_CONCURRENCY
+	DisableAfterFailures int           // HOOKD_DISABLE_AFTER_FAILURES
+	FanOutConcurrency    int           // HOOKD_FANOUT_CONCURRENCY
+	ReconcileInterval    time.Duration // HOOKD_RECONCILE_INTERVAL
+	ReconcileGrace       time.Duration // HOOKD_RECONCILE_GRACE
 	// SearchAttributes makes workflows set hookd's search attributes; the server must have them registered.
 	SearchAttributes bool // HOOKD_SEARCH_ATTRIBUTES
 }
@@ -64,6 +67,9 @@ func load(getenv func(string) string) (Config, error) {
 		SMTPAddr:          p.str("HOOKD_SMTP_ADDR", "127.0.0.1:1025"),
 		SMTPFrom:          p.str("HOOKD_SMTP_FROM", "hookd@localhost"),
 		AllowPrivate:      p.boolean("HOOKD_ALLOW_PRIVATE_TARGETS", false),
+		AllowedTargets:    p.list("HOOKD_ALLOWED_TARGETS", nil),
+		ReconcileInterval: p.duration("HOOKD_RECONCILE_INTERVAL", 15*time.Second),
+		ReconcileGrace:    p.duration("HOOKD_RECONCILE_GRACE", 30*time.Second),
 		MaxPayloadBytes:   int64(p.integer("HOOKD_MAX_PAYLOAD_BYTES", 256<<10)),
 		AttemptTimeout:    p.duration("HOOKD_ATTEMPT_TIMEOUT", 20*time.Second),
 		Retry: RetryDefaults{

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,10 +59,34 @@ type stack struct {
 	URL  string
 	SMTP *testenv.SMTPServer
 	Cfg  config.Config
+	Logs *syncBuffer // everything the stack logged
 	app  *service.App
 }
 
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newStack runs api and worker in this process.
 func newStack(t *testing.T, tweak ...func(*config.Config)) *stack {
+	return startStack(t, true, tweak...)
+}
+
+func startStack(t *testing.T, withWorker bool, tweak ...func(*config.Config)) *stack {
 	t.Helper()
 	smtp, err := testenv.StartSMTP()
 	if err != nil {
@@ -82,20 +107,22 @@ func newStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	cfg.Retry = config.RetryDefaults{InitialInterval: 100 * time.Millisecond, BackoffCoefficient: 2,
 		MaxInterval: time.Second, MaxAttempts: 5, MaxDuration: time.Minute}
 	cfg.AttemptTimeout = 5 * time.Second
+	cfg.LogLevel = slog.LevelWarn
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	var logOut io.Writer = testWriter{t}
+	logs := &syncBuffer{}
+	var logOut io.Writer = io.MultiWriter(logs, testWriter{t})
 	if os.Getenv("HOOKD_TEST_LOGS") != "" { // stream logs, e.g. to debug a hang
-		logOut = os.Stderr
+		logOut = io.MultiWriter(logs, os.Stderr)
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	app, err := service.Start(context.Background(), cfg, log, true, true)
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	app, err := service.Start(context.Background(), cfg, log, true, withWorker)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { app.Stop() })
-	return &stack{t: t, URL: app.URL, SMTP: smtp, Cfg: cfg, app: app}
+	return &stack{t: t, URL: app.URL, SMTP: smtp, Cfg: cfg, Logs: logs, app: app}
 }
 
 type testWriter struct{ t *testing.T }

@@ -55,7 +55,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	app.stops = append(app.stops, func() error { tc.Close(); return nil })
-	guard := webhook.NewGuard(cfg.AllowPrivate)
+	guard, err := webhook.NewGuard(cfg.AllowPrivate, cfg.AllowedTargets)
+	if err != nil {
+		app.Stop()
+		return nil, err
+	}
 
 	if withWorker {
 		w := worker.New(tc, cfg.TaskQueue, &activities.Activities{
@@ -84,7 +88,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 			}
 		}()
 		rctx, cancel := context.WithCancel(context.Background())
-		go srv.Reconcile(rctx, 15*time.Second, 30*time.Second)
+		go srv.Reconcile(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)
 		app.stops = append(app.stops, func() error {
 			cancel()
 			sctx, done := context.WithTimeout(context.Background(), 10*time.Second)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"strings"
 	"syscall"
 )
 
@@ -23,12 +22,40 @@ func (e *BlockedError) Error() string { return fmt.Sprintf("blocked: %s is %s", 
 type Guard struct {
 	// AllowPrivate lets everything through; for development and tests whose receivers run on loopback.
 	AllowPrivate bool
-	resolver     *net.Resolver
+	// Allow lists networks that are allowed although they are private (an explicit allow-list).
+	Allow    []netip.Prefix
+	resolver *net.Resolver
 }
 
-// NewGuard builds a guard.
-func NewGuard(allowPrivate bool) *Guard {
-	return &Guard{AllowPrivate: allowPrivate, resolver: net.DefaultResolver}
+// NewGuard builds a guard; allow holds CIDRs or single addresses to let through.
+func NewGuard(allowPrivate bool, allow []string) (*Guard, error) {
+	g := &Guard{AllowPrivate: allowPrivate, resolver: net.DefaultResolver}
+	for _, a := range allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(a)
+			if ierr != nil {
+				return nil, fmt.Errorf("allowed target %q: not a CIDR or an IP address", a)
+			}
+			p = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		g.Allow = append(g.Allow, p)
+	}
+	return g, nil
+}
+
+// refuse says why ip may not be called, or "" if it may.
+func (g *Guard) refuse(ip netip.Addr) string {
+	why := classify(ip)
+	if why == "" {
+		return ""
+	}
+	for _, p := range g.Allow {
+		if p.Contains(ip.Unmap()) {
+			return ""
+		}
+	}
+	return why
 }
 
 func classify(ip netip.Addr) string {
@@ -61,7 +88,7 @@ func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return &BlockedError{Addr: address, Reason: "not an IP address"}
 	}
-	if why := classify(ap.Addr()); why != "" {
+	if why := g.refuse(ap.Addr()); why != "" {
 		return &BlockedError{Addr: ap.Addr().String(), Reason: why}
 	}
 	return nil
@@ -90,11 +117,8 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 		return nil
 	}
 	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return &BlockedError{Addr: host, Reason: "a loopback address"}
-	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if why := classify(ip); why != "" {
+		if why := g.refuse(ip); why != "" {
 			return &BlockedError{Addr: host, Reason: why}
 		}
 		return nil
@@ -104,7 +128,7 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 		return fmt.Errorf("url host %q does not resolve: %v", host, err)
 	}
 	for _, a := range addrs {
-		if why := classify(a); why != "" {
+		if why := g.refuse(a); why != "" {
 			return &BlockedError{Addr: host + " (" + a.String() + ")", Reason: why}
 		}
 	}

@@ -87,8 +87,9 @@ func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Minute,
-		HeartbeatTimeout:    30 * time.Second,
-		RetryPolicy:         dbRetry,
+		// A crashed worker's fan-out is retried elsewhere after this long without a heartbeat.
+		HeartbeatTimeout: 10 * time.Second,
+		RetryPolicy:      dbRetry,
 	})
 	var fan activities.FanOutResult
 	if err := workflow.ExecuteActivity(actx, a.FanOut, activities.FanOutInput{EventID: in.EventID}).Get(ctx, &fan); err != nil {

@@ -46,6 +46,12 @@ type Temporal struct {
 // StartTemporal starts an in-memory dev server (dbFile "" ) or one persisted to dbFile, with hookd's
 // search attributes registered.
 func StartTemporal(ctx context.Context, dbFile string, logs io.Writer) (*Temporal, error) {
+	return StartTemporalAt(ctx, "", dbFile, logs)
+}
+
+// StartTemporalAt starts a dev server on hostPort ("" for a free port), so a test can restart it
+// on the same address.
+func StartTemporalAt(ctx context.Context, hostPort, dbFile string, logs io.Writer) (*Temporal, error) {
 	cli, err := TemporalCLI()
 	if err != nil {
 		return nil, err
@@ -64,7 +70,7 @@ func StartTemporal(ctx context.Context, dbFile string, logs io.Writer) (*Tempora
 		DBFilename:       dbFile,
 		LogLevel:         "error",
 		SearchAttributes: temporal.NewSearchAttributes(attrs...),
-		ClientOptions:    &client.Options{Namespace: "default"},
+		ClientOptions:    &client.Options{Namespace: "default", HostPort: hostPort},
 		Stdout:           logs,
 		Stderr:           logs,
 	})
