@@ -259,7 +259,9 @@ func TestTemporalRestart(t *testing.T) {
 
 // The API died after storing an event and before starting its workflow: the reconciler starts it.
 func TestStrandedEventIsReconciled(t *testing.T) {
-	s := newStack(t, func(c *config.Config) { c.ReconcileInterval, c.ReconcileGrace = 200*time.Millisecond, 500*time.Millisecond })
+	s := newStack(t, func(c *config.Config) {
+		c.ReconcileInterval, c.ReconcileGrace = 200*time.Millisecond, 500*time.Millisecond
+	})
 	app := s.newApp("stranded")
 	r := testenv.NewReceiver(nil)
 	t.Cleanup(r.Close)

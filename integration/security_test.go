@@ -1,0 +1,127 @@
+package integration
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/hookd/hookd/config"
+	"github.com/hookd/hookd/internal/testenv"
+)
+
+// historyText is a workflow's whole history as JSON.
+func historyText(t *testing.T, c client.Client, workflowID string) string {
+	t.Helper()
+	var b strings.Builder
+	it := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ := protojson.Marshal(e)
+		b.Write(j)
+	}
+	return b.String()
+}
+
+// Secrets and keys appear in no log line, no Temporal history and no response after creation.
+func TestSecretsStayOutOfHistoryLogsAndResponses(t *testing.T) {
+	s := newStack(t, func(c *config.Config) { c.LogLevel = slog.LevelDebug })
+	app := s.newApp("secretive")
+	r := testenv.NewReceiver(testenv.Statuses(500, 200)) // the retry path runs too
+	t.Cleanup(r.Close)
+	const callbackKey = "very-secret-callback-key-42"
+	sub := s.subscribe(app.Key, map[string]any{"url": r.URL, "eventTypes": []string{"sec"}, "callbackKey": callbackKey,
+		"retryPolicy": map[string]any{"initialIntervalMs": 100}})
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "sec-1", "type": "sec", "data": map[string]any{"x": 1}}), http.StatusCreated)
+	ds := s.waitDeliveries(app.Key, "sec-1", 1, 20*time.Second)
+	if ds[0]["status"] != "succeeded" {
+		t.Fatalf("delivery %v", ds[0])
+	}
+	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	histories := historyText(t, c, "event/sec-1") + historyText(t, c, "delivery/sec-1/"+sub.ID)
+	if !strings.Contains(histories, "DeliveryWorkflow") {
+		t.Fatal("history of the retry workflow not read")
+	}
+	responses := ""
+	for _, p := range []string{"/v1/subscriptions/" + sub.ID, "/v1/subscriptions", "/v1/events/sec-1", "/v1/deliveries/" + ds[0]["id"].(string), "/v1/apps"} {
+		responses += string(s.must(s.call("GET", p, app.Key, nil), http.StatusOK).Raw)
+	}
+	logs := s.Logs.String()
+	if !strings.Contains(logs, "level=DEBUG") {
+		t.Fatal("debug logs not captured")
+	}
+	for name, secret := range map[string]string{"subscription secret": sub.Secret, "app secret": app.Secret, "API key": app.Key,
+		"callback key": callbackKey, "operator key": operatorKey} {
+		for where, text := range map[string]string{"Temporal history": histories, "logs": logs, "API responses": responses} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s found in %s", name, where)
+			}
+		}
+	}
+}
+
+// Limits refuse oversized or unbounded input with a clear 4xx.
+func TestLimits(t *testing.T) {
+	s := newStack(t)
+	app := s.newApp("limits")
+	big := strings.Repeat("x", 300<<10)
+	types := make([]string, 51)
+	for i := range types {
+		types[i] = "t" + strings.Repeat("x", i%5) + string(rune('a'+i%26))
+	}
+	cases := []struct {
+		name, method, path string
+		body               any
+		status             int
+		detail             string
+	}{
+		{"payload over 256 KiB", "POST", "/v1/events", map[string]any{"type": "x", "data": map[string]any{"blob": big}}, 413, "larger than"},
+		{"long URL", "POST", "/v1/subscriptions", map[string]any{"url": "http://127.0.0.1/" + strings.Repeat("a", 2100), "eventTypes": []string{"x"}}, 400, "longer than 2048"},
+		{"51 event types", "POST", "/v1/subscriptions", map[string]any{"url": "http://127.0.0.1:9/x", "eventTypes": types}, 400, "at most 50"},
+		{"page size", "GET", "/v1/subscriptions?pageSize=501", nil, 400, "pageSize"},
+		{"unknown field", "POST", "/v1/subscriptions", map[string]any{"url": "http://127.0.0.1:9/x", "eventTypes": []string{"x"}, "sekret": 1}, 400, "unknown field"},
+		{"NUL in data", "POST", "/v1/events", `{"type":"x","data":{"a":"\u0000"}}`, 400, "invalid data"},
+	}
+	for _, c := range cases {
+		r := s.call(c.method, c.path, app.Key, c.body)
+		if r.Status != c.status || r.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s", c.name, r.Status, r.Raw)
+			continue
+		}
+		if d, _ := r.Body["detail"].(string); !strings.Contains(d, c.detail) {
+			t.Errorf("%s: detail %q lacks %q", c.name, d, c.detail)
+		}
+	}
+}
+
+// With private targets not allowed, internal callback URLs are refused at registration.
+func TestSSRFGuardAtRegistration(t *testing.T) {
+	s := newStack(t, func(c *config.Config) { c.AllowPrivate = false })
+	app := s.newApp("ssrf")
+	for u, why := range map[string]string{
+		"http://127.0.0.1:8080/admin":             "loopback",
+		"http://localhost/x":                      "loopback",
+		"http://10.0.0.5/hook":                    "private",
+		"http://169.254.169.254/latest/meta-data": "link-local",
+	} {
+		r := s.must(s.call("POST", "/v1/subscriptions", app.Key, map[string]any{"url": u, "eventTypes": []string{"x"}}), http.StatusBadRequest)
+		if d := r.Body["detail"].(string); !strings.Contains(d, why) {
+			t.Errorf("%s: detail %q lacks %q", u, d, why)
+		}
+		s.must(s.call("POST", "/v1/callbacks", app.Key, map[string]any{"url": u, "eventType": "x"}), http.StatusBadRequest)
+		s.must(s.call("POST", "/v1/events?callbackURL="+u, app.Key, map[string]any{"type": "x"}), http.StatusBadRequest)
+	}
+}
