@@ -49,6 +49,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
+	s.docsRoutes(r)
 
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/apps", s.createApp)

@@ -132,6 +132,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// validateExchange, when set, checks every request a test makes and its response (against the
+// OpenAPI document).
+var validateExchange func(t *testing.T, req *http.Request, reqBody []byte, resp *http.Response, respBody []byte)
+
 // response is a decoded API answer.
 type response struct {
 	Status int
@@ -149,17 +153,21 @@ func (r response) Data() map[string]any {
 // call sends a request with a bearer key; body may be a string (sent as is) or a value (JSON).
 func (s *stack) call(method, path, key string, body any) response {
 	s.t.Helper()
-	var rd io.Reader
+	var reqBody []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		reqBody = []byte(b)
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		rd = bytes.NewReader(j)
+		reqBody = j
+	}
+	var rd io.Reader
+	if reqBody != nil {
+		rd = bytes.NewReader(reqBody)
 	}
 	req, err := http.NewRequest(method, s.URL+path, rd)
 	if err != nil {
@@ -175,6 +183,9 @@ func (s *stack) call(method, path, key string, body any) response {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	if validateExchange != nil {
+		validateExchange(s.t, req, reqBody, resp, raw)
+	}
 	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	_ = json.Unmarshal(raw, &out.Body)
 	return out
