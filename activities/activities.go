@@ -20,6 +20,7 @@ import (
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/filter"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/webhook"
 )
 
@@ -30,11 +31,12 @@ type Mailer interface {
 
 // Activities carries what the activities need. One value is registered with the worker.
 type Activities struct {
-	Repo   *db.Repo
-	Sender *webhook.Sender
-	Mail   Mailer
-	Config config.Config
-	Log    *slog.Logger
+	Repo    *db.Repo
+	Sender  *webhook.Sender
+	Mail    Mailer
+	Config  config.Config
+	Log     *slog.Logger
+	Metrics *metrics.Metrics // nil disables metrics
 }
 
 // DeliveryID derives a delivery's id from what makes it unique, so a retried fan-out finds the
@@ -166,6 +168,7 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 					firstErr = err
 				}
 			case r.Succeeded():
+				a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
 				res.Succeeded = append(res.Succeeded, Outcome{DeliveryID: d.ID, SubscriptionID: d.SubscriptionID.String, Status: db.StatusSucceeded, Attempts: 1})
 			default:
 				retry.Attempts = 1
@@ -283,6 +286,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	}
 	switch {
 	case r.Succeeded():
+		a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
 		return AttemptResult{Attempt: n, Status: r.Status}, nil
 	case r.Gone():
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason(), ErrTypeGone, nil, r.Status)
@@ -311,6 +315,7 @@ func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t 
 	if err != nil {
 		return webhook.Result{}, err
 	}
+	a.Metrics.ObserveAttempt(r.Status, r.Duration)
 	hdrs, _ := json.Marshal(r.SentHeaders)
 	row := db.Attempt{
 		DeliveryID: d.ID, Attempt: n, RequestHeaders: hdrs, ResponseBody: r.ResponseBody,
@@ -382,6 +387,7 @@ func (a *Activities) Finish(ctx context.Context, in FinishInput) (FinishResult, 
 	if err != nil {
 		return FinishResult{}, err
 	}
+	a.Metrics.ObserveDelivered(in.Status, time.Time{})
 	return FinishResult{Disabled: r.Disabled}, nil
 }
 

@@ -45,7 +45,11 @@ func (s *Server) startCallback(ctx context.Context, appID, url, eventType, servi
 	if _, err := s.Repo.InsertEvent(ctx, ev); err != nil {
 		return "", err
 	}
-	return ev.ID, s.StartEvent(ctx, ev)
+	if err := s.StartEvent(ctx, ev); err != nil {
+		return "", err
+	}
+	s.Metrics.AcceptedEvent(db.KindCallback)
+	return ev.ID, nil
 }
 
 type callbackRequest struct {

@@ -78,6 +78,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.Metrics.AcceptedEvent(db.KindEvent)
 	stored, err := s.Repo.GetEvent(ctx, app.ID, req.ID)
 	if err != nil {
 		s.fail(c, err)

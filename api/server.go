@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/webhook"
 )
 
@@ -32,11 +33,12 @@ type Engine interface {
 
 // Server holds the API's dependencies.
 type Server struct {
-	Repo   *db.Repo
-	Engine Engine
-	Config config.Config
-	Guard  *webhook.Guard
-	Log    *slog.Logger
+	Repo    *db.Repo
+	Engine  Engine
+	Config  config.Config
+	Guard   *webhook.Guard
+	Log     *slog.Logger
+	Metrics *metrics.Metrics // nil: no /metrics
 }
 
 // Handler builds the gin router.
@@ -49,6 +51,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
+	if s.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
+	}
 	s.docsRoutes(r)
 
 	v1 := r.Group("/v1", s.authenticate)

@@ -18,6 +18,7 @@ type Config struct {
 	TaskQueue         string        // HOOKD_TASK_QUEUE
 	TemporalUIURL     string        // HOOKD_TEMPORAL_UI_URL
 	HTTPAddr          string        // HOOKD_HTTP_ADDR
+	MetricsAddr       string        // HOOKD_METRICS_ADDR: /metrics of a worker-only process
 	PublicURL         string        // HOOKD_PUBLIC_URL
 	OperatorKey       string        // HOOKD_OPERATOR_KEY
 	Topics            []string      // HOOKD_TOPICS
@@ -61,6 +62,7 @@ func load(getenv func(string) string) (Config, error) {
 		TaskQueue:         p.str("HOOKD_TASK_QUEUE", "hookd"),
 		TemporalUIURL:     p.str("HOOKD_TEMPORAL_UI_URL", "http://127.0.0.1:8233"),
 		HTTPAddr:          p.str("HOOKD_HTTP_ADDR", "127.0.0.1:8080"),
+		MetricsAddr:       p.str("HOOKD_METRICS_ADDR", ""),
 		PublicURL:         p.str("HOOKD_PUBLIC_URL", ""),
 		OperatorKey:       p.str("HOOKD_OPERATOR_KEY", ""),
 		Topics:            p.list("HOOKD_TOPICS", []string{"participant", "entity", "container"}),

@@ -8,7 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -18,14 +22,16 @@ import (
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/mail"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/webhook"
 	"github.com/hookd/hookd/worker"
 )
 
 // App is a running hookd: API, worker or both.
 type App struct {
-	URL   string
-	stops []func() error
+	URL     string
+	Metrics *metrics.Metrics
+	stops   []func() error
 }
 
 // Stop shuts down what Start started, in reverse order.
@@ -46,9 +52,17 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	}
 	app.stops = append(app.stops, d.Close)
 	repo := db.NewRepo(d)
+	m := metrics.New()
+	app.Metrics = m
+	sdkMetrics, err := m.TemporalHandler()
+	if err != nil {
+		app.Stop()
+		return nil, err
+	}
 	tc, err := client.DialContext(ctx, client.Options{
 		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
-		Logger: tlog.NewStructuredLogger(log.With("component", "temporal")),
+		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
+		MetricsHandler: sdkMetrics,
 	})
 	if err != nil {
 		app.Stop()
@@ -64,7 +78,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	if withWorker {
 		w := worker.New(tc, cfg.TaskQueue, &activities.Activities{
 			Repo: repo, Sender: webhook.NewSender(guard), Mail: mail.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom},
-			Config: cfg, Log: log,
+			Config: cfg, Log: log, Metrics: m,
 		})
 		if err := w.Start(); err != nil {
 			app.Stop()
@@ -72,30 +86,86 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		}
 		app.stops = append(app.stops, func() error { w.Stop(); return nil })
 		log.Info("worker started", "task_queue", cfg.TaskQueue)
+		if !withAPI && cfg.MetricsAddr != "" {
+			stop, err := serve(cfg.MetricsAddr, m.Handler(), log)
+			if err != nil {
+				app.Stop()
+				return nil, err
+			}
+			app.stops = append(app.stops, stop)
+		}
 	}
 	if withAPI {
-		srv := &api.Server{Repo: repo, Engine: tc, Config: cfg, Guard: guard, Log: log}
-		hs := &http.Server{Addr: cfg.HTTPAddr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			app.Stop()
-			return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-		}
-		app.URL = "http://" + ln.Addr().String()
-		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("http server", "error", err)
-			}
-		}()
+		m.Registry.MustRegister(runningWorkflows(tc, cfg.TaskQueue))
+		srv := &api.Server{Repo: repo, Engine: tc, Config: cfg, Guard: guard, Log: log, Metrics: m}
 		rctx, cancel := context.WithCancel(context.Background())
 		go srv.Reconcile(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)
-		app.stops = append(app.stops, func() error {
-			cancel()
-			sctx, done := context.WithTimeout(context.Background(), 10*time.Second)
-			defer done()
-			return hs.Shutdown(sctx)
-		})
+		app.stops = append(app.stops, func() error { cancel(); return nil })
+		stop, addr, err := listenAndServe(cfg.HTTPAddr, srv.Handler(), log)
+		if err != nil {
+			app.Stop()
+			return nil, err
+		}
+		app.stops = append(app.stops, stop)
+		app.URL = "http://" + addr
 		log.Info("api listening", "url", app.URL)
 	}
 	return app, nil
+}
+
+// listenAndServe serves h on addr in the background and returns how to stop it and the bound address.
+func listenAndServe(addr string, h http.Handler, log *slog.Logger) (stop func() error, bound string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "addr", addr, "error", err)
+		}
+	}()
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return hs.Shutdown(ctx)
+	}, ln.Addr().String(), nil
+}
+
+func serve(addr string, h http.Handler, log *slog.Logger) (func() error, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	stop, bound, err := listenAndServe(addr, mux, log)
+	if err == nil {
+		log.Info("metrics listening", "url", "http://"+bound+"/metrics")
+	}
+	return stop, err
+}
+
+// runningWorkflows is a gauge of hookd's open workflows, read from Temporal's visibility store at
+// most every 10 s however often Prometheus scrapes.
+func runningWorkflows(tc client.Client, taskQueue string) prometheus.Collector {
+	var (
+		mu      sync.Mutex
+		last    time.Time
+		value   float64
+		request = &workflowservice.CountWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("ExecutionStatus = 'Running' AND TaskQueue = '%s'", taskQueue),
+		}
+	)
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hookd_workflows_running", Help: "Open event, delivery and replay workflows on hookd's task queue.",
+	}, func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < 10*time.Second {
+			return value
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if resp, err := tc.CountWorkflow(ctx, request); err == nil {
+			value, last = float64(resp.GetCount()), time.Now()
+		}
+		return value
+	})
 }
