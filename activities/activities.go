@@ -334,7 +334,12 @@ func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t 
 	if _, err := a.Repo.RecordAttempt(ctx, row, r.Succeeded()); err != nil {
 		return webhook.Result{}, err
 	}
-	a.Log.Debug("attempt", "event_id", ev.ID, "delivery_id", d.ID, "attempt", n, "status", r.Status, "error", r.Err)
+	level := slog.LevelDebug
+	if !r.Succeeded() {
+		level = slog.LevelWarn
+	}
+	a.Log.Log(ctx, level, "attempt", "event_id", ev.ID, "delivery_id", d.ID, "workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID,
+		"attempt", n, "status", r.Status, "error", row.Error, "duration_ms", row.DurationMS)
 	return r, nil
 }
 

@@ -25,6 +25,8 @@ commands:
   receive   a demo receiver that prints callbacks and verifies their signatures
             (flags: -addr 127.0.0.1:9000 -secret whsec_... -status 200)
 
+` + ctlUsage + `
+
 Configuration comes from HOOKD_* environment variables (see README.md).`
 
 func main() {
@@ -37,6 +39,11 @@ func main() {
 	var err error
 	if os.Args[1] == "receive" {
 		err = receive(ctx, os.Args[2:])
+	} else if ctl, ok := ctlCommands[os.Args[1]]; ok {
+		var c *apiClient
+		if c, err = newAPIClient(); err == nil {
+			err = ctl(ctx, c, os.Args[2:])
+		}
 	} else {
 		err = run(ctx, os.Args[1])
 	}
