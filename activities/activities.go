@@ -432,7 +432,7 @@ func (a *Activities) CreateCallback(ctx context.Context, in CallbackInput) (stri
 	if err != nil {
 		return "", err
 	}
-	if _, err = a.Repo.InsertEvent(ctx, ev); err != nil {
+	if _, _, err = a.Repo.InsertEvent(ctx, ev); err != nil {
 		return "", fmt.Errorf("callback %s: %w", in.ID, err)
 	}
 	return in.ID, nil

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,6 +9,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -34,7 +37,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Next()
 		return
 	}
-	app, err := s.Repo.AppByKeyHash(c.Request.Context(), hashKey(key))
+	app, err := s.appByKey(c.Request.Context(), key)
 	if errors.Is(err, db.ErrNotFound) {
 		c.Header("WWW-Authenticate", `Bearer realm="hookd", error="invalid_token"`)
 		problem(c, http.StatusUnauthorized, "invalid API key")
@@ -71,4 +74,41 @@ func newKey() (string, error) {
 		return "", err
 	}
 	return keyPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// keyCacheTTL bounds how long a looked-up API key is trusted without asking the database again.
+const keyCacheTTL = 30 * time.Second
+
+type cachedApp struct {
+	app     db.App
+	expires time.Time
+}
+
+// keyCache remembers recent API key lookups: one database round trip per key and TTL instead of
+// one per request.
+type keyCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedApp
+}
+
+func (s *Server) appByKey(ctx context.Context, key string) (db.App, error) {
+	h := hashKey(key)
+	now := time.Now()
+	s.keys.mu.Lock()
+	e, ok := s.keys.entries[string(h)]
+	s.keys.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.app, nil
+	}
+	app, err := s.Repo.AppByKeyHash(ctx, h)
+	if err != nil {
+		return db.App{}, err
+	}
+	s.keys.mu.Lock()
+	defer s.keys.mu.Unlock()
+	if s.keys.entries == nil || len(s.keys.entries) > 10_000 {
+		s.keys.entries = map[string]cachedApp{}
+	}
+	s.keys.entries[string(h)] = cachedApp{app: app, expires: now.Add(keyCacheTTL)}
+	return app, nil
 }

@@ -42,7 +42,7 @@ func (s *Server) startCallback(ctx context.Context, appID, url, eventType, servi
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.Repo.InsertEvent(ctx, ev); err != nil {
+	if _, _, err := s.Repo.InsertEvent(ctx, ev); err != nil {
 		return "", err
 	}
 	if err := s.StartEvent(ctx, ev); err != nil {

@@ -54,7 +54,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 	ctx := c.Request.Context()
 	ev := db.Event{ID: req.ID, AppID: app.ID, Topic: req.Topic, Type: req.Type, Payload: types.JSONText(data),
 		WorkflowID: activities.EventWorkflowID(req.ID), NotifyURL: sql.NullString{String: notify, Valid: notify != ""}}
-	inserted, err := s.Repo.InsertEvent(ctx, ev)
+	stored, inserted, err := s.Repo.InsertEvent(ctx, ev)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -79,11 +79,6 @@ func (s *Server) publishEvent(c *gin.Context) {
 		return
 	}
 	s.Metrics.AcceptedEvent(db.KindEvent)
-	stored, err := s.Repo.GetEvent(ctx, app.ID, req.ID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	if notify != "" {
 		// Accepted: the caller hears the outcome of every delivery at its callback URL.
 		c.Header("Location", "/v1/events/"+stored.ID)
@@ -95,11 +90,19 @@ func (s *Server) publishEvent(c *gin.Context) {
 
 // StartEvent starts an event's workflow; starting one that exists is not an error.
 func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
-	_, err := s.Engine.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	opts := client.StartWorkflowOptions{
 		ID:                    ev.WorkflowID,
 		TaskQueue:             s.Config.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-	}, workflows.EventWorkflow, workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes})
+		// With a worker in this process (hookd dev), the first workflow task runs here at once.
+		EnableEagerStart: true,
+	}
+	if s.Config.SearchAttributes {
+		// Set at start rather than upserted by the workflow: no extra command per event.
+		opts.TypedSearchAttributes = workflows.EventSearchAttributes(ev.ID, ev.Type, ev.Topic)
+	}
+	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflow,
+		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
 		return fmt.Errorf("start workflow for %s: %w", ev.ID, err)

@@ -138,7 +138,7 @@ func (s *Server) replayEvent(c *gin.Context) {
 	requestID := "req_" + uuid.NewString()
 	_, err = s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: "replay/" + ev.ID + "/" + requestID,
 		TaskQueue: s.Config.TaskQueue}, workflows.ReplayWorkflow, workflows.ReplayInput{
-		RequestID: requestID, EventID: ev.ID, AppID: app.ID, NotifyURL: notify, Deliveries: inputs})
+		RequestID: requestID, EventID: ev.ID, AppID: app.ID, NotifyURL: notify, Deliveries: inputs, SearchAttributes: s.Config.SearchAttributes})
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -39,6 +39,7 @@ type Server struct {
 	Guard   *webhook.Guard
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // nil: no /metrics
+	keys    keyCache
 }
 
 // Handler builds the gin router.

@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -9,19 +11,23 @@ import (
 const eventColumns = `seq, id, app_id, topic, type, payload, workflow_id, received_at, dispatched_at, kind, target_url,
 	notify_url, txid::text AS txid`
 
-// InsertEvent stores an event unless its id exists; it reports whether this call stored it.
-func (r *Repo) InsertEvent(ctx context.Context, e Event) (bool, error) {
+// InsertEvent stores an event unless its id exists. It returns the stored row and whether this call
+// stored it (false: the id was taken, and the row is the zero Event).
+func (r *Repo) InsertEvent(ctx context.Context, e Event) (Event, bool, error) {
 	if e.Kind == "" {
 		e.Kind = KindEvent
 	}
-	res, err := r.db.ExecContext(ctx, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url, notify_url)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING`,
+	var got Event
+	err := r.db.GetContext(ctx, &got, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url, notify_url)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING RETURNING `+eventColumns,
 		e.ID, e.AppID, e.Topic, e.Type, e.Payload, e.WorkflowID, e.Kind, e.TargetURL, e.NotifyURL)
-	if err != nil {
-		return false, fmt.Errorf("insert event %s: %w", e.ID, err)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Event{}, false, nil
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	if err != nil {
+		return Event{}, false, fmt.Errorf("insert event %s: %w", e.ID, err)
+	}
+	return got, true, nil
 }
 
 // GetEvent loads an event; appID "" skips the ownership check (workers).

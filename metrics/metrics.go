@@ -3,7 +3,6 @@
 package metrics
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/uber-go/tally/v4"
 	tallyprom "github.com/uber-go/tally/v4/prometheus"
-	sdktally "go.temporal.io/sdk/contrib/tally"
 	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
 )
 
 // Metrics is one process's set of metrics. Its zero value is not usable; use New.
@@ -89,17 +88,20 @@ func (m *Metrics) AcceptedEvent(kind string) {
 
 // TemporalHandler exports the Temporal SDK's client and worker metrics (task latencies, slots,
 // sticky cache, workflows completed …) into the same registry.
-func (m *Metrics) TemporalHandler() (client.MetricsHandler, error) {
-	reporter, err := tallyprom.Configuration{TimerType: "histogram"}.NewReporter(tallyprom.ConfigurationOptions{Registry: m.Registry})
-	if err != nil {
-		return nil, fmt.Errorf("temporal metrics: %w", err)
-	}
+func (m *Metrics) TemporalHandler() client.MetricsHandler {
+	// NewReporter rather than Configuration.NewReporter: the latter also mounts /metrics on
+	// http.DefaultServeMux, a global a second instance (or a test) collides with.
+	reporter := tallyprom.NewReporter(tallyprom.Options{
+		Registerer:       m.Registry,
+		DefaultTimerType: tallyprom.HistogramTimerType,
+		OnRegisterError:  func(error) {}, // a clash with our own names must not take the process down
+	})
 	scope, _ := tally.NewRootScope(tally.ScopeOptions{
 		CachedReporter:  reporter,
 		Separator:       tallyprom.DefaultSeparator,
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
 	}, time.Second)
-	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)), nil
+	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -54,15 +54,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	repo := db.NewRepo(d)
 	m := metrics.New()
 	app.Metrics = m
-	sdkMetrics, err := m.TemporalHandler()
-	if err != nil {
-		app.Stop()
-		return nil, err
-	}
 	tc, err := client.DialContext(ctx, client.Options{
 		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
 		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
-		MetricsHandler: sdkMetrics,
+		MetricsHandler: m.TemporalHandler(),
 	})
 	if err != nil {
 		app.Stop()

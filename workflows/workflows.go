@@ -40,6 +40,11 @@ type SignalPayload struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// EventSearchAttributes are set when an EventWorkflow starts.
+func EventSearchAttributes(eventID, eventType, topic string) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(AttrEventID.ValueSet(eventID), AttrEventType.ValueSet(eventType), AttrTopic.ValueSet(topic))
+}
+
 // EventInput starts an EventWorkflow. It carries ids only: payloads and secrets stay in PostgreSQL.
 type EventInput struct {
 	EventID   string
@@ -81,10 +86,6 @@ var dbRetry = &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoeffic
 
 // EventWorkflow fans one event out to its subscribers.
 func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
-	if in.SearchAttributes {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEventID.ValueSet(in.EventID),
-			AttrEventType.ValueSet(in.EventType), AttrTopic.ValueSet(in.Topic))
-	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Minute,
 		// A crashed worker's fan-out is retried elsewhere after this long without a heartbeat.
@@ -114,7 +115,7 @@ func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
 	if fan.NotifyURL != "" {
 		err := sendCallback(ctx, activities.CallbackInput{ID: "cb_" + in.EventID, AppID: fan.AppID, URL: fan.NotifyURL,
 			EventType: "event.completed", Service: "webhooks",
-			Data: map[string]any{"requestId": in.EventID, "eventId": in.EventID, "deliveries": outcomes}})
+			Data: map[string]any{"requestId": in.EventID, "eventId": in.EventID, "deliveries": outcomes}}, in.SearchAttributes)
 		if err != nil {
 			return res, err
 		}
@@ -147,17 +148,21 @@ func runDeliveries(ctx workflow.Context, inputs []DeliveryInput) []activities.Ou
 
 // sendCallback stores a one-off callback and starts its own EventWorkflow, which signs, retries,
 // records and reports it like any delivery. It does not wait for the callback to be delivered.
-func sendCallback(ctx workflow.Context, in activities.CallbackInput) error {
+func sendCallback(ctx workflow.Context, in activities.CallbackInput, withAttrs bool) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
 	var id string
 	if err := workflow.ExecuteActivity(actx, a.CreateCallback, in).Get(ctx, &id); err != nil {
 		return fmt.Errorf("callback %s: %w", in.ID, err)
 	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:        activities.EventWorkflowID(id),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-	})
-	child := workflow.ExecuteChildWorkflow(cctx, EventWorkflow, EventInput{EventID: id, EventType: in.EventType, Topic: in.Service})
+	}
+	if withAttrs {
+		opts.TypedSearchAttributes = EventSearchAttributes(id, in.EventType, in.Service)
+	}
+	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), EventWorkflow,
+		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs})
 	var started workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
 		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
@@ -175,6 +180,8 @@ type ReplayInput struct {
 	AppID      string
 	NotifyURL  string
 	Deliveries []DeliveryInput
+	// SearchAttributes is true when the server has hookd's attributes registered.
+	SearchAttributes bool
 }
 
 // ReplayWorkflow runs replays of an event's deliveries and sends one callback when all have ended.
@@ -185,7 +192,7 @@ func ReplayWorkflow(ctx workflow.Context, in ReplayInput) ([]activities.Outcome,
 	}
 	return outcomes, sendCallback(ctx, activities.CallbackInput{ID: in.RequestID, AppID: in.AppID, URL: in.NotifyURL,
 		EventType: "event.replayed", Service: "webhooks",
-		Data: map[string]any{"requestId": in.RequestID, "eventId": in.EventID, "deliveries": outcomes}})
+		Data: map[string]any{"requestId": in.RequestID, "eventId": in.EventID, "deliveries": outcomes}}, in.SearchAttributes)
 }
 
 // deliveryState is what the status query reports.
