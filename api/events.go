@@ -102,7 +102,8 @@ func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
 		opts.TypedSearchAttributes = workflows.EventSearchAttributes(ev.ID, ev.Type, ev.Topic)
 	}
 	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflow,
-		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes})
+		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes,
+			LocalFanOut: s.Config.LocalFanOut})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
 		return fmt.Errorf("start workflow for %s: %w", ev.ID, err)

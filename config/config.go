@@ -31,10 +31,13 @@ type Config struct {
 	AttemptTimeout    time.Duration // HOOKD_ATTEMPT_TIMEOUT
 	Retry             RetryDefaults
 	// DisableAfterFailures disables a subscription after this many failed deliveries in a row.
-	DisableAfterFailures int           // HOOKD_DISABLE_AFTER_FAILURES
-	FanOutConcurrency    int           // HOOKD_FANOUT_CONCURRENCY
-	ReconcileInterval    time.Duration // HOOKD_RECONCILE_INTERVAL
-	ReconcileGrace       time.Duration // HOOKD_RECONCILE_GRACE
+	DisableAfterFailures int // HOOKD_DISABLE_AFTER_FAILURES
+	FanOutConcurrency    int // HOOKD_FANOUT_CONCURRENCY
+	// LocalFanOut runs the fan-out as a local activity inside the workflow task (cheaper for the
+	// engine) instead of a regular activity. HOOKD_FANOUT_MODE=local|activity
+	LocalFanOut       bool
+	ReconcileInterval time.Duration // HOOKD_RECONCILE_INTERVAL
+	ReconcileGrace    time.Duration // HOOKD_RECONCILE_GRACE
 	// SearchAttributes makes workflows set hookd's search attributes; the server must have them registered.
 	SearchAttributes bool // HOOKD_SEARCH_ATTRIBUTES
 }
@@ -84,6 +87,13 @@ func load(getenv func(string) string) (Config, error) {
 		DisableAfterFailures: p.integer("HOOKD_DISABLE_AFTER_FAILURES", 5),
 		FanOutConcurrency:    p.integer("HOOKD_FANOUT_CONCURRENCY", 32),
 		SearchAttributes:     p.boolean("HOOKD_SEARCH_ATTRIBUTES", true),
+	}
+	switch mode := p.str("HOOKD_FANOUT_MODE", "local"); mode {
+	case "local":
+		c.LocalFanOut = true
+	case "activity":
+	default:
+		p.errs = append(p.errs, fmt.Sprintf("HOOKD_FANOUT_MODE: %q is neither local nor activity", mode))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(p.str("HOOKD_LOG_LEVEL", "info"))); err != nil {
 		p.errs = append(p.errs, fmt.Sprintf("HOOKD_LOG_LEVEL: %v", err))

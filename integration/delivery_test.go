@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/internal/testenv"
 	"github.com/hookd/hookd/signature"
 )
@@ -258,5 +259,34 @@ func TestBadInputIsRefused(t *testing.T) {
 	}
 	if n != 0 {
 		t.Errorf("%d events stored from bad input", n)
+	}
+}
+
+// HOOKD_FANOUT_MODE=activity: the fan-out as a regular (heartbeating) activity delivers the same.
+func TestFanOutAsRegularActivity(t *testing.T) {
+	s := newStack(t, func(c *config.Config) { c.LocalFanOut = false })
+	app := s.newApp("regular")
+	a, b := testenv.NewReceiver(nil), testenv.NewReceiver(testenv.Statuses(503, 200))
+	t.Cleanup(a.Close)
+	t.Cleanup(b.Close)
+	s.subscribe(app.Key, map[string]any{"url": a.URL, "eventTypes": []string{"r"}})
+	s.subscribe(app.Key, map[string]any{"url": b.URL, "eventTypes": []string{"r"}, "retryPolicy": map[string]any{"initialIntervalMs": 50}})
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "regular-1", "type": "r"}), http.StatusCreated)
+	for _, d := range s.waitDeliveries(app.Key, "regular-1", 2, 20*time.Second) {
+		if d["status"] != "succeeded" {
+			t.Errorf("delivery %v", d)
+		}
+	}
+	if a.Count() != 1 || b.Count() != 2 {
+		t.Errorf("requests: %d and %d, want 1 and 2", a.Count(), b.Count())
+	}
+	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hist := historyText(t, c, "event/regular-1")
+	if !strings.Contains(hist, `"activityType":{"name":"FanOut"}`) {
+		t.Error("FanOut did not run as a regular activity")
 	}
 }

@@ -48,7 +48,8 @@ func TestMetrics(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		text = string(b)
-		return strings.Contains(text, `hookd_deliveries_total{outcome="succeeded"} 2`)
+		// The SDK's metrics reach the registry on tally's 1 s reporting tick.
+		return strings.Contains(text, `hookd_deliveries_total{outcome="succeeded"} 2`) && strings.Contains(text, "temporal_workflow_completed")
 	})
 	want := map[[2]string]float64{
 		{"hookd_events_accepted_total", `kind="event"`}:       1,

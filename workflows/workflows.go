@@ -52,6 +52,8 @@ type EventInput struct {
 	Topic     string
 	// SearchAttributes is false when the server lacks hookd's attributes (a bare dev server).
 	SearchAttributes bool
+	// LocalFanOut runs FanOut as a local activity: no activity task round trip through the server.
+	LocalFanOut bool
 }
 
 // EventResult summarises an event's deliveries.
@@ -86,14 +88,26 @@ var dbRetry = &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoeffic
 
 // EventWorkflow fans one event out to its subscribers.
 func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Minute,
-		// A crashed worker's fan-out is retried elsewhere after this long without a heartbeat.
-		HeartbeatTimeout: 10 * time.Second,
-		RetryPolicy:      dbRetry,
-	})
+	var fut workflow.Future
+	if in.LocalFanOut {
+		// A crashed worker's workflow task times out and the next worker runs FanOut again; it is
+		// idempotent, so that costs at most repeated POSTs with the same webhook-id.
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 15 * time.Minute,
+			RetryPolicy:         dbRetry,
+		})
+		fut = workflow.ExecuteLocalActivity(lctx, a.FanOut, activities.FanOutInput{EventID: in.EventID})
+	} else {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 15 * time.Minute,
+			// A crashed worker's fan-out is retried elsewhere after this long without a heartbeat.
+			HeartbeatTimeout: 10 * time.Second,
+			RetryPolicy:      dbRetry,
+		})
+		fut = workflow.ExecuteActivity(actx, a.FanOut, activities.FanOutInput{EventID: in.EventID})
+	}
 	var fan activities.FanOutResult
-	if err := workflow.ExecuteActivity(actx, a.FanOut, activities.FanOutInput{EventID: in.EventID}).Get(ctx, &fan); err != nil {
+	if err := fut.Get(ctx, &fan); err != nil {
 		return EventResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
 	}
 	res := EventResult{Matched: fan.Matched, Succeeded: len(fan.Succeeded), Skipped: fan.Skipped}
@@ -162,7 +176,7 @@ func sendCallback(ctx workflow.Context, in activities.CallbackInput, withAttrs b
 		opts.TypedSearchAttributes = EventSearchAttributes(id, in.EventType, in.Service)
 	}
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), EventWorkflow,
-		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs})
+		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs, LocalFanOut: true})
 	var started workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
 		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
