@@ -28,11 +28,20 @@ func (s *Server) callbackURL(c *gin.Context, fromBody string) (url string, ok bo
 	if url == "" {
 		return "", true
 	}
-	if err := s.Guard.CheckURL(c.Request.Context(), url); err != nil {
-		problem(c, http.StatusBadRequest, "callbackUrl: "+err.Error())
-		return "", false
+	return url, s.validTarget(c, "callbackUrl", url)
+}
+
+// validTarget checks a URL hookd will POST to; field names it in the problem it writes.
+func (s *Server) validTarget(c *gin.Context, field, url string) bool {
+	if url == "" {
+		problem(c, http.StatusBadRequest, field+": required")
+		return false
 	}
-	return url, true
+	if err := s.Guard.CheckURL(c.Request.Context(), url); err != nil {
+		problem(c, http.StatusBadRequest, field+": "+err.Error())
+		return false
+	}
+	return true
 }
 
 // startCallback stores a one-off callback and starts its workflow; the id is the request id.
@@ -70,12 +79,7 @@ func (s *Server) createCallback(c *gin.Context) {
 	if !bind(c, &req) {
 		return
 	}
-	if req.URL == "" {
-		problem(c, http.StatusBadRequest, "url: required")
-		return
-	}
-	if err := s.Guard.CheckURL(c.Request.Context(), req.URL); err != nil {
-		problem(c, http.StatusBadRequest, "url: "+err.Error())
+	if !s.validTarget(c, "url", req.URL) {
 		return
 	}
 	if !eventName.MatchString(req.EventType) {

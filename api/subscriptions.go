@@ -79,12 +79,7 @@ func (s *Server) createSubscription(c *gin.Context) {
 	if !bind(c, &req) {
 		return
 	}
-	if req.URL == "" {
-		problem(c, http.StatusBadRequest, "url: required")
-		return
-	}
-	if err := s.Guard.CheckURL(c.Request.Context(), req.URL); err != nil {
-		problem(c, http.StatusBadRequest, "url: "+err.Error())
+	if !s.validTarget(c, "url", req.URL) {
 		return
 	}
 	if err := req.RetryPolicy.validate(); err != nil {
