@@ -1,0 +1,408 @@
+// Command hookd-bench measures hookd end to end on this machine, in one run, and compares it with
+// two baselines measured in the same run:
+//
+//   - HTTP: a plain Go client POSTing Standard-Webhooks-signed payloads straight to loopback
+//     receivers (the ceiling of "just send HTTP").
+//   - engine: a plain Temporal SDK client and worker starting and completing trivial one-activity
+//     workflows on the same dev server (the ceiling of "one workflow per thing").
+//
+// Then it runs hookd itself (API and worker in this process, service.Start) against a real Temporal
+// dev server and a throwaway PostgreSQL database: events posted through the API at full speed and at
+// a fixed rate, fanned out to loopback receivers, with throughput, answer-to-arrival latency, RSS and
+// Temporal history cost per delivery. It prints a summary, checks the product owner's targets (never
+// failing the exit status for a miss) and writes every figure to a JSON file.
+//
+//	make bench                       # the default run (a few minutes)
+//	make bench BENCHFLAGS=-quick     # a smoke run
+//
+// See bench/README.md for what each figure means.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/hookd/hookd/internal/testenv"
+)
+
+// options are the command line flags.
+type options struct {
+	Quick             bool    `json:"quick"`
+	Scenarios         string  `json:"scenarios"`
+	Concurrency       int     `json:"concurrency"`
+	FixedDuration     float64 `json:"fixedDurationSec"`
+	FixedRate         float64 `json:"fixedRate"`
+	HTTPRequests      int     `json:"httpRequests"`
+	HTTPReceivers     int     `json:"httpReceivers"`
+	EngineWorkflows   int     `json:"engineWorkflows"`
+	EngineConcurrency int     `json:"engineConcurrency"`
+	EngineEager       bool    `json:"engineEagerStart"`
+	Soak              int     `json:"soakDeliveries"`
+	SoakSubs          int     `json:"soakSubscribers"`
+	SQLite            bool    `json:"sqlite"`
+	Out               string  `json:"out"`
+	Wait              float64 `json:"waitSec"`
+	HistorySample     int     `json:"historySample"`
+	ServiceLogs       string  `json:"serviceLogs"`
+	SkipFixed         bool    `json:"skipFixed"`
+}
+
+func parseFlags() (options, []scenarioSize, error) {
+	var o options
+	fs := flag.CommandLine
+	fs.BoolVar(&o.Quick, "quick", false, "smoke run with small numbers (scenarios 200x10,500x1; 5,000 HTTP requests; 300 engine workflows; 5 s fixed rate)")
+	fs.StringVar(&o.Scenarios, "scenarios", "2000x10,5000x1", "system scenarios, EVENTSxSUBSCRIBERS, comma separated")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "concurrent API posters at full speed (and HTTP baseline senders)")
+	fs.Float64Var(&o.FixedDuration, "fixed-duration", 10, "seconds of posting at the fixed rate per scenario")
+	fs.Float64Var(&o.FixedRate, "fixed-rate", 0, "events/s of the fixed-rate runs (0: half the end-to-end peak of the same scenario's full-speed run)")
+	fs.IntVar(&o.HTTPRequests, "http-n", 50000, "requests of the HTTP baseline")
+	fs.IntVar(&o.HTTPReceivers, "http-receivers", 0, "receivers of the HTTP baseline (0: the subscribers of the first scenario)")
+	fs.IntVar(&o.EngineWorkflows, "engine-n", 2000, "workflows of the engine baseline")
+	fs.IntVar(&o.EngineConcurrency, "engine-concurrency", 64, "concurrent starters of the engine baseline")
+	fs.BoolVar(&o.EngineEager, "engine-eager", false, "start the engine baseline's workflows with eager start (hookd's API does)")
+	fs.IntVar(&o.Soak, "soak", 0, "soak: this many deliveries at the fixed rate, sampling RSS (0 skips)")
+	fs.IntVar(&o.SoakSubs, "soak-subs", 10, "subscribers per event during the soak")
+	fs.BoolVar(&o.SQLite, "sqlite", false, "run the Temporal dev server on a sqlite file in a temp dir (default: in memory)")
+	fs.StringVar(&o.Out, "out", "bench-results.json", "JSON file for every figure")
+	fs.Float64Var(&o.Wait, "wait", 180, "seconds to wait for a scenario's deliveries after the last post before reporting what is missing")
+	fs.IntVar(&o.HistorySample, "history-sample", 25, "event workflows per scenario whose Temporal history is counted")
+	fs.StringVar(&o.ServiceLogs, "service-logs", "warn", "level of hookd's own logs on stderr (debug, info, warn, error or off)")
+	fs.BoolVar(&o.SkipFixed, "skip-fixed", false, "skip the fixed-rate runs")
+	flag.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: hookd-bench [flags]\n\nMeasures hookd end to end against HTTP and Temporal baselines. Flags:\n")
+		fs.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return o, nil, fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if o.Quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["scenarios"] {
+			o.Scenarios = "200x10,500x1"
+		}
+		if !set["http-n"] {
+			o.HTTPRequests = 5000
+		}
+		if !set["engine-n"] {
+			o.EngineWorkflows = 300
+		}
+		if !set["fixed-duration"] {
+			o.FixedDuration = 5
+		}
+		if !set["wait"] {
+			o.Wait = 60
+		}
+		if !set["history-sample"] {
+			o.HistorySample = 10
+		}
+	}
+	sizes, err := parseScenarios(o.Scenarios)
+	if err != nil {
+		return o, nil, err
+	}
+	if o.Concurrency < 1 || o.EngineConcurrency < 1 || o.HTTPRequests < 1 || o.EngineWorkflows < 1 {
+		return o, nil, fmt.Errorf("concurrency, engine-concurrency, http-n and engine-n must be positive")
+	}
+	if o.HTTPReceivers <= 0 {
+		o.HTTPReceivers = sizes[0].Subs
+	}
+	if o.SoakSubs < 1 {
+		o.SoakSubs = 1
+	}
+	return o, sizes, nil
+}
+
+type scenarioSize struct{ Events, Subs int }
+
+func parseScenarios(s string) ([]scenarioSize, error) {
+	var out []scenarioSize
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		e, sub, ok := strings.Cut(strings.ToLower(part), "x")
+		ne, err1 := strconv.Atoi(strings.TrimSpace(e))
+		ns, err2 := strconv.Atoi(strings.TrimSpace(sub))
+		if !ok || err1 != nil || err2 != nil || ne < 1 || ns < 1 {
+			return nil, fmt.Errorf("scenario %q: want EVENTSxSUBSCRIBERS, e.g. 2000x10", part)
+		}
+		out = append(out, scenarioSize{ne, ns})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no scenarios")
+	}
+	return out, nil
+}
+
+// Results is everything written to the JSON file.
+type Results struct {
+	Timestamp      time.Time         `json:"timestamp"`
+	GoVersion      string            `json:"goVersion"`
+	GOOS           string            `json:"goos"`
+	GOARCH         string            `json:"goarch"`
+	NumCPU         int               `json:"numCPU"`
+	GOMAXPROCS     int               `json:"gomaxprocs"`
+	LoadAvgStart   string            `json:"loadAvgAtStart"`
+	TemporalStore  string            `json:"temporalStore"` // "memory" or "sqlite"
+	TemporalPID    int               `json:"temporalPid,omitempty"`
+	Options        options           `json:"options"`
+	HTTPBaseline   *HTTPResult       `json:"httpBaseline,omitempty"`
+	EngineBaseline *EngineResult     `json:"engineBaseline,omitempty"`
+	Scenarios      []*ScenarioResult `json:"scenarios"`
+	Soak           *SoakResult       `json:"soak,omitempty"`
+	Targets        []Target          `json:"targets"`
+	Ratios         Ratios            `json:"ratios"`
+	TotalSec       float64           `json:"totalSec"`
+	Errors         []string          `json:"errors,omitempty"`
+}
+
+// Ratios compare the system with the baselines (system run at the most subscribers per event).
+type Ratios struct {
+	Scenario                       string  `json:"scenario"`
+	DeliveriesPerSec               float64 `json:"deliveriesPerSec"`
+	OverHTTPBaseline               float64 `json:"deliveriesOverHttpBaseline"`
+	OverEngineCompletedWorkflows   float64 `json:"deliveriesOverEngineCompletedWorkflows"`
+	HTTPBaselineRequestsPerSec     float64 `json:"httpBaselineRequestsPerSec"`
+	EngineCompletedWorkflowsPerSec float64 `json:"engineCompletedWorkflowsPerSec"`
+}
+
+// Target is one of the product owner's targets.
+type Target struct {
+	Name     string  `json:"name"`
+	Measured float64 `json:"measured"`
+	Bound    float64 `json:"bound"`
+	Pass     bool    `json:"pass"`
+	Detail   string  `json:"detail"`
+}
+
+// bench is the shared state of one run.
+type bench struct {
+	opt      options
+	res      *Results
+	temporal *testenv.Temporal
+	tc       client.Client
+	db       *testenv.Database
+	mon      *monitor
+	svcLog   *slog.Logger
+	svcLevel slog.Level
+	nonce    string
+}
+
+func main() {
+	opt, sizes, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hookd-bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opt, sizes); err != nil {
+		fmt.Fprintln(os.Stderr, "hookd-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opt options, sizes []scenarioSize) error {
+	started := time.Now()
+	res := &Results{
+		Timestamp: started.UTC(), GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
+		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvgStart: loadAvg(), TemporalStore: "in memory", Options: opt,
+	}
+	b := &bench{opt: opt, res: res, nonce: strconv.FormatInt(started.Unix()%1e6, 36)}
+	b.svcLog, b.svcLevel = serviceLogger(opt.ServiceLogs)
+
+	say("hookd-bench: %d CPU, %s, load %s; scenarios %s, concurrency %d", res.NumCPU, res.GoVersion, res.LoadAvgStart, opt.Scenarios, opt.Concurrency)
+	var dbFile string
+	if opt.SQLite {
+		dir, err := os.MkdirTemp("", "hookd-bench-temporal-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dbFile = filepath.Join(dir, "temporal.db")
+		res.TemporalStore = "sqlite"
+	}
+	say("starting the Temporal dev server (%s) ...", res.TemporalStore)
+	t, err := testenv.StartTemporal(ctx, dbFile, nil)
+	if err != nil {
+		return err
+	}
+	b.temporal = t
+	defer t.Stop()
+	res.TemporalPID = findTemporalPID(t.HostPort)
+	if res.TemporalPID == 0 {
+		say("note: could not find the dev server's pid; its RSS is not reported")
+	}
+	say("Temporal dev server at %s (pid %d)", t.HostPort, res.TemporalPID)
+
+	b.tc, err = client.DialContext(ctx, client.Options{HostPort: t.HostPort, Namespace: "default",
+		Logger: tlog.NewStructuredLogger(quietLogger())})
+	if err != nil {
+		return fmt.Errorf("dial temporal: %w", err)
+	}
+	defer b.tc.Close()
+
+	b.db, err = testenv.NewDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := b.db.Drop(dctx); err != nil {
+			fmt.Fprintln(os.Stderr, "hookd-bench: drop database:", err)
+		}
+	}()
+	say("PostgreSQL database %s", b.db.Name)
+
+	b.mon = newMonitor(res.TemporalPID)
+	go b.mon.run(ctx)
+
+	fail := func(what string, err error) {
+		msg := fmt.Sprintf("%s: %v", what, err)
+		res.Errors = append(res.Errors, msg)
+		say("ERROR %s", msg)
+	}
+
+	// 1. HTTP baseline.
+	if h, err := b.httpBaseline(ctx); err != nil {
+		fail("HTTP baseline", err)
+	} else {
+		res.HTTPBaseline = h
+	}
+	// 2. Engine baseline.
+	if ctx.Err() == nil {
+		if e, err := b.engineBaseline(ctx); err != nil {
+			fail("engine baseline", err)
+		} else {
+			res.EngineBaseline = e
+		}
+	}
+	// 3. System: each size at full speed, then at half its end-to-end peak.
+	peaks := map[int]float64{} // subscribers -> end-to-end events/s at full speed
+	for _, sz := range sizes {
+		if ctx.Err() != nil {
+			break
+		}
+		full, err := b.runScenario(ctx, scenarioSpec{Events: sz.Events, Subs: sz.Subs, Concurrency: opt.Concurrency})
+		if full != nil {
+			res.Scenarios = append(res.Scenarios, full)
+		}
+		if err != nil {
+			fail(fmt.Sprintf("scenario %dx%d", sz.Events, sz.Subs), err)
+			continue
+		}
+		peaks[sz.Subs] = max(peaks[sz.Subs], full.EndToEndEventsPerSec)
+		if opt.SkipFixed || ctx.Err() != nil {
+			continue
+		}
+		rate := opt.FixedRate
+		if rate <= 0 {
+			rate = full.EndToEndEventsPerSec / 2
+		}
+		if rate <= 0 {
+			fail(fmt.Sprintf("fixed rate %dx%d", sz.Events, sz.Subs), fmt.Errorf("no peak to halve"))
+			continue
+		}
+		n := max(1, int(rate*opt.FixedDuration+0.5))
+		fixed, err := b.runScenario(ctx, scenarioSpec{Events: n, Subs: sz.Subs, Concurrency: opt.Concurrency, Rate: rate})
+		if fixed != nil {
+			res.Scenarios = append(res.Scenarios, fixed)
+		}
+		if err != nil {
+			fail(fmt.Sprintf("fixed-rate %dx%d", n, sz.Subs), err)
+		}
+	}
+	// 4. Soak.
+	if opt.Soak > 0 && ctx.Err() == nil {
+		rate := opt.FixedRate
+		if rate <= 0 {
+			rate = peaks[opt.SoakSubs] / 2
+		}
+		if rate <= 0 {
+			if sc := bestScenario(res.Scenarios); sc != nil {
+				// No full-speed run at this fan-out: scale the deliveries rate we saw.
+				rate = sc.DeliveriesPerSec / float64(opt.SoakSubs) / 2
+			}
+		}
+		if s, err := b.soak(ctx, rate); err != nil {
+			fail("soak", err)
+			res.Soak = s
+		} else {
+			res.Soak = s
+		}
+	}
+	b.mon.stop()
+	res.TotalSec = time.Since(started).Seconds()
+	res.Targets, res.Ratios = evaluate(res)
+
+	printSummary(os.Stdout, res)
+	if err := writeJSON(opt.Out, res); err != nil {
+		return err
+	}
+	say("wrote %s", opt.Out)
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted")
+	}
+	return nil
+}
+
+func writeJSON(path string, res *Results) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// say prints a line of the run's narrative.
+func say(format string, args ...any) {
+	fmt.Printf(format+"\n", args...)
+}
+
+// serviceLogger is hookd's logger: stderr at the given level, or nothing.
+func serviceLogger(level string) (*slog.Logger, slog.Level) {
+	if level == "off" || level == "none" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil)), slog.LevelError + 4
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), l
+}
+
+// quietLogger is for the bench's own Temporal clients and workers.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// The product owner's targets. A miss is reported, never turned into a failing exit status.
+const (
+	targetOverEngine  = 8.0  // deliveries/s at 10 subscribers >= 8 x engine completed workflows/s
+	targetOverHTTP    = 0.10 // ... and >= 10% of the HTTP baseline
+	targetP99Ms       = 250  // p99 answer->arrival at the fixed half-peak rate
+	targetIngestShare = 0.80 // API events/s >= 80% of the engine's start rate
+	targetSubscribers = 10
+)
+
+// evaluate checks the targets and computes the ratios.
+func evaluate(res *Results) ([]Target, Ratios) {
+	var ts []Target
+	var rt Ratios
+	var httpRate, engDone, engStart float64
+	if res.HTTPBaseline != nil {
+		httpRate = res.HTTPBaseline.RequestsPerSec
+	}
+	if res.EngineBaseline != nil {
+		engDone, engStart = res.EngineBaseline.CompletedPerSec, res.EngineBaseline.StartsPerSec
+	}
+	// The full-speed run at 10 subscribers (else the one with the most).
+	var fan *ScenarioResult
+	for _, s := range res.Scenarios {
+		if s.Mode == "full-speed" && s.Subscribers == targetSubscribers && s.Arrived > 0 {
+			fan = s
+			break
+		}
+	}
+	if fan == nil {
+		fan = bestScenario(res.Scenarios)
+	}
+	if fan != nil {
+		rt.Scenario, rt.DeliveriesPerSec = fan.Name, round(fan.DeliveriesPerSec, 1)
+		rt.HTTPBaselineRequestsPerSec, rt.EngineCompletedWorkflowsPerSec = round(httpRate, 1), round(engDone, 1)
+		if httpRate > 0 {
+			rt.OverHTTPBaseline = round(fan.DeliveriesPerSec/httpRate, 4)
+		}
+		if engDone > 0 {
+			rt.OverEngineCompletedWorkflows = round(fan.DeliveriesPerSec/engDone, 3)
+		}
+		note := ""
+		if fan.Subscribers != targetSubscribers {
+			note = fmt.Sprintf(" (no run at %d subscribers; used %d)", targetSubscribers, fan.Subscribers)
+		}
+		if engDone > 0 {
+			b := targetOverEngine * engDone
+			ts = append(ts, Target{Name: fmt.Sprintf("deliveries/s at %d subscribers/event >= %.0fx engine completed workflows/s", targetSubscribers, targetOverEngine),
+				Measured: round(fan.DeliveriesPerSec, 1), Bound: round(b, 1), Pass: fan.DeliveriesPerSec >= b,
+				Detail: fmt.Sprintf("%s: %.0f deliveries/s vs %.0f x %.1f = %.0f%s", fan.Name, fan.DeliveriesPerSec, targetOverEngine, engDone, b, note)})
+		}
+		if httpRate > 0 {
+			b := targetOverHTTP * httpRate
+			ts = append(ts, Target{Name: fmt.Sprintf("deliveries/s at %d subscribers/event >= %.0f%% of HTTP baseline", targetSubscribers, targetOverHTTP*100),
+				Measured: round(fan.DeliveriesPerSec, 1), Bound: round(b, 1), Pass: fan.DeliveriesPerSec >= b,
+				Detail: fmt.Sprintf("%s: %.0f deliveries/s vs %.0f%% of %.0f = %.0f%s", fan.Name, fan.DeliveriesPerSec, targetOverHTTP*100, httpRate, b, note)})
+		}
+	}
+	for _, s := range res.Scenarios {
+		if s.Mode != "fixed-rate" || s.Latency.Count == 0 {
+			continue
+		}
+		ts = append(ts, Target{Name: fmt.Sprintf("p99 answer->arrival < %d ms at the fixed half-peak rate (%d subscribers)", targetP99Ms, s.Subscribers),
+			Measured: s.Latency.P99Ms, Bound: targetP99Ms, Pass: s.Latency.P99Ms < targetP99Ms && s.Missing == 0,
+			Detail: fmt.Sprintf("%s at %.1f events/s: p99 %.1f ms (p50 %.1f, p95 %.1f), %d missing", s.Name, s.TargetRate, s.Latency.P99Ms, s.Latency.P50Ms, s.Latency.P95Ms, s.Missing)})
+	}
+	if engStart > 0 {
+		b := targetIngestShare * engStart
+		for _, s := range res.Scenarios {
+			if s.Mode != "full-speed" || s.Accepted == 0 {
+				continue
+			}
+			ts = append(ts, Target{Name: fmt.Sprintf("API ingest events/s >= %.0f%% of engine start rate (%d subscribers)", targetIngestShare*100, s.Subscribers),
+				Measured: round(s.EventsPerSec, 1), Bound: round(b, 1), Pass: s.EventsPerSec >= b,
+				Detail: fmt.Sprintf("%s: %.0f events/s vs %.0f%% of %.0f starts/s = %.0f", s.Name, s.EventsPerSec, targetIngestShare*100, engStart, b)})
+		}
+	}
+	return ts, rt
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func mem(r RSS) string {
+	if r.TemporalMaxMB > 0 {
+		return fmt.Sprintf("%.0f / %.0f", r.SelfMaxMB, r.TemporalMaxMB)
+	}
+	return fmt.Sprintf("%.0f / -", r.SelfMaxMB)
+}
+
+// printSummary prints the tables, the targets and, last, the ratios.
+func printSummary(w io.Writer, res *Results) {
+	fmt.Fprintf(w, "\n================ hookd bench summary ================\n")
+	fmt.Fprintf(w, "%s  %d CPU (GOMAXPROCS %d)  %s/%s  Temporal dev server: %s  load at start %s  total %.0fs\n\n",
+		res.Timestamp.Format("2006-01-02 15:04:05Z"), res.NumCPU, res.GOMAXPROCS, res.GOOS, res.GOARCH, res.TemporalStore, res.LoadAvgStart, res.TotalSec)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "baseline\tcount\tseconds\trate/s\tp50 ms\tp99 ms\tmax RSS MB self/temporal\tcores self/temporal/pg/other\t")
+	if h := res.HTTPBaseline; h != nil {
+		fmt.Fprintf(tw, "HTTP POST, %d receivers, c=%d\t%d\t%.2f\t%.0f\t%.2f\t%.2f\t%s\t%s\t\n", h.Receivers, h.Concurrency, h.Arrived, h.DurationSec,
+			h.RequestsPerSec, h.RoundTrip.P50Ms, h.RoundTrip.P99Ms, mem(h.RSS), h.CPU.cores())
+	}
+	if e := res.EngineBaseline; e != nil {
+		fmt.Fprintf(tw, "engine workflow starts, c=%d\t%d\t%.2f\t%.0f\t%.2f\t%.2f\t%s\t%s\t\n", e.Concurrency, e.Started, e.StartSec, e.StartsPerSec,
+			e.StartLatency.P50Ms, e.StartLatency.P99Ms, mem(e.RSS), e.CPU.cores())
+		fmt.Fprintf(tw, "engine 1-activity workflows completed\t%d\t%.2f\t%.0f\t\t\t\t\t\n", e.Completed, e.CompleteSec, e.CompletedPerSec)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+
+	scenarios := res.Scenarios
+	if res.Soak != nil && res.Soak.Scenario != nil {
+		scenarios = append(scenarios[:len(scenarios):len(scenarios)], res.Soak.Scenario)
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system scenario\tevents/s in\tdeliveries/s\te2e events/s\tp50 ms\tp95 ms\tp99 ms\tmissing\tdup\twf/event\thist ev/delivery\tacts/delivery (local)\tmax RSS MB self/temporal\t")
+	for _, s := range scenarios {
+		name := s.Name
+		if s.Mode != "full-speed" {
+			name = fmt.Sprintf("%s @%.1f/s", s.Name, s.TargetRate)
+		}
+		hist, acts := "-", "-"
+		if s.History != nil {
+			hist, acts = fmt.Sprintf("%.2f", s.History.EventsPerDelivery), fmt.Sprintf("%.2f (%.2f)", s.History.ActivitiesPerDelivery, s.History.LocalPerDelivery)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.2f\t%s\t%s\t%s\t\n", name, s.EventsPerSec, s.DeliveriesPerSec,
+			s.EndToEndEventsPerSec, s.Latency.P50Ms, s.Latency.P95Ms, s.Latency.P99Ms, s.Missing, s.Duplicates, s.WorkflowsPerEvent, hist, acts, mem(s.RSS))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "  events/s in: answered 201 by the API; deliveries/s: receiver arrivals / (first post -> last arrival); p50-p99: API answer -> receiver arrival")
+
+	fmt.Fprintln(w, "\nwhere the time goes (CPU over first post -> workflows closed; means from hookd's Temporal SDK and hookd metrics)")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system scenario\tcores self/temporal/pg/other\tCPU ms/delivery self/temporal/pg\tAPI start wf ms\twf task queued ms\tcomplete wf task ms\tFanOut queued ms\tFanOut ran ms\tHTTP attempt ms\tarrived before 201\t")
+	for _, s := range scenarios {
+		c := s.CPUPerDelivery
+		fanOutRan := timing(s.Timings, "temporal_activity_execution_latency_seconds", "activity_type=FanOut")
+		if s.FanOutMode == "local" {
+			fanOutRan = timing(s.Timings, "temporal_local_activity_execution_latency_seconds", "activity_type=FanOut") + " (local)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f/%.2f/%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", s.Name, s.CPU.cores(), c.Self, c.Temporal, c.Postgres,
+			timing(s.Timings, "temporal_request_latency_seconds", "operation=StartWorkflowExecution"),
+			timing(s.Timings, "temporal_workflow_task_schedule_to_start_latency_seconds", "workflow_type=EventWorkflow"),
+			timing(s.Timings, "temporal_request_latency_seconds", "operation=RespondWorkflowTaskCompleted"),
+			timing(s.Timings, "temporal_activity_schedule_to_start_latency_seconds", "activity_type=FanOut"),
+			fanOutRan,
+			timing(s.Timings, "hookd_delivery_attempt_duration_seconds", ""), s.ArrivedBeforeAnswer)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "  cores: average busy cores of this process (API + worker + bench clients/receivers) / Temporal dev server / PostgreSQL / rest of the machine")
+	fmt.Fprintln(w, "  queued: schedule-to-start (waiting in a Temporal task queue; none with eager start or a local FanOut); API start wf and complete wf task: gRPC round trips to the server")
+
+	if s := res.Soak; s != nil {
+		fmt.Fprintf(w, "\nsoak: %d deliveries at %.1f events/s x %d: RSS self start %.0f, after warm-up %.0f, last %.0f, max %.0f MB -> drift %+.1f%%, flat within ±10%%: %s",
+			s.Deliveries, s.Rate, s.Scenario.Subscribers, s.SelfStartMB, s.SelfWarmMB, s.SelfLastMB, s.SelfMaxMB, s.SelfDriftPct, yesNo(s.Flat))
+		if s.TemporalMaxMB > 0 {
+			fmt.Fprintf(w, "; temporal %.0f -> %.0f MB (max %.0f, drift %+.1f%%)", s.TemporalWarmMB, s.TemporalLastMB, s.TemporalMaxMB, s.TemporalDriftPct)
+		}
+		fmt.Fprintln(w)
+	}
+
+	if len(res.Errors) > 0 {
+		fmt.Fprintln(w, "\nerrors:")
+		for _, e := range res.Errors {
+			fmt.Fprintln(w, "  "+e)
+		}
+	}
+
+	fmt.Fprintln(w, "\ntargets (reported only; the exit status ignores them):")
+	if len(res.Targets) == 0 {
+		fmt.Fprintln(w, "  none could be evaluated")
+	}
+	for _, t := range res.Targets {
+		fmt.Fprintf(w, "  %s  %s\n        %s\n", passFail(t.Pass), t.Name, t.Detail)
+	}
+
+	r := res.Ratios
+	fmt.Fprintln(w, "\nratios (system run:", orDash(r.Scenario)+")")
+	fmt.Fprintf(w, "  system deliveries/s / HTTP baseline requests/s          = %.0f / %.0f = %s\n", r.DeliveriesPerSec, r.HTTPBaselineRequestsPerSec, ratio(r.OverHTTPBaseline))
+	fmt.Fprintf(w, "  system deliveries/s / engine completed workflows/s      = %.0f / %.1f = %s\n", r.DeliveriesPerSec, r.EngineCompletedWorkflowsPerSec, ratio(r.OverEngineCompletedWorkflows))
+}
+
+// timing finds the mean of a histogram by name and labels ("" for the sum of all labels).
+func timing(ts []Timing, name, labels string) string {
+	var n uint64
+	var sum float64
+	for _, t := range ts {
+		if t.Name != name || (labels != "" && !strings.Contains(t.Labels, labels)) {
+			continue
+		}
+		n += t.Count
+		sum += t.MeanMs * float64(t.Count)
+	}
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", sum/float64(n))
+}
+
+func ratio(f float64) string {
+	if f == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3g", f)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,513 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/config"
+	"github.com/hookd/hookd/service"
+)
+
+// scenarioSpec is one system run: Events events to Subs subscribers each, at full speed (Rate 0)
+// or at Rate events/s.
+type scenarioSpec struct {
+	Events, Subs, Concurrency int
+	Rate                      float64
+	Soak                      bool
+}
+
+// ScenarioResult is one system run.
+type ScenarioResult struct {
+	Name        string  `json:"name"`
+	Mode        string  `json:"mode"` // full-speed, fixed-rate or soak
+	Events      int     `json:"events"`
+	Subscribers int     `json:"subscribers"`
+	Concurrency int     `json:"concurrency"`
+	TargetRate  float64 `json:"targetRate,omitempty"` // events/s, fixed-rate and soak
+	TaskQueue   string  `json:"taskQueue"`
+	FanOutMode  string  `json:"fanOutMode"` // local or activity (HOOKD_FANOUT_MODE)
+
+	Accepted       int64   `json:"accepted"` // answered 201
+	Rejected       int64   `json:"rejected"`
+	FirstError     string  `json:"firstError,omitempty"`
+	BehindSchedule int64   `json:"behindSchedule,omitempty"` // fixed rate: posts sent >50 ms after their slot
+	MaxLagMs       float64 `json:"maxLagMs,omitempty"`
+	PostSec        float64 `json:"postSec"`      // first post to last 201
+	EventsPerSec   float64 `json:"eventsPerSec"` // accepted / postSec
+	APIAnswer      Latency `json:"apiAnswer"`    // POST /v1/events round trip
+
+	ExpectedDeliveries   int64   `json:"expectedDeliveries"` // accepted x subscribers
+	Arrived              int64   `json:"arrived"`            // distinct (receiver, webhook-id)
+	Missing              int64   `json:"missing"`
+	Duplicates           int64   `json:"duplicates"`
+	ArrivedWithout201    int64   `json:"arrivedWithout201,omitempty"`
+	TimedOut             bool    `json:"timedOut,omitempty"`
+	DeliverySec          float64 `json:"deliverySec"`      // first post to last arrival
+	DeliveriesPerSec     float64 `json:"deliveriesPerSec"` // arrived / deliverySec
+	EndToEndEventsPerSec float64 `json:"endToEndEventsPerSec"`
+	Latency              Latency `json:"answerToArrival"`
+	ArrivedBeforeAnswer  int64   `json:"arrivedBeforeAnswer"` // counted as 0 ms in the latency
+
+	WorkflowsClosedSec float64       `json:"workflowsClosedSec,omitempty"` // first post until no workflow of the queue runs (polled)
+	Workflows          int64         `json:"workflows"`                    // workflows on the scenario's task queue
+	WorkflowsPerEvent  float64       `json:"workflowsPerEvent"`
+	History            *HistoryStats `json:"history,omitempty"`
+	RSS                RSS           `json:"rss"`
+	CPU                CPU           `json:"cpu"` // first post until the workflows closed
+	CPUPerDelivery     CPUPerDel     `json:"cpuMsPerDelivery"`
+	Timings            []Timing      `json:"timings,omitempty"` // from hookd's and the Temporal SDK's metrics
+
+	series []rssSample
+}
+
+// CPUPerDel is CPU milliseconds per delivery by process group.
+type CPUPerDel struct {
+	Self     float64 `json:"self"`
+	Temporal float64 `json:"temporal"`
+	Postgres float64 `json:"postgres"`
+}
+
+// HistoryStats is the Temporal cost of a sample of event workflows.
+type HistoryStats struct {
+	Sampled                int      `json:"sampledEventWorkflows"`
+	EventsPerWorkflow      float64  `json:"historyEventsPerEventWorkflow"`
+	EventsPerDelivery      float64  `json:"historyEventsPerDelivery"`
+	ActivitiesPerDelivery  float64  `json:"activitiesPerDelivery"`      // ActivityTaskScheduled events
+	LocalPerDelivery       float64  `json:"localActivitiesPerDelivery"` // LocalActivity markers (no task round trip)
+	ChildWorkflowsPerEvent float64  `json:"childWorkflowsPerEvent"`
+	Example                []string `json:"exampleEventTypes"`
+}
+
+var scenarioSeq atomic.Int64
+
+func (spec scenarioSpec) mode() string {
+	switch {
+	case spec.Soak:
+		return "soak"
+	case spec.Rate > 0:
+		return "fixed-rate"
+	}
+	return "full-speed"
+}
+
+// runScenario runs a fresh hookd (API + worker in this process, its own task queue and app) and
+// posts the scenario's events through its API.
+func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioResult, error) {
+	seq := scenarioSeq.Add(1)
+	tag := fmt.Sprintf("s%d-%s", seq, b.nonce)
+	res := &ScenarioResult{Name: fmt.Sprintf("%dx%d %s", spec.Events, spec.Subs, spec.mode()), Mode: spec.mode(),
+		Events: spec.Events, Subscribers: spec.Subs, Concurrency: spec.Concurrency, TargetRate: round(spec.Rate, 1),
+		TaskQueue: "hookd-bench-" + tag}
+	if spec.Rate > 0 {
+		say("\n== system %s: %d events x %d subscribers at %.1f events/s (%.0f deliveries/s) ==", spec.mode(), spec.Events, spec.Subs, spec.Rate, spec.Rate*float64(spec.Subs))
+	} else {
+		say("\n== system full speed: %d events x %d subscribers, %d concurrent posters ==", spec.Events, spec.Subs, spec.Concurrency)
+	}
+
+	tr := newTracker(spec.Subs)
+	rs, err := startReceivers(spec.Subs, tr.arrive)
+	if err != nil {
+		return nil, err
+	}
+	defer closeReceivers(rs)
+
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	operatorKey := "bench-operator-" + tag
+	cfg.DatabaseURL = b.db.URL
+	cfg.TemporalAddress = b.temporal.HostPort
+	cfg.TemporalNamespace = "default"
+	cfg.TaskQueue = res.TaskQueue
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.OperatorKey = operatorKey
+	cfg.SMTPAddr = "127.0.0.1:1" // nothing should fail; a failure e-mail would not go anywhere
+	cfg.AllowPrivate = true      // receivers live on loopback
+	cfg.SearchAttributes = true  // the dev server has hookd's attributes
+	cfg.LogLevel = b.svcLevel
+	res.FanOutMode = "activity"
+	if cfg.LocalFanOut {
+		res.FanOutMode = "local"
+	}
+	app, err := service.Start(ctx, cfg, b.svcLog, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("start hookd: %w", err)
+	}
+	stopped := false
+	stopApp := func() {
+		if !stopped {
+			stopped = true
+			if err := app.Stop(); err != nil {
+				say("stop hookd: %v", err)
+			}
+		}
+	}
+	defer stopApp()
+
+	api := newAPIClient(app.URL, spec.Concurrency)
+	defer api.hc.CloseIdleConnections()
+	key, err := api.createApp(ctx, operatorKey, "bench "+tag)
+	if err != nil {
+		return nil, err
+	}
+	eventType := "bench." + tag
+	for _, rc := range rs {
+		if err := api.subscribe(ctx, key, rc.URL+"/hook", eventType); err != nil {
+			return nil, err
+		}
+	}
+
+	// Post.
+	var accepted, rejected, lastAnswer, behind, maxLag atomic.Int64
+	var firstErr sync.Once
+	var answers syncHist
+	post := func(i int) {
+		id := fmt.Sprintf("%s-%07d", tag, i)
+		body := []byte(`{"id":"` + id + `","type":"` + eventType + `","data":` + string(eventData(i)) + `}`)
+		t0 := time.Now()
+		status, raw, err := api.do(ctx, http.MethodPost, "/v1/events", key, body)
+		at := time.Now()
+		if err == nil && status == http.StatusCreated {
+			tr.answered(id, at)
+			accepted.Add(1)
+			storeMax(&lastAnswer, at.UnixNano())
+			answers.add(at.Sub(t0))
+			return
+		}
+		rejected.Add(1)
+		firstErr.Do(func() {
+			if err != nil {
+				res.FirstError = err.Error()
+			} else {
+				res.FirstError = fmt.Sprintf("status %d: %s", status, strings.TrimSpace(string(raw)))
+			}
+		})
+	}
+	total := int64(spec.Events * spec.Subs)
+	rp, ra := newRater(), newRater()
+	b.mon.begin("system "+res.Name, func() string {
+		return rp.line("posted", accepted.Load()+rejected.Load(), int64(spec.Events)) + "; " + ra.line("arrived", tr.arrived.Load(), total)
+	})
+	if spec.Soak {
+		b.mon.record(tr.arrived.Load)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	if spec.Rate <= 0 {
+		var next atomic.Int64
+		for range spec.Concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					i := int(next.Add(1) - 1)
+					if i >= spec.Events {
+						return
+					}
+					post(i)
+				}
+			}()
+		}
+	} else {
+		sem := make(chan struct{}, spec.Concurrency)
+	pace:
+		for i := 0; i < spec.Events; i++ {
+			due := start.Add(time.Duration(float64(i) / spec.Rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-ctx.Done():
+					break pace
+				case <-time.After(d):
+				}
+			}
+			select {
+			case <-ctx.Done():
+				break pace
+			case sem <- struct{}{}:
+			}
+			if lag := time.Since(due); lag > 50*time.Millisecond {
+				behind.Add(1)
+				storeMax(&maxLag, int64(lag))
+			}
+			wg.Add(1)
+			go func(i int) {
+				defer func() { <-sem; wg.Done() }()
+				post(i)
+			}(i)
+		}
+	}
+	wg.Wait()
+	posted := time.Now()
+	res.Accepted, res.Rejected = accepted.Load(), rejected.Load()
+	res.BehindSchedule, res.MaxLagMs = behind.Load(), round(float64(maxLag.Load())/float64(time.Millisecond), 1)
+	res.ExpectedDeliveries = res.Accepted * int64(spec.Subs)
+	if res.Accepted > 0 {
+		res.PostSec = time.Unix(0, lastAnswer.Load()).Sub(start).Seconds()
+		res.EventsPerSec = float64(res.Accepted) / res.PostSec
+	}
+	res.APIAnswer = answers.summary()
+
+	// Wait for every delivery, or report what is missing.
+	wait := time.Duration(b.opt.Wait * float64(time.Second))
+	for tr.arrived.Load() < res.ExpectedDeliveries && ctx.Err() == nil {
+		if time.Since(posted) > wait {
+			res.TimedOut = true
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lat, early, _, last, unanswered := tr.snapshot()
+	res.Arrived = tr.arrived.Load()
+	res.Duplicates = tr.duplicates.Load()
+	res.ArrivedWithout201 = unanswered
+	res.Missing = max(0, res.ExpectedDeliveries-(res.Arrived-unanswered))
+	res.Latency, res.ArrivedBeforeAnswer = lat.summary(), early
+	if res.Arrived > 0 {
+		res.DeliverySec = last.Sub(start).Seconds()
+		res.DeliveriesPerSec = float64(res.Arrived) / res.DeliverySec
+		res.EndToEndEventsPerSec = res.DeliveriesPerSec / float64(spec.Subs)
+	}
+	if res.TimedOut {
+		say("TIMEOUT: %d of %d deliveries missing %.0fs after the last post", res.Missing, res.ExpectedDeliveries, b.opt.Wait)
+	}
+
+	// Wait for the workflows to close, then count them and sample their histories.
+	running := fmt.Sprintf(`TaskQueue = %q AND ExecutionStatus = "Running"`, res.TaskQueue)
+	closeBy := time.Now().Add(min(wait, time.Minute))
+	for ctx.Err() == nil {
+		n, err := b.countWorkflows(ctx, running)
+		if err == nil && n == 0 {
+			res.WorkflowsClosedSec = time.Since(start).Seconds()
+			break
+		}
+		if time.Now().After(closeBy) {
+			say("note: %d workflows still running on %s", n, res.TaskQueue)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := b.mon.end()
+	res.RSS, res.CPU, res.series = st.RSS, st.CPU, st.Series
+	if res.Arrived > 0 {
+		per := func(sec float64) float64 { return round(sec*1000/float64(res.Arrived), 3) }
+		res.CPUPerDelivery = CPUPerDel{Self: per(st.CPU.SelfSec), Temporal: per(st.CPU.TemporalSec), Postgres: per(st.CPU.PostgresSec)}
+	}
+	res.Timings = timings(app.Metrics)
+	if n, err := b.countWorkflows(ctx, fmt.Sprintf("TaskQueue = %q", res.TaskQueue)); err == nil {
+		res.Workflows = n
+		if res.Accepted > 0 {
+			res.WorkflowsPerEvent = float64(n) / float64(res.Accepted)
+		}
+	}
+	stopApp()
+	res.History = b.sampleHistories(ctx, tag, spec)
+
+	say("%s: %d/%d accepted in %.2fs = %.0f events/s; %d/%d deliveries by %.2fs = %.0f deliveries/s (%.1f events/s end to end); answer->arrival p50 %.1f ms, p95 %.1f ms, p99 %.1f ms",
+		res.Name, res.Accepted, spec.Events, res.PostSec, res.EventsPerSec, res.Arrived, res.ExpectedDeliveries, res.DeliverySec,
+		res.DeliveriesPerSec, res.EndToEndEventsPerSec, res.Latency.P50Ms, res.Latency.P95Ms, res.Latency.P99Ms)
+	if res.History != nil {
+		say("  temporal (fan-out %s): %.1f workflows/event, %.1f history events per event workflow = %.2f per delivery, %.2f activities + %.2f local activities per delivery",
+			res.FanOutMode, res.WorkflowsPerEvent, res.History.EventsPerWorkflow, res.History.EventsPerDelivery, res.History.ActivitiesPerDelivery, res.History.LocalPerDelivery)
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if res.Missing > 0 || res.Rejected > 0 {
+		return res, fmt.Errorf("%s: %d rejected posts (first: %s), %d deliveries missing", res.Name, res.Rejected, res.FirstError, res.Missing)
+	}
+	return res, nil
+}
+
+// sampleHistories counts the history of evenly spread event workflows.
+func (b *bench) sampleHistories(ctx context.Context, tag string, spec scenarioSpec) *HistoryStats {
+	n := min(b.opt.HistorySample, spec.Events)
+	if n <= 0 {
+		return nil
+	}
+	hs := &HistoryStats{}
+	var events, acts, locals, children int
+	for k := range n {
+		i := k * spec.Events / n
+		h, err := b.history(ctx, activities.EventWorkflowID(fmt.Sprintf("%s-%07d", tag, i)))
+		if err != nil || h.events == 0 {
+			continue
+		}
+		if hs.Example == nil {
+			hs.Example = h.types
+		}
+		hs.Sampled++
+		events, acts, locals, children = events+h.events, acts+h.activities, locals+h.localActivities, children+h.children
+	}
+	if hs.Sampled == 0 {
+		return nil
+	}
+	deliveries := float64(hs.Sampled * spec.Subs)
+	hs.EventsPerWorkflow = round(float64(events)/float64(hs.Sampled), 2)
+	hs.EventsPerDelivery = round(float64(events)/deliveries, 3)
+	hs.ActivitiesPerDelivery = round(float64(acts)/deliveries, 3)
+	hs.LocalPerDelivery = round(float64(locals)/deliveries, 3)
+	hs.ChildWorkflowsPerEvent = round(float64(children)/float64(hs.Sampled), 3)
+	return hs
+}
+
+// apiClient calls hookd's HTTP API the way the integration tests do.
+type apiClient struct {
+	base string
+	hc   *http.Client
+}
+
+func newAPIClient(base string, conc int) *apiClient {
+	return &apiClient{base: base, hc: &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		MaxIdleConns: conc * 2, MaxIdleConnsPerHost: conc * 2, IdleConnTimeout: 90 * time.Second,
+	}}}
+}
+
+func (a *apiClient) do(ctx context.Context, method, path, key string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
+}
+
+func (a *apiClient) call(ctx context.Context, path, key string, body any, want int) (map[string]any, error) {
+	j, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	status, raw, err := a.do(ctx, http.MethodPost, path, key, j)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", path, err)
+	}
+	if status != want {
+		return nil, fmt.Errorf("POST %s: status %d, want %d: %s", path, status, want, raw)
+	}
+	var out struct {
+		Data map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("POST %s: %w", path, err)
+	}
+	return out.Data, nil
+}
+
+// createApp creates a publishing app with the operator key and returns its API key.
+func (a *apiClient) createApp(ctx context.Context, operatorKey, name string) (string, error) {
+	d, err := a.call(ctx, "/v1/apps", operatorKey, map[string]any{"name": name, "permissions": []string{},
+		"contactEmail": "bench@example.test"}, http.StatusCreated)
+	if err != nil {
+		return "", err
+	}
+	key, _ := d["apiKey"].(string)
+	if key == "" {
+		return "", fmt.Errorf("create app: no apiKey in %v", d)
+	}
+	return key, nil
+}
+
+// subscribe subscribes url to the app's own events of one type.
+func (a *apiClient) subscribe(ctx context.Context, key, url, eventType string) error {
+	_, err := a.call(ctx, "/v1/subscriptions", key, map[string]any{"url": url, "eventTypes": []string{eventType}}, http.StatusCreated)
+	return err
+}
+
+// soak runs the fixed rate until opt.Soak deliveries, sampling RSS every second.
+func (b *bench) soak(ctx context.Context, rate float64) (*SoakResult, error) {
+	subs := b.opt.SoakSubs
+	if rate <= 0 {
+		return nil, fmt.Errorf("no rate for the soak: no full-speed run to halve and no -fixed-rate")
+	}
+	events := (b.opt.Soak + subs - 1) / subs
+	sc, err := b.runScenario(ctx, scenarioSpec{Events: events, Subs: subs, Concurrency: b.opt.Concurrency, Rate: rate, Soak: true})
+	if sc == nil {
+		return nil, err
+	}
+	s := &SoakResult{Deliveries: int64(events * subs), Rate: round(rate, 1), Scenario: sc, Series: sc.series}
+	s.summarize()
+	say("soak: RSS start %.0f MB, after warm-up %.0f MB, last %.0f MB, max %.0f MB: drift %+.1f%% (flat within ±10%%: %v); temporal %.0f -> %.0f MB (max %.0f)",
+		s.SelfStartMB, s.SelfWarmMB, s.SelfLastMB, s.SelfMaxMB, s.SelfDriftPct, s.Flat, s.TemporalWarmMB, s.TemporalLastMB, s.TemporalMaxMB)
+	return s, err
+}
+
+// SoakResult is the RSS of a long fixed-rate run.
+type SoakResult struct {
+	Deliveries         int64           `json:"deliveries"`
+	Rate               float64         `json:"eventsPerSec"`
+	SelfStartMB        float64         `json:"selfStartMB"`
+	SelfWarmMB         float64         `json:"selfAfterWarmupMB"` // first sample after 10% of the deliveries
+	SelfLastMB         float64         `json:"selfLastMB"`
+	SelfMaxMB          float64         `json:"selfMaxMB"`
+	SelfDriftPct       float64         `json:"selfDriftPct"` // last vs after warm-up
+	Flat               bool            `json:"flatWithin10Pct"`
+	TemporalWarmMB     float64         `json:"temporalAfterWarmupMB,omitempty"`
+	TemporalLastMB     float64         `json:"temporalLastMB,omitempty"`
+	TemporalMaxMB      float64         `json:"temporalMaxMB,omitempty"`
+	TemporalDriftPct   float64         `json:"temporalDriftPct,omitempty"`
+	Scenario           *ScenarioResult `json:"scenario"`
+	Series             []rssSample     `json:"series"`
+	ProcessDescription string          `json:"process"`
+}
+
+func (s *SoakResult) summarize() {
+	s.ProcessDescription = "self = hookd API + worker + bench receivers and posters in one process; temporal = the dev server"
+	if len(s.Series) == 0 {
+		return
+	}
+	first, last := s.Series[0], s.Series[len(s.Series)-1]
+	warm := last
+	for _, p := range s.Series {
+		if p.Deliveries >= s.Deliveries/10 {
+			warm = p
+			break
+		}
+	}
+	s.SelfStartMB, s.SelfWarmMB, s.SelfLastMB = first.SelfMB, warm.SelfMB, last.SelfMB
+	s.TemporalWarmMB, s.TemporalLastMB = warm.TemporalMB, last.TemporalMB
+	for _, p := range s.Series {
+		s.SelfMaxMB = max(s.SelfMaxMB, p.SelfMB)
+		s.TemporalMaxMB = max(s.TemporalMaxMB, p.TemporalMB)
+	}
+	if warm.SelfMB > 0 {
+		s.SelfDriftPct = round((last.SelfMB-warm.SelfMB)/warm.SelfMB*100, 1)
+		s.Flat = s.SelfDriftPct >= -10 && s.SelfDriftPct <= 10
+	}
+	if warm.TemporalMB > 0 {
+		s.TemporalDriftPct = round((last.TemporalMB-warm.TemporalMB)/warm.TemporalMB*100, 1)
+	}
+}
+
+// bestScenario is the full-speed run with the most subscribers per event.
+func bestScenario(scs []*ScenarioResult) *ScenarioResult {
+	var best *ScenarioResult
+	for _, s := range scs {
+		if s.Mode != "full-speed" || s.Arrived == 0 {
+			continue
+		}
+		if best == nil || s.Subscribers > best.Subscribers {
+			best = s
+		}
+	}
+	return best
+}
