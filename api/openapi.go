@@ -15,6 +15,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
+	"go.yaml.in/yaml/v4"
 )
 
 // openapiYAML is the OpenAPI 3 document of this API. Integration tests validate every request
@@ -48,12 +49,84 @@ var docs = sync.OnceValues(func() (renderedDocs, error) {
 	if err != nil {
 		return renderedDocs{}, err
 	}
-	j, err := json.MarshalIndent(doc, "", "  ")
+	j, err := yamlToJSON(openapiYAML)
 	if err != nil {
 		return renderedDocs{}, fmt.Errorf("openapi.yaml to JSON: %w", err)
 	}
 	return renderedDocs{json: j, html: renderHTML(doc)}, nil
 })
+
+// yamlToJSON converts a YAML document to indented JSON, keeping the order of mapping keys.
+func yamlToJSON(src []byte) ([]byte, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		return nil, err
+	}
+	var compact bytes.Buffer
+	if err := writeJSON(&compact, &root); err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) != 1 {
+			return fmt.Errorf("line %d: want one document", n.Line)
+		}
+		return writeJSON(b, n.Content[0])
+	case yaml.AliasNode:
+		return writeJSON(b, n.Alias)
+	case yaml.MappingNode:
+		b.WriteByte('{')
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode || k.Value == "<<" {
+				return fmt.Errorf("line %d: only plain keys are supported", k.Line)
+			}
+			key, _ := json.Marshal(k.Value)
+			b.Write(key)
+			b.WriteByte(':')
+			if err := writeJSON(b, v); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+	case yaml.SequenceNode:
+		b.WriteByte('[')
+		for i, item := range n.Content {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := writeJSON(b, item); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		b.Write(j)
+	default:
+		return fmt.Errorf("line %d: unexpected YAML node", n.Line)
+	}
+	return nil
+}
 
 // docsRoutes serves the OpenAPI document and its rendered page.
 func (s *Server) docsRoutes(r *gin.Engine) {
@@ -268,6 +341,12 @@ func writeContent(b *strings.Builder, content openapi3.Content) {
 		fmt.Fprintf(b, "<div><code>%s</code></div>\n", html.EscapeString(mt))
 		if s := content[mt].Schema; s != nil {
 			b.WriteString("<pre>")
+			if s.Ref != "" && s.Value != nil {
+				// A body that is one named schema: name it and show it.
+				writeSchema(b, s, 0)
+				b.WriteString(" = ")
+				s = &openapi3.SchemaRef{Value: s.Value}
+			}
 			writeSchema(b, s, 0)
 			b.WriteString("</pre>\n")
 		}
