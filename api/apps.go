@@ -86,7 +86,7 @@ func (s *Server) listApps(c *gin.Context) {
 	if !ok {
 		return
 	}
-	apps, err := s.Repo.ListApps(c.Request.Context(), c.Query("after"), limit+1)
+	apps, err := s.Repo.ListApps(c.Request.Context(), c.Query("page"), limit+1)
 	if err != nil {
 		s.fail(c, err)
 		return

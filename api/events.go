@@ -182,8 +182,7 @@ func (s *Server) getDelivery(c *gin.Context) {
 		atts = []db.Attempt{}
 	}
 	v := s.deliveryView(d)
-	v["attempts"] = atts
-	v["attemptCount"] = d.Attempts
+	v["ledger"] = atts
 	data(c, http.StatusOK, v)
 }
 

@@ -47,6 +47,10 @@ func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover, s.logRequests, s.limitBody)
+	r.HandleMethodNotAllowed = true
+	r.NoMethod(func(c *gin.Context) {
+		problem(c, http.StatusMethodNotAllowed, c.Request.Method+" is not supported on "+c.Request.URL.Path)
+	})
 	r.NoRoute(func(c *gin.Context) {
 		problem(c, http.StatusNotFound, "no such endpoint: "+c.Request.Method+" "+c.Request.URL.Path)
 	})

@@ -220,6 +220,9 @@ func subscriptionView(s db.Subscription) gin.H {
 	if s.DisabledReason != "" {
 		v["disabledReason"] = s.DisabledReason
 	}
+	if s.TimeoutMS != nil {
+		v["timeoutMs"] = *s.TimeoutMS
+	}
 	return v
 }
 
@@ -232,16 +235,20 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 	if !ok {
 		return
 	}
-	subs, err := s.Repo.ListSubscriptions(c.Request.Context(), app.ID, limit)
+	subs, err := s.Repo.ListSubscriptions(c.Request.Context(), app.ID, c.Query("page"), limit+1)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	next := ""
+	if len(subs) > limit {
+		subs, next = subs[:limit], subs[limit-1].ID
 	}
 	out := make([]gin.H, 0, len(subs))
 	for _, sub := range subs {
 		out = append(out, subscriptionView(sub))
 	}
-	data(c, http.StatusOK, gin.H{"subscriptions": out})
+	data(c, http.StatusOK, gin.H{"subscriptions": out, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
 }
 
 func (s *Server) getSubscription(c *gin.Context) {

@@ -43,7 +43,7 @@ type RetryPolicy struct {
 	MaxIntervalMS      *int64   `db:"retry_max_interval_ms" json:"maxIntervalMs,omitempty"`
 	MaxAttempts        *int32   `db:"retry_max_attempts" json:"maxAttempts,omitempty"`
 	MaxDurationMS      *int64   `db:"retry_max_duration_ms" json:"maxDurationMs,omitempty"`
-	TimeoutMS          *int64   `db:"timeout_ms" json:"timeoutMs,omitempty"`
+	TimeoutMS          *int64   `db:"timeout_ms" json:"-"` // shown at the subscription's top level
 }
 
 // Subscription is a callback URL that receives events. Secrets never leave the repository
@@ -162,6 +162,19 @@ func (a Attempt) MarshalJSON() ([]byte, error) {
 	}{plain: plain(a)}
 	if a.ResponseStatus.Valid {
 		out.ResponseStatus = &a.ResponseStatus.Int32
+	}
+	return json.Marshal(out)
+}
+
+// MarshalJSON leaves filterLogic out when the event has none.
+func (e RegisteredEvent) MarshalJSON() ([]byte, error) {
+	type plain RegisteredEvent
+	out := struct {
+		plain
+		FilterLogic json.RawMessage `json:"filterLogic,omitempty"`
+	}{plain: plain(e)}
+	if e.FilterLogic.Valid {
+		out.FilterLogic = json.RawMessage(e.FilterLogic.JSONText)
 	}
 	return json.Marshal(out)
 }

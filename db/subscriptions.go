@@ -38,11 +38,12 @@ func (r *Repo) GetSubscription(ctx context.Context, appID, id string) (Subscript
 	return s, nil
 }
 
-// ListSubscriptions returns an app's subscriptions in creation order.
-func (r *Repo) ListSubscriptions(ctx context.Context, appID string, limit int) ([]Subscription, error) {
+// ListSubscriptions returns an app's subscriptions in creation order, after the one with id after.
+func (r *Repo) ListSubscriptions(ctx context.Context, appID, after string, limit int) ([]Subscription, error) {
 	var out []Subscription
 	err := r.db.SelectContext(ctx, &out, `SELECT `+subscriptionColumns+` FROM subscriptions
-		WHERE app_id = $1 ORDER BY created_at, id LIMIT $2`, appID, limit)
+		WHERE app_id = $1 AND ($2 = '' OR (created_at, id) > (SELECT created_at, id FROM subscriptions WHERE id = $2))
+		ORDER BY created_at, id LIMIT $3`, appID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}

@@ -75,7 +75,7 @@ func TestPublishWithCallbackURL(t *testing.T) {
 	// The receiver's answer is in the ledger.
 	id := req.Header.Get("webhook-id")
 	ds := s.waitDeliveries(app.Key, id, 1, 10*time.Second)
-	att := s.delivery(app.Key, ds[0]["id"].(string))["attempts"].([]any)[0].(map[string]any)
+	att := s.delivery(app.Key, ds[0]["id"].(string))["ledger"].([]any)[0].(map[string]any)
 	rh, _ := att["responseHeaders"].(map[string]any)
 	if att["responseStatus"] != float64(201) || att["responseBody"] != `{"received":true}` || rh == nil || rh["Content-Type"] == nil {
 		t.Errorf("ledger row = %v", att)
@@ -109,7 +109,7 @@ func TestOneOffCallbackRetries(t *testing.T) {
 			t.Errorf("attempt %d body = %s", i+1, q.Body)
 		}
 	}
-	atts := s.delivery(app.Key, ds[0]["id"].(string))["attempts"].([]any)
+	atts := s.delivery(app.Key, ds[0]["id"].(string))["ledger"].([]any)
 	var statuses []string
 	for _, a := range atts {
 		statuses = append(statuses, fmt.Sprint(a.(map[string]any)["responseStatus"]))

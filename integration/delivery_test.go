@@ -75,7 +75,7 @@ func TestEventReachesOnlyMatchingSubscribers(t *testing.T) {
 			t.Errorf("delivery = %v", d)
 		}
 		full := s.delivery(app.Key, d["id"].(string))
-		atts := full["attempts"].([]any)
+		atts := full["ledger"].([]any)
 		if len(atts) != 1 {
 			t.Fatalf("ledger has %d rows, want 1", len(atts))
 		}
@@ -107,7 +107,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 		t.Fatalf("delivery = %v", ds[0])
 	}
 	full := s.delivery(app.Key, ds[0]["id"].(string))
-	atts := full["attempts"].([]any)
+	atts := full["ledger"].([]any)
 	want := []float64{500, 500, 200}
 	if len(atts) != len(want) {
 		t.Fatalf("ledger has %d attempts, want 3: %v", len(atts), atts)
@@ -239,6 +239,7 @@ func TestBadInputIsRefused(t *testing.T) {
 		{"no key", "POST", "/v1/events", "", map[string]any{"type": "x"}, 401, "missing API key"},
 		{"wrong key", "POST", "/v1/events", "hk_nope", map[string]any{"type": "x"}, 401, "invalid API key"},
 		{"unknown event", "GET", "/v1/events/nope", app.Key, nil, 404, "not found"},
+		{"wrong method", "PUT", "/v1/events", app.Key, map[string]any{"type": "x"}, 405, "PUT is not supported"},
 	}
 	for _, c := range cases {
 		r := s.call(c.method, c.path, c.key, c.body)

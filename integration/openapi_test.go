@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -63,6 +64,9 @@ func validateAgainstOpenAPI(t *testing.T, req *http.Request, reqBody []byte, res
 	r.Body = io.NopCloser(bytes.NewReader(reqBody))
 	r.ContentLength = int64(len(reqBody))
 	route, params, err := router.FindRoute(r)
+	if errors.Is(err, routers.ErrMethodNotAllowed) && resp.StatusCode == http.StatusMethodNotAllowed {
+		return // a method the document does not list, refused as it should be
+	}
 	if err != nil {
 		t.Errorf("%s: not in the OpenAPI document: %v", what, err)
 		return
@@ -120,7 +124,7 @@ func TestOpenAPIDocumentMatchesLessTravelledPaths(t *testing.T) {
 	if page["hasNextPage"] != true {
 		t.Fatalf("apps page 1 meta = %v", page)
 	}
-	s.must(s.call("GET", "/v1/apps?limit=1&after="+page["nextPage"].(string), operatorKey, nil), http.StatusOK)
+	s.must(s.call("GET", "/v1/apps?limit=1&page="+page["nextPage"].(string), operatorKey, nil), http.StatusOK)
 	s.must(s.call("GET", "/v1/subscriptions", operatorKey, nil), http.StatusForbidden)
 
 	// Registry: the request-wide getApiPath, another publisher's listing, the bare update form.

@@ -51,7 +51,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 	eventually(t, 10*time.Second, "cancelled", func() bool { return s.delivery(app.Key, id)["status"] == "cancelled" })
 	time.Sleep(500 * time.Millisecond)
 	d := s.delivery(app.Key, id)
-	if n := len(d["attempts"].([]any)); n != 1 || r.Count() != 1 {
+	if n := len(d["ledger"].([]any)); n != 1 || r.Count() != 1 {
 		t.Errorf("after cancel: %d ledger rows, %d requests; want 1 and 1", n, r.Count())
 	}
 	if !strings.Contains(d["lastError"].(string), "cancelled") {
@@ -81,7 +81,7 @@ func TestRetrySignalSkipsBackoff(t *testing.T) {
 	if reqs[1].Header.Get("webhook-attempt") != "2" || reqs[1].Header.Get("webhook-id") != "retry-now-1" {
 		t.Errorf("second attempt headers %v", reqs[1].Header)
 	}
-	atts := s.delivery(app.Key, id)["attempts"].([]any)
+	atts := s.delivery(app.Key, id)["ledger"].([]any)
 	if len(atts) != 2 || atts[1].(map[string]any)["attempt"] != float64(2) {
 		t.Errorf("ledger = %v", atts)
 	}
@@ -117,7 +117,7 @@ func TestReplay(t *testing.T) {
 		t.Error(err)
 	}
 	full := s.delivery(app.Key, rep["id"].(string))
-	if atts := full["attempts"].([]any); len(atts) != 1 || full["workflowId"] != "delivery/replay-1/"+sub.ID+"/replay-1" {
+	if atts := full["ledger"].([]any); len(atts) != 1 || full["workflowId"] != "delivery/replay-1/"+sub.ID+"/replay-1" {
 		t.Errorf("replay delivery = %v", full)
 	}
 	// The whole event again: one more replay per subscriber.

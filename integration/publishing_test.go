@@ -281,3 +281,35 @@ func TestFilterRuntimeErrorIsNoMatch(t *testing.T) {
 		t.Errorf("skipped = %+v, want the filter error", res.Skipped)
 	}
 }
+
+func TestSubscriptionsArePaged(t *testing.T) {
+	s := newStack(t)
+	app := s.newApp("pager")
+	want := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		want[s.subscribe(app.Key, map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9/%d", i), "eventTypes": []string{"x"}}).ID] = true
+	}
+	seen := map[string]bool{}
+	page := ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		d := s.must(s.call("GET", "/v1/subscriptions?pageSize=2&page="+page, app.Key, nil), http.StatusOK).Data()
+		for _, x := range d["subscriptions"].([]any) {
+			id := x.(map[string]any)["id"].(string)
+			if seen[id] {
+				t.Errorf("%s listed twice", id)
+			}
+			seen[id] = true
+		}
+		meta := d["meta"].(map[string]any)
+		if meta["hasNextPage"] != true {
+			break
+		}
+		page = meta["nextPage"].(string)
+	}
+	if len(seen) != len(want) {
+		t.Errorf("listed %d subscriptions, want %d", len(seen), len(want))
+	}
+}

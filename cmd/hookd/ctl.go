@@ -174,13 +174,13 @@ func showDeliveryCmd(ctx context.Context, c *apiClient, args []string) error {
 	}
 	var d struct {
 		deliveryRow
-		Attempts []struct {
+		Ledger []struct {
 			Attempt        int
 			ResponseStatus int
 			Error          string
 			DurationMS     int64
 			StartedAt      time.Time
-		} `json:"attempts"`
+		} `json:"ledger"`
 	}
 	if err := c.do(ctx, "GET", "/v1/deliveries/"+url.PathEscape(args[0]), nil, &d); err != nil {
 		return err
@@ -188,7 +188,7 @@ func showDeliveryCmd(ctx context.Context, c *apiClient, args []string) error {
 	fmt.Fprintf(c.out, "delivery %s of event %s to %s\nstatus %s, replay %d\nTemporal UI: %s\n\n", d.ID, d.EventID, d.URL, d.Status, d.Replay, d.Links.TemporalUI)
 	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ATTEMPT\tSTARTED\tSTATUS\tDURATION\tERROR")
-	for _, a := range d.Attempts {
+	for _, a := range d.Ledger {
 		fmt.Fprintf(w, "%d\t%s\t%d\t%dms\t%s\n", a.Attempt, a.StartedAt.Format(time.RFC3339), a.ResponseStatus, a.DurationMS, oneLine(a.Error, 80))
 	}
 	return w.Flush()
