@@ -141,6 +141,7 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var firstErr error
+	var rows []db.Attempt
 	for _, d := range ds {
 		t := targets[d.ID]
 		retry := Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: t.Policy}
@@ -159,9 +160,12 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		sem <- struct{}{}
 		go func(d db.Delivery, t sendTarget, retry Retry) {
 			defer func() { <-sem; wg.Done() }()
-			r, err := a.attempt(ctx, ev, d, t, 1)
+			r, row, err := a.attempt(ctx, ev, d, t, 1)
 			mu.Lock()
 			defer mu.Unlock()
+			if err == nil {
+				rows = append(rows, row)
+			}
 			switch {
 			case err != nil:
 				if firstErr == nil {
@@ -179,8 +183,13 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		}(d, t, retry)
 	}
 	wg.Wait()
+	// One statement records every first attempt: a crash before it costs repeated POSTs with the
+	// same webhook-id, never a lost or doubled ledger row.
+	if err := a.Repo.RecordAttempts(ctx, rows); err != nil {
+		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
 	if firstErr != nil {
-		// The ledger keeps what succeeded; the retried activity resumes from there.
+		// The ledger keeps what was attempted; the retried activity resumes from there.
 		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, firstErr)
 	}
 	if err := a.Repo.MarkDispatched(ctx, ev.ID); err != nil {
@@ -280,8 +289,11 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		}
 	}
 	t.Policy = in.Policy
-	r, err := a.attempt(ctx, ev, d, t, n)
+	r, row, err := a.attempt(ctx, ev, d, t, n)
 	if err != nil {
+		return AttemptResult{}, err
+	}
+	if err := a.Repo.RecordAttempts(ctx, []db.Attempt{row}); err != nil {
 		return AttemptResult{}, err
 	}
 	switch {
@@ -297,29 +309,30 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	})
 }
 
-// attempt sends attempt n of delivery d and records it in the ledger. The returned error is only
-// for failures of our own (signing, database); the receiver's failures are in the result.
-func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t sendTarget, n int) (webhook.Result, error) {
+// attempt sends attempt n of delivery d and returns its ledger row, not yet recorded: callers
+// record one row (Attempt) or a whole fan-out's rows in one statement (FanOut). The returned error
+// is only for failures of our own (signing); the receiver's failures are in the result.
+func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t sendTarget, n int) (webhook.Result, db.Attempt, error) {
 	body, err := json.Marshal(message{
 		ID: ev.ID, EventType: ev.Type, Service: ev.Topic, AppID: ev.AppID, Data: json.RawMessage(ev.Payload),
 		CreatedAt: ev.ReceivedAt, GetAPIPath: fillPath(t.APIPath, ev.Payload), DeliveryID: d.ID,
 		RetryCount: n - 1, Replay: d.Replay,
 	})
 	if err != nil {
-		return webhook.Result{}, fmt.Errorf("render %s: %w", d.ID, err)
+		return webhook.Result{}, db.Attempt{}, fmt.Errorf("render %s: %w", d.ID, err)
 	}
 	r, err := a.Sender.Send(ctx, webhook.Request{
 		URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: t.Secrets, CallbackKey: t.CallbackKey,
 		Body: body, Timeout: t.Policy.Timeout,
 	})
 	if err != nil {
-		return webhook.Result{}, err
+		return webhook.Result{}, db.Attempt{}, err
 	}
 	a.Metrics.ObserveAttempt(r.Status, r.Duration)
 	hdrs, _ := json.Marshal(r.SentHeaders)
 	row := db.Attempt{
 		DeliveryID: d.ID, Attempt: n, RequestHeaders: hdrs, ResponseBody: r.ResponseBody,
-		Error: r.Err, DurationMS: r.Duration.Milliseconds(), StartedAt: r.StartedAt,
+		Error: r.Err, DurationMS: r.Duration.Milliseconds(), StartedAt: r.StartedAt, Succeeded: r.Succeeded(),
 	}
 	if r.Status != 0 {
 		row.ResponseStatus.Int32, row.ResponseStatus.Valid = int32(r.Status), true
@@ -331,16 +344,13 @@ func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t 
 	if !r.Succeeded() && row.Error == "" {
 		row.Error = r.Reason()
 	}
-	if _, err := a.Repo.RecordAttempt(ctx, row, r.Succeeded()); err != nil {
-		return webhook.Result{}, err
-	}
 	level := slog.LevelDebug
 	if !r.Succeeded() {
 		level = slog.LevelWarn
 	}
 	a.Log.Log(ctx, level, "attempt", "event_id", ev.ID, "delivery_id", d.ID, "workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID,
 		"attempt", n, "status", r.Status, "error", row.Error, "duration_ms", row.DurationMS)
-	return r, nil
+	return r, row, nil
 }
 
 // message is the JSON body receivers get: the OS1 async-callback shape {eventType, service, data}

@@ -93,43 +93,56 @@ func (r *Repo) LastAttempt(ctx context.Context, deliveryID string) (int, error) 
 	return n, nil
 }
 
-// RecordAttempt writes one ledger row and folds it into the delivery, in one transaction. A row that
-// exists already (the activity ran again after a crash) changes nothing: recorded is false.
-func (r *Repo) RecordAttempt(ctx context.Context, a Attempt, succeeded bool) (recorded bool, err error) {
-	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, request_headers,
-			response_status, response_headers, response_body, error, duration_ms, started_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-			a.DeliveryID, a.Attempt, a.RequestHeaders, a.ResponseStatus, a.ResponseHeaders, a.ResponseBody,
-			a.Error, a.DurationMS, a.StartedAt)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil
-		}
-		recorded = true
-		status := StatusPending
-		if succeeded {
-			status = StatusSucceeded
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE deliveries SET attempts = greatest(attempts, $2), last_status = $3,
-			last_error = $4, updated_at = now(), status = CASE WHEN status = 'pending' THEN $5 ELSE status END,
-			finished_at = CASE WHEN $5 = 'succeeded' AND finished_at IS NULL THEN now() ELSE finished_at END
-			WHERE id = $1`, a.DeliveryID, a.Attempt, a.ResponseStatus, a.Error, status)
-		if err != nil {
-			return err
-		}
-		if succeeded {
-			_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET consecutive_failures = 0
-				WHERE consecutive_failures > 0 AND id = (SELECT subscription_id FROM deliveries WHERE id = $1)`, a.DeliveryID)
-		}
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("record attempt %d of %s: %w", a.Attempt, a.DeliveryID, err)
+// RecordAttempts writes ledger rows and folds them into their deliveries (attempt count, last
+// status and error, success) in one statement. A row that exists already (the activity ran again
+// after a crash) changes nothing, which is what keeps the ledger exactly-once.
+func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt) error {
+	if len(rows) == 0 {
+		return nil
 	}
-	return recorded, nil
+	n := len(rows)
+	ids, headers, bodies, errs, started := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	attempts, durations := make([]int64, n), make([]int64, n)
+	statuses, respHeaders := make([]sql.NullInt32, n), make([]sql.NullString, n)
+	succeeded := make([]bool, n)
+	for i, a := range rows {
+		ids[i], attempts[i], durations[i], succeeded[i] = a.DeliveryID, int64(a.Attempt), a.DurationMS, a.Succeeded
+		headers[i], bodies[i], errs[i] = string(a.RequestHeaders), a.ResponseBody, a.Error
+		started[i] = a.StartedAt.UTC().Format(time.RFC3339Nano)
+		statuses[i] = a.ResponseStatus
+		respHeaders[i] = sql.NullString{String: string(a.ResponseHeaders.JSONText), Valid: a.ResponseHeaders.Valid}
+	}
+	_, err := r.db.ExecContext(ctx, `
+		WITH v AS (
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::bigint[],
+				$9::text[], $10::bool[])
+			AS v(delivery_id, attempt, request_headers, response_status, response_headers, response_body, error, duration_ms,
+				started_at, succeeded)
+		), ins AS (
+			INSERT INTO delivery_attempts (delivery_id, attempt, request_headers, response_status, response_headers,
+				response_body, error, duration_ms, started_at)
+			SELECT delivery_id, attempt, request_headers::jsonb, response_status, response_headers::jsonb, response_body,
+				error, duration_ms, started_at::timestamptz FROM v
+			ON CONFLICT (delivery_id, attempt) DO NOTHING
+			RETURNING delivery_id, attempt
+		), upd AS (
+			UPDATE deliveries d SET attempts = greatest(d.attempts, v.attempt), last_status = v.response_status,
+				last_error = v.error, updated_at = now(),
+				status = CASE WHEN d.status = 'pending' AND v.succeeded THEN 'succeeded' ELSE d.status END,
+				finished_at = CASE WHEN d.status = 'pending' AND v.succeeded THEN now() ELSE d.finished_at END
+			FROM v JOIN ins USING (delivery_id, attempt)
+			WHERE d.id = v.delivery_id
+			RETURNING d.subscription_id, v.succeeded
+		)
+		UPDATE subscriptions s SET consecutive_failures = 0
+		FROM upd WHERE upd.succeeded AND s.id = upd.subscription_id AND s.consecutive_failures > 0`,
+		pq.StringArray(ids), pq.Int64Array(attempts), pq.StringArray(headers), pq.GenericArray{A: statuses},
+		pq.GenericArray{A: respHeaders}, pq.StringArray(bodies), pq.StringArray(errs), pq.Int64Array(durations),
+		pq.StringArray(started), pq.BoolArray(succeeded))
+	if err != nil {
+		return fmt.Errorf("record %d attempts: %w", n, err)
+	}
+	return nil
 }
 
 // FinishResult tells the workflow what finishing a delivery set off.

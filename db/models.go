@@ -151,6 +151,8 @@ type Attempt struct {
 	Error           string             `db:"error" json:"error,omitempty"`
 	DurationMS      int64              `db:"duration_ms" json:"durationMs"`
 	StartedAt       time.Time          `db:"started_at" json:"startedAt"`
+	// Succeeded is how the attempt ended (2xx), for recording; not a column.
+	Succeeded bool `db:"-" json:"-"`
 }
 
 // MarshalJSON flattens the nullable status.
