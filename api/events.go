@@ -90,16 +90,15 @@ func (s *Server) publishEvent(c *gin.Context) {
 
 // StartEvent starts an event's workflow; starting one that exists is not an error.
 func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
+	inFlight := s.starting.Add(1)
+	defer s.starting.Add(-1)
 	opts := client.StartWorkflowOptions{
 		ID:                    ev.WorkflowID,
 		TaskQueue:             s.Config.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		// With a worker in this process (hookd dev), the first workflow task runs here at once.
-		EnableEagerStart: true,
-	}
-	if s.Config.SearchAttributes {
-		// Set at start rather than upserted by the workflow: no extra command per event.
-		opts.TypedSearchAttributes = workflows.EventSearchAttributes(ev.ID, ev.Type, ev.Topic)
+		// Eager: the first workflow task goes straight to a worker in this process (if there is
+		// one), which is fastest while the load is steady; in a burst the task queue absorbs it.
+		EnableEagerStart: s.Config.EagerStart && inFlight <= int64(s.Config.EagerMaxStarting),
 	}
 	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflow,
 		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes,

@@ -72,7 +72,12 @@ func (s *Server) replayDelivery(c *gin.Context) {
 		problem(c, http.StatusConflict, "delivery is still pending; cancel or retry it instead")
 		return
 	}
-	nd, err := s.replay(c, d)
+	ev, err := s.Repo.GetEvent(c.Request.Context(), "", d.EventID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	nd, err := s.replay(c, ev, d)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -126,7 +131,7 @@ func (s *Server) replayEvent(c *gin.Context) {
 			skipped = append(skipped, gin.H{"id": d.ID, "reason": "still pending"})
 			continue
 		}
-		nd, in, err := s.prepareReplay(c, d)
+		nd, in, err := s.prepareReplay(c, ev, d)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -146,8 +151,8 @@ func (s *Server) replayEvent(c *gin.Context) {
 	data(c, http.StatusAccepted, gin.H{"requestId": requestID, "eventId": ev.ID, "replays": out, "skipped": skipped})
 }
 
-func (s *Server) replay(c *gin.Context, d db.Delivery) (db.Delivery, error) {
-	nd, in, err := s.prepareReplay(c, d)
+func (s *Server) replay(c *gin.Context, ev db.Event, d db.Delivery) (db.Delivery, error) {
+	nd, in, err := s.prepareReplay(c, ev, d)
 	if err != nil {
 		return db.Delivery{}, err
 	}
@@ -159,7 +164,7 @@ func (s *Server) replay(c *gin.Context, d db.Delivery) (db.Delivery, error) {
 }
 
 // prepareReplay creates the replay's delivery row and the input of its DeliveryWorkflow.
-func (s *Server) prepareReplay(c *gin.Context, d db.Delivery) (db.Delivery, workflows.DeliveryInput, error) {
+func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery) (db.Delivery, workflows.DeliveryInput, error) {
 	ctx := c.Request.Context()
 	target := d.URL
 	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
@@ -183,7 +188,7 @@ func (s *Server) prepareReplay(c *gin.Context, d db.Delivery) (db.Delivery, work
 	}
 	return nd, workflows.DeliveryInput{
 		Retry:   activities.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol},
-		EventID: d.EventID, SearchAttributes: s.Config.SearchAttributes, Replay: nd.Replay,
+		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: nd.Replay,
 	}, nil
 }
 

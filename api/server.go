@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -40,6 +41,8 @@ type Server struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // nil: no /metrics
 	keys    keyCache
+	// starting counts workflow starts in flight, to tell a burst from a steady stream.
+	starting atomic.Int64
 }
 
 // Handler builds the gin router.

@@ -176,7 +176,7 @@ func TestGivesUpAndSendsOneEmail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	query := fmt.Sprintf("HookdSubscriptionId = '%s' AND HookdDeliveryStatus = 'failed'", sub.ID)
+	query := fmt.Sprintf("HookdSubscriptionId = '%s' AND HookdDeliveryStatus = 'failed' AND HookdEventType = 'ping'", sub.ID)
 	eventually(t, 10*time.Second, "visibility: "+query, func() bool {
 		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
 		return err == nil && len(resp.Executions) == 1 && resp.Executions[0].Execution.WorkflowId == "delivery/evt-fail-1/"+sub.ID
