@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,11 +61,13 @@ type options struct {
 	HistorySample     int     `json:"historySample"`
 	ServiceLogs       string  `json:"serviceLogs"`
 	SkipFixed         bool    `json:"skipFixed"`
+	CPUProfile        string  `json:"cpuProfile,omitempty"`
 }
 
 func parseFlags() (options, []scenarioSize, error) {
 	var o options
 	fs := flag.CommandLine
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of this process (hookd's API and worker, the receivers, the bench) to this file")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run with small numbers (scenarios 200x10,500x1; 5,000 HTTP requests; 300 engine workflows; 5 s fixed rate)")
 	fs.StringVar(&o.Scenarios, "scenarios", "2000x10,5000x1", "system scenarios, EVENTSxSUBSCRIBERS, comma separated")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "concurrent API posters at full speed (and HTTP baseline senders)")
@@ -214,7 +217,19 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if opt.CPUProfile != "" {
+		f, err := os.Create(opt.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hookd-bench: cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if err := run(ctx, opt, sizes); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "hookd-bench:", err)
 		os.Exit(1)
 	}
