@@ -216,15 +216,7 @@ func (s *Server) rotateSecret(c *gin.Context) {
 		}
 		grace = time.Duration(*req.GraceMS) * time.Millisecond
 	}
-	if req.Secret == "" {
-		sec, err := signature.NewSecret()
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		req.Secret = sec
-	} else if !signature.ValidSecret(req.Secret) {
-		problem(c, http.StatusBadRequest, "secret: must be whsec_ followed by base64")
+	if req.Secret, ok = s.secretOrNew(c, req.Secret); !ok {
 		return
 	}
 	sub, err := s.Repo.RotateSecret(c.Request.Context(), app.ID, c.Param("id"), req.Secret, time.Now().Add(grace))

@@ -94,15 +94,7 @@ func (s *Server) createSubscription(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
 		return
 	}
-	if req.Secret == "" {
-		sec, err := signature.NewSecret()
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		req.Secret = sec
-	} else if !signature.ValidSecret(req.Secret) {
-		problem(c, http.StatusBadRequest, "secret: must be whsec_ followed by base64, or left out to have one made")
+	if req.Secret, ok = s.secretOrNew(c, req.Secret); !ok {
 		return
 	}
 	if len(req.CallbackKey) > 512 {
@@ -278,4 +270,21 @@ func (s *Server) setActive(c *gin.Context, active bool, reason string) {
 		return
 	}
 	data(c, http.StatusOK, subscriptionView(sub))
+}
+
+// secretOrNew checks a signing secret the caller chose, or makes one when none was given.
+func (s *Server) secretOrNew(c *gin.Context, given string) (string, bool) {
+	if given == "" {
+		sec, err := signature.NewSecret()
+		if err != nil {
+			s.fail(c, err)
+			return "", false
+		}
+		return sec, true
+	}
+	if !signature.ValidSecret(given) {
+		problem(c, http.StatusBadRequest, "secret: must be whsec_ followed by base64, or left out to have one made")
+		return "", false
+	}
+	return given, true
 }

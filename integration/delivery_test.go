@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/internal/testenv"
@@ -171,11 +170,7 @@ func TestGivesUpAndSendsOneEmail(t *testing.T) {
 		t.Errorf("receiver got %d requests, want 3", n)
 	}
 	// Operators find it in the Web UI by its search attributes.
-	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := temporalClient(t)
 	query := fmt.Sprintf("HookdSubscriptionId = '%s' AND HookdDeliveryStatus = 'failed' AND HookdEventType = 'ping'", sub.ID)
 	eventually(t, 10*time.Second, "visibility: "+query, func() bool {
 		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
@@ -205,11 +200,7 @@ func TestRepostedEventIDIsIdempotent(t *testing.T) {
 	if n := r.Count(); n != 1 {
 		t.Errorf("receiver got %d requests, want 1", n)
 	}
-	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := temporalClient(t)
 	resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
 		Query: "WorkflowId = 'event/evt-dupe-1'",
 	})
@@ -281,11 +272,7 @@ func TestFanOutAsRegularActivity(t *testing.T) {
 	if a.Count() != 1 || b.Count() != 2 {
 		t.Errorf("requests: %d and %d, want 1 and 2", a.Count(), b.Count())
 	}
-	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := temporalClient(t)
 	hist := historyText(t, c, "event/regular-1")
 	if !strings.Contains(hist, `"activityType":{"name":"FanOut"}`) {
 		t.Error("FanOut did not run as a regular activity")

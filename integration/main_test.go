@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/internal/testenv"
 	"github.com/hookd/hookd/service"
@@ -273,4 +275,15 @@ func (s *stack) waitDeliveries(key, eventID string, n int, timeout time.Duration
 		return true
 	})
 	return ds
+}
+
+// temporalClient is a client of the shared dev server, closed when the test ends.
+func temporalClient(t *testing.T) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

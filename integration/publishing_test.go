@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/hookd/hookd/internal/testenv"
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/workflows"
@@ -268,11 +266,7 @@ func TestFilterRuntimeErrorIsNoMatch(t *testing.T) {
 		t.Errorf("receiver got %d requests", n)
 	}
 	// The reason is in the workflow's result, i.e. in Temporal's history.
-	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := temporalClient(t)
 	var res workflows.EventResult
 	if err := c.GetWorkflow(context.Background(), "event/odd-1", "").Get(context.Background(), &res); err != nil {
 		t.Fatal(err)

@@ -46,11 +46,7 @@ func TestSecretsStayOutOfHistoryLogsAndResponses(t *testing.T) {
 	if ds[0]["status"] != "succeeded" {
 		t.Fatalf("delivery %v", ds[0])
 	}
-	c, err := client.Dial(client.Options{HostPort: temporalServer.HostPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := temporalClient(t)
 	histories := historyText(t, c, "event/sec-1") + historyText(t, c, "delivery/sec-1/"+sub.ID)
 	if !strings.Contains(histories, "DeliveryWorkflow") {
 		t.Fatal("history of the retry workflow not read")
