@@ -19,21 +19,15 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if d.NotifiedAt.Valid {
 		return nil
 	}
-	// A subscription's contact, else its app's; a one-off callback's app.
 	var sub db.Subscription
-	to := ""
 	if d.SubscriptionID.Valid {
 		if sub, err = a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String); err != nil {
 			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 		}
-		to = sub.ContactEmail
 	}
-	if to == "" {
-		app, err := a.Repo.GetApp(ctx, d.AppID)
-		if err != nil {
-			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
-		}
-		to = app.ContactEmail
+	to, err := a.contact(ctx, sub, d.AppID)
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
 	if to == "" {
 		a.Log.Warn("delivery failed and nobody to tell", "delivery_id", d.ID, "subscription_id", sub.ID)
@@ -43,10 +37,7 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
-	api := strings.TrimRight(a.Config.PublicURL, "/")
-	if api == "" {
-		api = "http://" + a.Config.HTTPAddr
-	}
+	api := a.publicURL()
 	var b strings.Builder
 	fmt.Fprintf(&b, "hookd could not deliver event %s (%s) to %s.\n\n", ev.ID, ev.Type, d.URL)
 	fmt.Fprintf(&b, "Reason:       %s\n", d.LastError)
@@ -71,16 +62,43 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if _, err := a.Repo.MarkNotified(ctx, d.ID); err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
-	if in.Disabled && sub.ID != "" {
-		sub, err = a.Repo.GetSubscription(ctx, "", sub.ID)
-		if err != nil {
-			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
-		}
-		body := fmt.Sprintf("Subscription %s to %s was disabled: %s.\n\nNo more events will be sent to it. Re-enable it with:\n\n  curl -X POST -H 'Authorization: Bearer <your API key>' %s/v1/subscriptions/%s/enable\n",
-			sub.ID, sub.URL, sub.DisabledReason, api, sub.ID)
-		if err := a.Mail.Send(ctx, to, "[hookd] subscription disabled: "+sub.URL, body); err != nil {
-			return fmt.Errorf("notify disabled %s: %w", sub.ID, err)
-		}
+	return nil
+}
+
+// NotifyDisabled e-mails a subscription's contact that it was disabled, and how to enable it again.
+func (a *Activities) NotifyDisabled(ctx context.Context, subscriptionID string) error {
+	sub, err := a.Repo.GetSubscription(ctx, "", subscriptionID)
+	if err != nil {
+		return fmt.Errorf("notify disabled %s: %w", subscriptionID, err)
+	}
+	to, err := a.contact(ctx, sub, sub.AppID)
+	if err != nil || to == "" {
+		return err
+	}
+	body := fmt.Sprintf("Subscription %s to %s was disabled: %s.\n\nNo more events will be sent to it. Re-enable it with:\n\n  curl -X POST -H 'Authorization: Bearer <your API key>' %s/v1/subscriptions/%s/enable\n",
+		sub.ID, sub.URL, sub.DisabledReason, a.publicURL(), sub.ID)
+	if err := a.Mail.Send(ctx, to, "[hookd] subscription disabled: "+sub.URL, body); err != nil {
+		return fmt.Errorf("notify disabled %s: %w", sub.ID, err)
 	}
 	return nil
+}
+
+// contact is who hears about a subscription: its contact, else its app's (one-off callbacks have
+// no subscription, only the app).
+func (a *Activities) contact(ctx context.Context, sub db.Subscription, appID string) (string, error) {
+	if sub.ContactEmail != "" {
+		return sub.ContactEmail, nil
+	}
+	app, err := a.Repo.GetApp(ctx, appID)
+	if err != nil {
+		return "", err
+	}
+	return app.ContactEmail, nil
+}
+
+func (a *Activities) publicURL() string {
+	if u := strings.TrimRight(a.Config.PublicURL, "/"); u != "" {
+		return u
+	}
+	return "http://" + a.Config.HTTPAddr
 }

@@ -117,5 +117,4 @@ type FinishResult struct {
 // NotifyInput asks for the failure e-mail of a delivery.
 type NotifyInput struct {
 	DeliveryID string
-	Disabled   bool
 }

@@ -246,10 +246,17 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		}
 		setStatus(status)
 		if status == db.StatusFailed {
-			if err := workflow.ExecuteActivity(fctx, a.NotifyFailure, activities.NotifyInput{
-				DeliveryID: in.DeliveryID, Disabled: fr.Disabled,
-			}).Get(ctx, nil); err != nil {
+			// An SMTP outage delays the e-mail; after a day of it the delivery closes without.
+			mctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
+				ScheduleToCloseTimeout: 24 * time.Hour, RetryPolicy: dbRetry})
+			if err := workflow.ExecuteActivity(mctx, a.NotifyFailure, activities.NotifyInput{DeliveryID: in.DeliveryID}).Get(ctx, nil); err != nil {
 				log.Error("failure e-mail not sent", "delivery_id", in.DeliveryID, "error", err)
+			}
+			// A separate activity, so a retry of one e-mail never sends the other again.
+			if fr.Disabled {
+				if err := workflow.ExecuteActivity(mctx, a.NotifyDisabled, in.SubscriptionID).Get(ctx, nil); err != nil {
+					log.Error("disabled e-mail not sent", "subscription_id", in.SubscriptionID, "error", err)
+				}
 			}
 		}
 		return DeliveryResult{Status: status, Attempts: state.Attempts, Reason: reason}, nil
