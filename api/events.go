@@ -143,9 +143,9 @@ func (s *Server) getEvent(c *gin.Context) {
 	for _, d := range ds {
 		views = append(views, s.deliveryView(d))
 	}
-	data(c, http.StatusOK, gin.H{"id": ev.ID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload, "receivedAt": ev.ReceivedAt,
-		"workflowId": ev.WorkflowID, "dispatched": ev.DispatchedAt.Valid, "deliveries": views,
-		"links": gin.H{"temporalUi": s.uiLink(ev.WorkflowID)}})
+	data(c, http.StatusOK, gin.H{"id": ev.ID, "requestId": ev.ID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
+		"receivedAt": ev.ReceivedAt, "workflowId": ev.WorkflowID, "dispatched": ev.DispatchedAt.Valid, "deliveries": views,
+		"links": gin.H{"self": "/v1/events/" + ev.ID, "temporalUi": s.uiLink(ev.WorkflowID)}})
 }
 
 func (s *Server) deliveryView(d db.Delivery) gin.H {
