@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/internal/testenv"
+	"github.com/hookd/hookd/service"
 )
 
 // metricValue reads one sample from the Prometheus text format ("" labels for none).
@@ -69,4 +72,34 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s missing from /metrics", name)
 		}
 	}
+}
+
+// A worker-only process serves its metrics at HOOKD_METRICS_ADDR.
+func TestWorkerOnlyMetrics(t *testing.T) {
+	api := startStack(t, false)
+	app := api.newApp("workermetrics")
+	r := testenv.NewReceiver(nil)
+	t.Cleanup(r.Close)
+	api.subscribe(app.Key, map[string]any{"url": r.URL, "eventTypes": []string{"w"}})
+	cfg := api.Cfg
+	cfg.MetricsAddr = "127.0.0.1:0"
+	w, err := service.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Stop() })
+	if w.URL != "" || w.MetricsURL == "" {
+		t.Fatalf("worker-only process: URL %q, MetricsURL %q", w.URL, w.MetricsURL)
+	}
+	api.must(api.call("POST", "/v1/events", app.Key, map[string]any{"id": "wm-1", "type": "w"}), http.StatusCreated)
+	api.waitDeliveries(app.Key, "wm-1", 1, 20*time.Second)
+	eventually(t, 10*time.Second, "worker metrics", func() bool {
+		resp, err := http.Get(w.MetricsURL)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `hookd_delivery_attempts_total{class="2xx"} 1`)
+	})
 }

@@ -29,9 +29,10 @@ import (
 
 // App is a running hookd: API, worker or both.
 type App struct {
-	URL     string
-	Metrics *metrics.Metrics
-	stops   []func() error
+	URL        string // the API, when it runs here
+	MetricsURL string // /metrics of a worker-only process, when HOOKD_METRICS_ADDR is set
+	Metrics    *metrics.Metrics
+	stops      []func() error
 }
 
 // Stop shuts down what Start started, in reverse order.
@@ -82,11 +83,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		app.stops = append(app.stops, func() error { w.Stop(); return nil })
 		log.Info("worker started", "task_queue", cfg.TaskQueue)
 		if !withAPI && cfg.MetricsAddr != "" {
-			stop, err := serve(cfg.MetricsAddr, m.Handler(), log)
+			stop, url, err := serveMetrics(cfg.MetricsAddr, m.Handler(), log)
 			if err != nil {
 				app.Stop()
 				return nil, err
 			}
+			app.MetricsURL = url
 			app.stops = append(app.stops, stop)
 		}
 	}
@@ -127,14 +129,16 @@ func listenAndServe(addr string, h http.Handler, log *slog.Logger) (stop func() 
 	}, ln.Addr().String(), nil
 }
 
-func serve(addr string, h http.Handler, log *slog.Logger) (func() error, error) {
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func() error, url string, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
 	stop, bound, err := listenAndServe(addr, mux, log)
-	if err == nil {
-		log.Info("metrics listening", "url", "http://"+bound+"/metrics")
+	if err != nil {
+		return nil, "", err
 	}
-	return stop, err
+	url = "http://" + bound + "/metrics"
+	log.Info("metrics listening", "url", url)
+	return stop, url, nil
 }
 
 // runningWorkflows is a gauge of hookd's open workflows, read from Temporal's visibility store at
