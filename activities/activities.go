@@ -183,17 +183,17 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		}(d, t, retry)
 	}
 	wg.Wait()
-	// One statement records every first attempt: a crash before it costs repeated POSTs with the
-	// same webhook-id, never a lost or doubled ledger row.
-	if err := a.Repo.RecordAttempts(ctx, rows); err != nil {
+	// One statement records every first attempt and marks the event dispatched: a crash before it
+	// costs repeated POSTs with the same webhook-id, never a lost or doubled ledger row.
+	dispatched := ev.ID
+	if firstErr != nil {
+		dispatched = "" // not all attempted: the retried activity resumes from the ledger
+	}
+	if err := a.Repo.RecordAttempts(ctx, rows, dispatched); err != nil {
 		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
 	}
 	if firstErr != nil {
-		// The ledger keeps what was attempted; the retried activity resumes from there.
 		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, firstErr)
-	}
-	if err := a.Repo.MarkDispatched(ctx, ev.ID); err != nil {
-		return FanOutResult{}, err
 	}
 	log.Debug("fanned out", "matched", res.Matched, "succeeded", len(res.Succeeded), "retrying", len(res.Retry))
 	return res, nil
@@ -293,7 +293,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	if err != nil {
 		return AttemptResult{}, err
 	}
-	if err := a.Repo.RecordAttempts(ctx, []db.Attempt{row}); err != nil {
+	if err := a.Repo.RecordAttempts(ctx, []db.Attempt{row}, ""); err != nil {
 		return AttemptResult{}, err
 	}
 	switch {

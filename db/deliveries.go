@@ -19,38 +19,35 @@ func (r *Repo) EnsureDeliveries(ctx context.Context, ds []Delivery) ([]Delivery,
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(ds))
+	n := len(ds)
+	ids, evs, apps, urls, wfs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	subs, replays := make([]sql.NullString, n), make([]int64, n)
 	for i, d := range ds {
-		ids[i] = d.ID
+		ids[i], evs[i], apps[i], urls[i], wfs[i] = d.ID, d.EventID, d.AppID, d.URL, d.WorkflowID
+		subs[i], replays[i] = d.SubscriptionID, int64(d.Replay)
 	}
-	// One round trip: unnest the columns and skip rows that exist.
-	q := `INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[])
-		ON CONFLICT DO NOTHING`
-	var evs, subs, apps, urls, wfs []sql.NullString
-	var replays []int64
-	for _, d := range ds {
-		evs = append(evs, sql.NullString{String: d.EventID, Valid: true})
-		subs = append(subs, d.SubscriptionID)
-		apps = append(apps, sql.NullString{String: d.AppID, Valid: true})
-		urls = append(urls, sql.NullString{String: d.URL, Valid: true})
-		wfs = append(wfs, sql.NullString{String: d.WorkflowID, Valid: true})
-		replays = append(replays, int64(d.Replay))
-	}
-	if _, err := r.db.ExecContext(ctx, q, pq.StringArray(ids), nullArray(evs), nullArray(subs), nullArray(apps),
-		nullArray(urls), pq.Int64Array(replays), nullArray(wfs)); err != nil {
-		return nil, fmt.Errorf("ensure deliveries: %w", err)
-	}
-	// Ids are derived from (event, target, replay), so the rows that existed carry the same ids.
+	// One round trip: insert what is missing and read back what was there. Ids derive from
+	// (event, target, replay), so the rows a crashed fan-out wrote carry the same ids. The outer
+	// SELECT sees the table as it was before the INSERT, hence the UNION.
 	var out []Delivery
-	if err := r.db.SelectContext(ctx, &out, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ANY($1) ORDER BY id`,
-		pq.StringArray(ids)); err != nil {
+	err := r.db.SelectContext(ctx, &out, `
+		WITH ins AS (
+			INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[])
+			ON CONFLICT DO NOTHING
+			RETURNING `+deliveryColumns+`
+		)
+		SELECT `+deliveryColumns+` FROM ins
+		UNION ALL
+		SELECT `+deliveryColumns+` FROM deliveries WHERE id = ANY($1)
+		ORDER BY id`,
+		pq.StringArray(ids), pq.StringArray(evs), pq.GenericArray{A: subs}, pq.StringArray(apps), pq.StringArray(urls),
+		pq.Int64Array(replays), pq.StringArray(wfs))
+	if err != nil {
 		return nil, fmt.Errorf("ensure deliveries: %w", err)
 	}
 	return out, nil
 }
-
-func nullArray(v []sql.NullString) pq.GenericArray { return pq.GenericArray{A: v} }
 
 // GetDelivery loads a delivery; appID "" skips the ownership check (workers).
 func (r *Repo) GetDelivery(ctx context.Context, appID, id string) (Delivery, error) {
@@ -96,8 +93,14 @@ func (r *Repo) LastAttempt(ctx context.Context, deliveryID string) (int, error) 
 // RecordAttempts writes ledger rows and folds them into their deliveries (attempt count, last
 // status and error, success) in one statement. A row that exists already (the activity ran again
 // after a crash) changes nothing, which is what keeps the ledger exactly-once.
-func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt) error {
+//
+// dispatchedEvent, when not empty, is also marked dispatched by the same statement (FanOut's last
+// write), so a fan-out costs one commit for its ledger.
+func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt, dispatchedEvent string) error {
 	if len(rows) == 0 {
+		if dispatchedEvent != "" {
+			return r.MarkDispatched(ctx, dispatchedEvent)
+		}
 		return nil
 	}
 	n := len(rows)
@@ -125,6 +128,8 @@ func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt) error {
 				error, duration_ms, started_at::timestamptz FROM v
 			ON CONFLICT (delivery_id, attempt) DO NOTHING
 			RETURNING delivery_id, attempt
+		), disp AS (
+			UPDATE events SET dispatched_at = now() WHERE $11 <> '' AND id = $11 AND dispatched_at IS NULL
 		), upd AS (
 			UPDATE deliveries d SET attempts = greatest(d.attempts, v.attempt), last_status = v.response_status,
 				last_error = v.error, updated_at = now(),
@@ -138,7 +143,7 @@ func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt) error {
 		FROM upd WHERE upd.succeeded AND s.id = upd.subscription_id AND s.consecutive_failures > 0`,
 		pq.StringArray(ids), pq.Int64Array(attempts), pq.StringArray(headers), pq.GenericArray{A: statuses},
 		pq.GenericArray{A: respHeaders}, pq.StringArray(bodies), pq.StringArray(errs), pq.Int64Array(durations),
-		pq.StringArray(started), pq.BoolArray(succeeded))
+		pq.StringArray(started), pq.BoolArray(succeeded), dispatchedEvent)
 	if err != nil {
 		return fmt.Errorf("record %d attempts: %w", n, err)
 	}
