@@ -24,9 +24,6 @@ import (
 //go:embed openapi.yaml
 var openapiYAML []byte
 
-// OpenAPIYAML returns the OpenAPI document as written (YAML).
-func OpenAPIYAML() []byte { return bytes.Clone(openapiYAML) }
-
 // LoadOpenAPI parses and validates the OpenAPI document.
 func LoadOpenAPI(ctx context.Context) (*openapi3.T, error) {
 	doc, err := openapi3.NewLoader().LoadFromData(openapiYAML)

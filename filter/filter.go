@@ -12,9 +12,7 @@ package filter
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 
 	jsonlogic "github.com/diegoholiveira/jsonlogic/v3"
 )
@@ -58,9 +56,6 @@ func Compile(raw json.RawMessage) (Filter, error) {
 	}
 	return Filter{rule: rewrite(rule)}, nil
 }
-
-// IsZero reports whether f matches everything.
-func (f Filter) IsZero() bool { return f.rule == nil }
 
 // Match evaluates the filter for one event. A rule that fails at run time returns the error and
 // callers treat it as "no match".
@@ -168,20 +163,4 @@ func truthy(v any) bool {
 		return len(t) > 0
 	}
 	return true
-}
-
-// AsError extracts a validation error, for handlers that report the path.
-func AsError(err error) (*Error, bool) {
-	var fe *Error
-	ok := errors.As(err, &fe)
-	return fe, ok
-}
-
-// Describe is a short human summary used in logs.
-func Describe(raw json.RawMessage) string {
-	s := strings.Join(strings.Fields(string(raw)), " ")
-	if len(s) > 120 {
-		s = s[:120] + "…"
-	}
-	return s
 }
