@@ -129,14 +129,8 @@ func (s *Server) getEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ev, err := s.Repo.GetEvent(c.Request.Context(), app.ID, c.Param("id"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	ds, err := s.Repo.EventDeliveries(c.Request.Context(), ev.ID)
-	if err != nil {
-		s.fail(c, err)
+	ev, ds, ok := s.eventWithDeliveries(c, app.ID)
+	if !ok {
 		return
 	}
 	views := make([]gin.H, 0, len(ds))
@@ -227,4 +221,20 @@ func decodePublish(body []byte, maxPayload int64, topicKnown func(string) bool) 
 		return req, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", maxPayload)}
 	}
 	return req, nil
+}
+
+// eventWithDeliveries loads the caller's event named in the path and all its deliveries; ok is
+// false when a problem was written.
+func (s *Server) eventWithDeliveries(c *gin.Context, appID string) (db.Event, []db.Delivery, bool) {
+	ev, err := s.Repo.GetEvent(c.Request.Context(), appID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return db.Event{}, nil, false
+	}
+	ds, err := s.Repo.EventDeliveries(c.Request.Context(), ev.ID)
+	if err != nil {
+		s.fail(c, err)
+		return db.Event{}, nil, false
+	}
+	return ev, ds, true
 }

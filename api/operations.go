@@ -101,14 +101,8 @@ func (s *Server) replayEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ev, err := s.Repo.GetEvent(c.Request.Context(), app.ID, c.Param("id"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	ds, err := s.Repo.EventDeliveries(c.Request.Context(), ev.ID)
-	if err != nil {
-		s.fail(c, err)
+	ev, ds, ok := s.eventWithDeliveries(c, app.ID)
+	if !ok {
 		return
 	}
 	latest := map[string]db.Delivery{}
@@ -141,7 +135,7 @@ func (s *Server) replayEvent(c *gin.Context) {
 	}
 	// One workflow runs the replays as children and makes the callback once all have ended.
 	requestID := "req_" + uuid.NewString()
-	_, err = s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: "replay/" + ev.ID + "/" + requestID,
+	_, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: "replay/" + ev.ID + "/" + requestID,
 		TaskQueue: s.Config.TaskQueue}, workflows.ReplayWorkflow, workflows.ReplayInput{
 		RequestID: requestID, EventID: ev.ID, AppID: app.ID, NotifyURL: notify, Deliveries: inputs, SearchAttributes: s.Config.SearchAttributes})
 	if err != nil {
