@@ -272,7 +272,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 		}
 		if !sub.Active {
-			return AttemptResult{}, temporal.NewNonRetryableApplicationError("subscription is disabled", ErrTypeInactive, nil)
+			return AttemptResult{}, temporal.NewNonRetryableApplicationError("subscription is "+map[bool]string{false: "disabled", true: "deleted"}[sub.DeletedAt.Valid], ErrTypeInactive, nil)
 		}
 		var apiPath string
 		if sub.RegisteredEventID.Valid {

@@ -12,10 +12,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx/types"
 	"github.com/lib/pq"
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/filter"
 	"github.com/hookd/hookd/signature"
+	"github.com/hookd/hookd/workflows"
 )
 
 // MaxEventTypes bounds the event types one subscription may list.
@@ -287,4 +289,27 @@ func (s *Server) secretOrNew(c *gin.Context, given string) (string, bool) {
 		return "", false
 	}
 	return given, true
+}
+
+// deleteSubscription removes a subscription and cancels its deliveries that are still retrying.
+func (s *Server) deleteSubscription(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	pending, err := s.Repo.DeleteSubscription(c.Request.Context(), app.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	for _, wf := range pending {
+		// Best effort: a delivery whose workflow has not started yet (still on its first attempt)
+		// finds the subscription inactive at its next attempt and stops there.
+		err := s.Engine.SignalWorkflow(c.Request.Context(), wf, "", workflows.SignalCancel, workflows.SignalPayload{Reason: "subscription deleted"})
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			s.Log.Warn("cancel delivery of deleted subscription", "workflow_id", wf, "error", err)
+		}
+	}
+	c.Status(http.StatusNoContent)
 }

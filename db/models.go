@@ -65,8 +65,9 @@ type Subscription struct {
 	DisabledReason      string             `db:"disabled_reason" json:"disabledReason,omitempty"`
 	ConsecutiveFailures int                `db:"consecutive_failures" json:"consecutiveFailures"`
 	RetryPolicy
-	CreatedAt time.Time `db:"created_at" json:"createdAt"`
-	UpdatedAt time.Time `db:"updated_at" json:"updatedAt"`
+	CreatedAt time.Time    `db:"created_at" json:"createdAt"`
+	UpdatedAt time.Time    `db:"updated_at" json:"updatedAt"`
+	DeletedAt sql.NullTime `db:"deleted_at" json:"-"`
 }
 
 // Event is one published event.

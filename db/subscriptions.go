@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 const subscriptionColumns = `id, app_id, publisher_app_id, registered_event_id, url, secret, previous_secret,
 	previous_secret_until, callback_key, event_types, filter_logic, contact_email, active, disabled_reason,
 	consecutive_failures, retry_initial_ms, retry_backoff, retry_max_interval_ms, retry_max_attempts,
-	retry_max_duration_ms, timeout_ms, created_at, updated_at`
+	retry_max_duration_ms, timeout_ms, created_at, updated_at, deleted_at`
 
 // CreateSubscription stores a subscription.
 func (r *Repo) CreateSubscription(ctx context.Context, s Subscription) (Subscription, error) {
@@ -30,8 +32,9 @@ func (r *Repo) CreateSubscription(ctx context.Context, s Subscription) (Subscrip
 // GetSubscription loads a subscription; appID "" skips the ownership check (workers).
 func (r *Repo) GetSubscription(ctx context.Context, appID, id string) (Subscription, error) {
 	var s Subscription
+	// Owners no longer see a deleted subscription; workers still do, to stop its pending retries.
 	err := r.db.GetContext(ctx, &s, `SELECT `+subscriptionColumns+` FROM subscriptions
-		WHERE id = $1 AND ($2 = '' OR app_id = $2)`, id, appID)
+		WHERE id = $1 AND ($2 = '' OR (app_id = $2 AND deleted_at IS NULL))`, id, appID)
 	if err != nil {
 		return Subscription{}, fmt.Errorf("get subscription %s: %w", id, notFound(err))
 	}
@@ -42,7 +45,8 @@ func (r *Repo) GetSubscription(ctx context.Context, appID, id string) (Subscript
 func (r *Repo) ListSubscriptions(ctx context.Context, appID, after string, limit int) ([]Subscription, error) {
 	var out []Subscription
 	err := r.db.SelectContext(ctx, &out, `SELECT `+subscriptionColumns+` FROM subscriptions
-		WHERE app_id = $1 AND ($2 = '' OR (created_at, id) > (SELECT created_at, id FROM subscriptions WHERE id = $2))
+		WHERE app_id = $1 AND deleted_at IS NULL
+		  AND ($2 = '' OR (created_at, id) > (SELECT created_at, id FROM subscriptions WHERE id = $2))
 		ORDER BY created_at, id LIMIT $3`, appID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
@@ -56,7 +60,7 @@ func (r *Repo) SetSubscriptionActive(ctx context.Context, appID, id string, acti
 	var s Subscription
 	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET active = $3, disabled_reason = $4,
 		consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END, updated_at = now()
-		WHERE id = $1 AND ($2 = '' OR app_id = $2) RETURNING `+subscriptionColumns, id, appID, active, reason)
+		WHERE id = $1 AND ($2 = '' OR app_id = $2) AND deleted_at IS NULL RETURNING `+subscriptionColumns, id, appID, active, reason)
 	if err != nil {
 		return Subscription{}, fmt.Errorf("set subscription %s active=%v: %w", id, active, notFound(err))
 	}
@@ -97,7 +101,7 @@ func (r *Repo) Targets(ctx context.Context, appID, topic, eventType string) ([]T
 func (r *Repo) RotateSecret(ctx context.Context, appID, id, secret string, graceUntil time.Time) (Subscription, error) {
 	var s Subscription
 	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET previous_secret = secret, previous_secret_until = $4,
-		secret = $3, updated_at = now() WHERE id = $1 AND app_id = $2 RETURNING `+subscriptionColumns, id, appID, secret, graceUntil)
+		secret = $3, updated_at = now() WHERE id = $1 AND app_id = $2 AND deleted_at IS NULL RETURNING `+subscriptionColumns, id, appID, secret, graceUntil)
 	if err != nil {
 		return Subscription{}, fmt.Errorf("rotate secret of %s: %w", id, notFound(err))
 	}
@@ -112,4 +116,25 @@ func (s Subscription) Secrets(now time.Time) []string {
 		out = append(out, s.PreviousSecret.String)
 	}
 	return out
+}
+
+// DeleteSubscription removes an app's subscription: it stops matching events and disappears for its
+// owner, and the workflow ids of its pending deliveries are returned so they can be cancelled.
+func (r *Repo) DeleteSubscription(ctx context.Context, appID, id string) (pendingWorkflows []string, err error) {
+	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE subscriptions SET active = false, disabled_reason = 'deleted',
+			deleted_at = now(), updated_at = now() WHERE id = $1 AND app_id = $2 AND deleted_at IS NULL`, id, appID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return tx.SelectContext(ctx, &pendingWorkflows, `SELECT workflow_id FROM deliveries
+			WHERE subscription_id = $1 AND status = 'pending' AND workflow_id <> ''`, id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete subscription %s: %w", id, err)
+	}
+	return pendingWorkflows, nil
 }

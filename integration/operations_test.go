@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -276,4 +277,43 @@ func TestFailingSubscriptionIsDisabledAndReenabled(t *testing.T) {
 	if ds := s.waitDeliveries(app.Key, "flaky-4", 1, 20*time.Second); ds[0]["status"] != "succeeded" {
 		t.Errorf("after enable: %v", ds[0])
 	}
+}
+
+// Deleting a subscription stops it matching, hides it from its owner and cancels its retries.
+func TestDeleteSubscription(t *testing.T) {
+	s := newStack(t)
+	app := s.newApp("deleter")
+	r := testenv.NewReceiver(testenv.Statuses(500))
+	t.Cleanup(r.Close)
+	sub := s.subscribe(app.Key, map[string]any{"url": r.URL, "eventTypes": []string{"d"},
+		"retryPolicy": map[string]any{"initialIntervalMs": 60_000, "maxAttempts": 10}})
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "del-1", "type": "d"}), http.StatusCreated)
+	id := s.firstDelivery(app.Key, "del-1")
+	// Wait for the retry workflow, so the delete has something to cancel.
+	eventually(t, 20*time.Second, "retry workflow", func() bool {
+		_, err := temporalClient(t).DescribeWorkflowExecution(context.Background(), "delivery/del-1/"+sub.ID, "")
+		return err == nil
+	})
+	s.must(s.call("DELETE", "/v1/subscriptions/"+sub.ID, app.Key, nil), http.StatusNoContent)
+	eventually(t, 10*time.Second, "cancelled", func() bool { return s.delivery(app.Key, id)["status"] == "cancelled" })
+	s.must(s.call("GET", "/v1/subscriptions/"+sub.ID, app.Key, nil), http.StatusNotFound)
+	s.must(s.call("DELETE", "/v1/subscriptions/"+sub.ID, app.Key, nil), http.StatusNotFound)
+	s.must(s.call("POST", "/v1/subscriptions/"+sub.ID+"/enable", app.Key, nil), http.StatusNotFound)
+	if subs := s.must(s.call("GET", "/v1/subscriptions", app.Key, nil), http.StatusOK).Data()["subscriptions"].([]any); len(subs) != 0 {
+		t.Errorf("deleted subscription listed: %v", subs)
+	}
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "del-2", "type": "d"}), http.StatusCreated)
+	eventually(t, 10*time.Second, "del-2 dispatched", func() bool {
+		var done bool
+		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE id = 'del-2'`)
+		return done
+	})
+	if ds := s.eventDeliveries(app.Key, "del-2"); len(ds) != 0 || r.Count() != 1 {
+		t.Errorf("after delete: %d deliveries, %d requests", len(ds), r.Count())
+	}
+	// The delivery and its ledger stay readable.
+	if atts := s.delivery(app.Key, id)["ledger"].([]any); len(atts) != 1 {
+		t.Errorf("ledger after delete: %v", atts)
+	}
+	s.must(s.call("DELETE", "/v1/subscriptions/"+sub.ID, s.newApp("other").Key, nil), http.StatusNotFound)
 }
