@@ -80,6 +80,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/subscriptions", s.listSubscriptions)
 	v1.GET("/subscriptions/:id", s.getSubscription)
 	v1.DELETE("/subscriptions/:id", s.deleteSubscription)
+	v1.PATCH("/subscriptions/:id", s.updateSubscription)
 	v1.POST("/subscriptions/:id/enable", s.enableSubscription)
 	v1.POST("/subscriptions/:id/disable", s.disableSubscription)
 	v1.POST("/subscriptions/:id/rotate-secret", s.rotateSecret)

@@ -88,9 +88,11 @@ func (s *Server) createSubscription(c *gin.Context) {
 		problem(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	if req.TimeoutMS != nil && (*req.TimeoutMS < 100 || *req.TimeoutMS > 120_000) {
-		problem(c, http.StatusBadRequest, "timeoutMs: from 100 to 120000")
-		return
+	if req.TimeoutMS != nil {
+		if msg := checkTimeout(*req.TimeoutMS); msg != "" {
+			problem(c, http.StatusBadRequest, msg)
+			return
+		}
 	}
 	if req.ContactEmail != "" && !validEmail(req.ContactEmail) {
 		problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
@@ -165,15 +167,9 @@ func (s *Server) createSubscription(c *gin.Context) {
 			problem(c, http.StatusBadRequest, "eventTypes: list at least one event type (or \"*\"), or subscribe to a registered event with appId+topic+eventName")
 			return
 		}
-		if len(req.EventTypes) > MaxEventTypes {
-			problem(c, http.StatusBadRequest, fmt.Sprintf("eventTypes: at most %d per subscription", MaxEventTypes))
+		if msg := checkEventTypes(req.EventTypes); msg != "" {
+			problem(c, http.StatusBadRequest, msg)
 			return
-		}
-		for i, t := range req.EventTypes {
-			if t != "*" && !eventName.MatchString(t) {
-				problem(c, http.StatusBadRequest, fmt.Sprintf("eventTypes[%d]: 1 to 128 letters, digits, '_', '.', ':' or '-'", i))
-				return
-			}
 		}
 		sub.EventTypes = req.EventTypes
 	}
@@ -312,4 +308,120 @@ func (s *Server) deleteSubscription(c *gin.Context) {
 		}
 	}
 	c.Status(http.StatusNoContent)
+}
+
+type updateSubscriptionRequest struct {
+	URL          *string             `json:"url"`
+	EventTypes   []string            `json:"eventTypes"`
+	FilterLogic  json.RawMessage     `json:"filterLogic"` // null removes the filter
+	ContactEmail *string             `json:"contactEmail"`
+	CallbackKey  *string             `json:"callbackKey"` // "" removes the key
+	RetryPolicy  *retryPolicyRequest `json:"retryPolicy"` // replaces the whole policy
+	TimeoutMS    *int64              `json:"timeoutMs"`
+}
+
+// updateSubscription changes the fields the request names and leaves the others as they are.
+func (s *Server) updateSubscription(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	var req updateSubscriptionRequest
+	if !bind(c, &req) {
+		return
+	}
+	sub, err := s.Repo.GetSubscription(c.Request.Context(), app.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.URL != nil {
+		if !s.validTarget(c, "url", *req.URL) {
+			return
+		}
+		sub.URL = *req.URL
+	}
+	if req.EventTypes != nil {
+		if sub.RegisteredEventID.Valid {
+			problem(c, http.StatusBadRequest, "eventTypes: a subscription to a registered event follows that event's type")
+			return
+		}
+		if len(req.EventTypes) == 0 {
+			problem(c, http.StatusBadRequest, "eventTypes: list at least one event type (or \"*\")")
+			return
+		}
+		if msg := checkEventTypes(req.EventTypes); msg != "" {
+			problem(c, http.StatusBadRequest, msg)
+			return
+		}
+		sub.EventTypes = req.EventTypes
+	}
+	switch {
+	case req.FilterLogic == nil:
+	case string(req.FilterLogic) == "null":
+		sub.FilterLogic = types.NullJSONText{}
+	default:
+		if _, err := filter.Compile(req.FilterLogic); err != nil {
+			problem(c, http.StatusBadRequest, "filterLogic: "+err.Error())
+			return
+		}
+		sub.FilterLogic = types.NullJSONText{JSONText: types.JSONText(req.FilterLogic), Valid: true}
+	}
+	if req.ContactEmail != nil {
+		if *req.ContactEmail != "" && !validEmail(*req.ContactEmail) {
+			problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
+			return
+		}
+		sub.ContactEmail = *req.ContactEmail
+	}
+	if req.CallbackKey != nil {
+		if len(*req.CallbackKey) > 512 {
+			problem(c, http.StatusBadRequest, "callbackKey: at most 512 characters")
+			return
+		}
+		sub.CallbackKey = sql.NullString{String: *req.CallbackKey, Valid: *req.CallbackKey != ""}
+	}
+	if req.RetryPolicy != nil {
+		if err := req.RetryPolicy.validate(); err != nil {
+			problem(c, http.StatusBadRequest, err.Error())
+			return
+		}
+		rp := req.RetryPolicy
+		sub.RetryPolicy = db.RetryPolicy{InitialIntervalMS: rp.InitialIntervalMS, BackoffCoefficient: rp.BackoffCoefficient,
+			MaxIntervalMS: rp.MaxIntervalMS, MaxAttempts: rp.MaxAttempts, MaxDurationMS: rp.MaxDurationMS, TimeoutMS: sub.TimeoutMS}
+	}
+	if req.TimeoutMS != nil {
+		if msg := checkTimeout(*req.TimeoutMS); msg != "" {
+			problem(c, http.StatusBadRequest, msg)
+			return
+		}
+		sub.TimeoutMS = req.TimeoutMS
+	}
+	got, err := s.Repo.UpdateSubscription(c.Request.Context(), sub)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusOK, subscriptionView(got))
+}
+
+// checkEventTypes says what is wrong with a subscription's event types, or "".
+func checkEventTypes(ts []string) string {
+	if len(ts) > MaxEventTypes {
+		return fmt.Sprintf("eventTypes: at most %d per subscription", MaxEventTypes)
+	}
+	for i, t := range ts {
+		if t != "*" && !eventName.MatchString(t) {
+			return fmt.Sprintf("eventTypes[%d]: 1 to 128 letters, digits, '_', '.', ':' or '-'", i)
+		}
+	}
+	return ""
+}
+
+// checkTimeout says what is wrong with a per-attempt timeout, or "".
+func checkTimeout(ms int64) string {
+	if ms < 100 || ms > 120_000 {
+		return "timeoutMs: from 100 to 120000"
+	}
+	return ""
 }

@@ -138,3 +138,19 @@ func (r *Repo) DeleteSubscription(ctx context.Context, appID, id string) (pendin
 	}
 	return pendingWorkflows, nil
 }
+
+// UpdateSubscription writes the mutable settings of a subscription (URL, event types, filter,
+// contact, callback key, retry policy, timeout) as given in s.
+func (r *Repo) UpdateSubscription(ctx context.Context, s Subscription) (Subscription, error) {
+	var got Subscription
+	err := r.db.GetContext(ctx, &got, `UPDATE subscriptions SET url = $3, event_types = $4, filter_logic = $5,
+		contact_email = $6, callback_key = $7, retry_initial_ms = $8, retry_backoff = $9, retry_max_interval_ms = $10,
+		retry_max_attempts = $11, retry_max_duration_ms = $12, timeout_ms = $13, updated_at = now()
+		WHERE id = $1 AND app_id = $2 AND deleted_at IS NULL RETURNING `+subscriptionColumns,
+		s.ID, s.AppID, s.URL, s.EventTypes, s.FilterLogic, s.ContactEmail, s.CallbackKey, s.InitialIntervalMS,
+		s.BackoffCoefficient, s.MaxIntervalMS, s.MaxAttempts, s.MaxDurationMS, s.TimeoutMS)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("update subscription %s: %w", s.ID, notFound(err))
+	}
+	return got, nil
+}

@@ -317,3 +317,44 @@ func TestDeleteSubscription(t *testing.T) {
 	}
 	s.must(s.call("DELETE", "/v1/subscriptions/"+sub.ID, s.newApp("other").Key, nil), http.StatusNotFound)
 }
+
+func TestUpdateSubscription(t *testing.T) {
+	s := newStack(t)
+	app := s.newApp("updater")
+	oldR, newR := testenv.NewReceiver(nil), testenv.NewReceiver(nil)
+	t.Cleanup(oldR.Close)
+	t.Cleanup(newR.Close)
+	sub := s.subscribe(app.Key, map[string]any{"url": oldR.URL, "eventTypes": []string{"a"}, "callbackKey": "k-1",
+		"filterLogic": json.RawMessage(`{"==":[{"var":"event.n"},1]}`), "timeoutMs": 3000})
+	got := s.must(s.call("PATCH", "/v1/subscriptions/"+sub.ID, app.Key, map[string]any{
+		"url": newR.URL + "/v2", "eventTypes": []string{"a", "b"}, "filterLogic": nil, "callbackKey": "",
+		"retryPolicy": map[string]any{"maxAttempts": 3}}), http.StatusOK).Data()
+	if got["url"] != newR.URL+"/v2" || len(got["eventTypes"].([]any)) != 2 || got["filterLogic"] != nil ||
+		got["callbackKeySet"] != false || got["timeoutMs"] != float64(3000) ||
+		got["retryPolicy"].(map[string]any)["maxAttempts"] != float64(3) {
+		t.Errorf("after update: %v", got)
+	}
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "upd-1", "type": "b", "data": map[string]any{"n": 2}}), http.StatusCreated)
+	s.waitDeliveries(app.Key, "upd-1", 1, 20*time.Second)
+	if oldR.Count() != 0 || newR.Count() != 1 {
+		t.Fatalf("requests: old %d, new %d", oldR.Count(), newR.Count())
+	}
+	req := newR.Requests()[0]
+	if req.Header.Get("Authorization") != "" {
+		t.Errorf("removed callback key still sent: %q", req.Header.Get("Authorization"))
+	}
+	if err := (signature.Verifier{Secret: sub.Secret}).Verify(req.Header, req.Body); err != nil {
+		t.Errorf("secret changed by the update: %v", err)
+	}
+	for name, body := range map[string]any{
+		"bad url":        map[string]any{"url": "gopher://x"},
+		"no event types": map[string]any{"eventTypes": []string{}},
+		"bad filter":     map[string]any{"filterLogic": json.RawMessage(`{"nope":[]}`)},
+		"unknown field":  map[string]any{"secret": "whsec_AAAA"},
+	} {
+		if r := s.call("PATCH", "/v1/subscriptions/"+sub.ID, app.Key, body); r.Status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", name, r.Status, r.Raw)
+		}
+	}
+	s.must(s.call("PATCH", "/v1/subscriptions/"+sub.ID, s.newApp("stranger2").Key, map[string]any{"contactEmail": ""}), http.StatusNotFound)
+}
