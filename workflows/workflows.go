@@ -299,6 +299,9 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		opts := workflow.ActivityOptions{
 			// The HTTP timeout fires first; this only catches a worker that died mid-attempt.
 			StartToCloseTimeout: in.Policy.Timeout + 10*time.Second,
+			// A signal cancels an attempt waiting in backoff at once; one already sending runs to its
+			// end first, so two attempts of one delivery never overlap.
+			WaitForCancellation: true,
 			RetryPolicy: &temporal.RetryPolicy{
 				InitialInterval:        max(in.Policy.InitialInterval, time.Millisecond),
 				BackoffCoefficient:     max(in.Policy.BackoffCoefficient, 1),
