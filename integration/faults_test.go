@@ -49,8 +49,6 @@ func hookdBinary(t *testing.T) string {
 func startWorker(t *testing.T, cfg config.Config) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(hookdBinary(t), "worker")
-	// Dies with the test process, even when that is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(),
 		"HOOKD_DATABASE_URL="+cfg.DatabaseURL,
 		"HOOKD_TEMPORAL_ADDRESS="+cfg.TemporalAddress,

@@ -56,10 +56,6 @@ func StartTemporalAt(ctx context.Context, hostPort, dbFile string, logs io.Write
 	if err != nil {
 		return nil, err
 	}
-	if wrapped := orphanProof(cli); wrapped != cli {
-		defer os.Remove(wrapped) // the server has exec'd it by the time StartDevServer returns
-		cli = wrapped
-	}
 	attrs := make([]temporal.SearchAttributeUpdate, 0, len(SearchAttributes))
 	for _, n := range SearchAttributes {
 		attrs = append(attrs, temporal.NewSearchAttributeKeyKeyword(n).ValueSet(""))
@@ -86,23 +82,3 @@ func StartTemporalAt(ctx context.Context, hostPort, dbFile string, logs io.Write
 
 // Stop ends the server.
 func (t *Temporal) Stop() error { return t.Server.Stop() }
-
-// orphanProof wraps the CLI so the dev server dies with the test process even when that process is
-// killed or panics (the SDK starts it without a way to set a parent-death signal). Without
-// setpriv (util-linux) it returns the CLI as is.
-func orphanProof(cli string) string {
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		return cli
-	}
-	f, err := os.CreateTemp("", "temporal-cli-*.sh")
-	if err != nil {
-		return cli
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "#!/bin/sh\nexec %q --pdeathsig KILL %q \"$@\"\n", setpriv, cli)
-	if err := f.Chmod(0o755); err != nil {
-		return cli
-	}
-	return f.Name()
-}
