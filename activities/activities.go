@@ -98,7 +98,7 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		return FanOutResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
 	}
 	log := a.Log.With("event_id", ev.ID, "workflow_id", ev.WorkflowID)
-	res := FanOutResult{AppID: ev.AppID, NotifyURL: ev.NotifyURL.String}
+	res := FanOutResult{AppID: ev.AppID, ClientID: ev.ClientID, NotifyURL: ev.NotifyURL.String}
 	targets := map[string]sendTarget{} // by delivery id
 	var want []db.Delivery
 	if ev.Kind == db.KindCallback {
@@ -314,7 +314,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 // is only for failures of our own (signing); the receiver's failures are in the result.
 func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t sendTarget, n int) (webhook.Result, db.Attempt, error) {
 	body, err := json.Marshal(message{
-		ID: ev.ID, EventType: ev.Type, Service: ev.Topic, AppID: ev.AppID, Data: json.RawMessage(ev.Payload),
+		ID: ev.ClientID, EventType: ev.Type, Service: ev.Topic, AppID: ev.AppID, Data: json.RawMessage(ev.Payload),
 		CreatedAt: ev.ReceivedAt, GetAPIPath: fillPath(t.APIPath, ev.Payload), DeliveryID: d.ID,
 		RetryCount: n - 1, Replay: d.Replay,
 	})
@@ -433,7 +433,11 @@ func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
 }
 
 // EventWorkflowID is the Temporal id of an event's workflow: one per event, never two.
-func EventWorkflowID(eventID string) string { return "event/" + eventID }
+func EventWorkflowID(eventKey string) string { return "event/" + eventKey }
+
+// EventKey is an event's internal key: the publisher's own id, qualified by the publisher, so two
+// apps may use the same ids. It is the webhook-id receivers deduplicate by.
+func EventKey(appID, eventID string) string { return appID + "/" + eventID }
 
 // CreateCallback stores a one-off callback as an event of kind callback and returns its id; the
 // caller starts its EventWorkflow. Storing it twice (a retried activity) is harmless.
@@ -445,7 +449,7 @@ func (a *Activities) CreateCallback(ctx context.Context, in CallbackInput) (stri
 	if _, _, err = a.Repo.InsertEvent(ctx, ev); err != nil {
 		return "", fmt.Errorf("callback %s: %w", in.ID, err)
 	}
-	return in.ID, nil
+	return ev.ID, nil
 }
 
 // CallbackEvent is the event row of a one-off callback.
@@ -454,6 +458,7 @@ func CallbackEvent(in CallbackInput) (db.Event, error) {
 	if err != nil {
 		return db.Event{}, fmt.Errorf("callback %s: %w", in.ID, err)
 	}
-	return db.Event{ID: in.ID, AppID: in.AppID, Topic: in.Service, Type: in.EventType, Payload: data,
-		WorkflowID: EventWorkflowID(in.ID), Kind: db.KindCallback, TargetURL: nullString(in.URL)}, nil
+	key := EventKey(in.AppID, in.ID)
+	return db.Event{ID: key, ClientID: in.ID, AppID: in.AppID, Topic: in.Service, Type: in.EventType, Payload: data,
+		WorkflowID: EventWorkflowID(key), Kind: db.KindCallback, TargetURL: nullString(in.URL)}, nil
 }

@@ -39,13 +39,13 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	}
 	api := a.publicURL()
 	var b strings.Builder
-	fmt.Fprintf(&b, "hookd could not deliver event %s (%s) to %s.\n\n", ev.ID, ev.Type, d.URL)
+	fmt.Fprintf(&b, "hookd could not deliver event %s (%s) to %s.\n\n", ev.ClientID, ev.Type, d.URL)
 	fmt.Fprintf(&b, "Reason:       %s\n", d.LastError)
 	if d.LastStatus.Valid {
 		fmt.Fprintf(&b, "Last status:  HTTP %d\n", d.LastStatus.Int32)
 	}
 	fmt.Fprintf(&b, "Attempts:     %d\n", d.Attempts)
-	fmt.Fprintf(&b, "Event:        %s\n", ev.ID)
+	fmt.Fprintf(&b, "Event:        %s\n", ev.ClientID)
 	fmt.Fprintf(&b, "Delivery:     %s\n", d.ID)
 	if sub.ID != "" {
 		fmt.Fprintf(&b, "Subscription: %s\n", sub.ID)

@@ -66,12 +66,13 @@ type FanOutResult struct {
 	Retry     []Retry
 	Skipped   []Skipped
 	AppID     string
+	ClientID  string // the event's id as its publisher knows it
 	NotifyURL string // the publisher's ?callbackURL=, told when every delivery has finished
 }
 
 // CallbackInput creates a one-off callback: an event of kind callback delivered to URL only.
 type CallbackInput struct {
-	ID        string
+	ID        string // the request id the caller knows (the app qualifies it)
 	AppID     string
 	URL       string
 	EventType string

@@ -44,21 +44,22 @@ func (s *Server) validTarget(c *gin.Context, field, url string) bool {
 	return true
 }
 
-// startCallback stores a one-off callback and starts its workflow; the id is the request id.
-func (s *Server) startCallback(ctx context.Context, appID, url, eventType, service string, payload any) (string, error) {
+// startCallback stores a one-off callback and starts its workflow; it returns the stored event,
+// whose ClientID is the request id the caller gets.
+func (s *Server) startCallback(ctx context.Context, appID, url, eventType, service string, payload any) (db.Event, error) {
 	ev, err := activities.CallbackEvent(activities.CallbackInput{ID: "req_" + uuid.NewString(), AppID: appID, URL: url,
 		EventType: eventType, Service: service, Data: payload})
 	if err != nil {
-		return "", err
+		return db.Event{}, err
 	}
 	if _, _, err := s.Repo.InsertEvent(ctx, ev); err != nil {
-		return "", err
+		return db.Event{}, err
 	}
 	if err := s.StartEvent(ctx, ev); err != nil {
-		return "", err
+		return db.Event{}, err
 	}
 	s.Metrics.AcceptedEvent(db.KindCallback)
-	return ev.ID, nil
+	return ev, nil
 }
 
 type callbackRequest struct {
@@ -97,13 +98,13 @@ func (s *Server) createCallback(c *gin.Context) {
 		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", s.Config.MaxPayloadBytes))
 		return
 	}
-	id, err := s.startCallback(c.Request.Context(), app.ID, req.URL, req.EventType, req.Service, req.Data)
+	ev, err := s.startCallback(c.Request.Context(), app.ID, req.URL, req.EventType, req.Service, req.Data)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	data(c, http.StatusAccepted, gin.H{"requestId": id, "links": gin.H{"self": "/v1/events/" + id,
-		"temporalUi": s.uiLink(activities.EventWorkflowID(id))}})
+	data(c, http.StatusAccepted, gin.H{"requestId": ev.ClientID, "links": gin.H{"self": "/v1/events/" + ev.ClientID,
+		"temporalUi": s.uiLink(ev.WorkflowID)}})
 }
 
 // pollEvents lists the events the caller may see, in a stable order, for receivers that missed
@@ -143,7 +144,7 @@ func (s *Server) pollEvents(c *gin.Context) {
 	next := cursor
 	for _, e := range evs {
 		next = encodeCursor(e.TxID, e.Seq)
-		out = append(out, gin.H{"id": e.ID, "type": e.Type, "topic": e.Topic, "kind": e.Kind, "data": e.Payload,
+		out = append(out, gin.H{"id": e.ClientID, "type": e.Type, "topic": e.Topic, "kind": e.Kind, "data": e.Payload,
 			"receivedAt": e.ReceivedAt, "cursor": next})
 	}
 	data(c, http.StatusOK, gin.H{"events": out, "meta": gin.H{"nextCursor": next, "hasMore": len(evs) == limit}})

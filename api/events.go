@@ -52,19 +52,16 @@ func (s *Server) publishEvent(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	ev := db.Event{ID: req.ID, AppID: app.ID, Topic: req.Topic, Type: req.Type, Payload: types.JSONText(data),
-		WorkflowID: activities.EventWorkflowID(req.ID), NotifyURL: sql.NullString{String: notify, Valid: notify != ""}}
+	key := activities.EventKey(app.ID, req.ID)
+	ev := db.Event{ID: key, ClientID: req.ID, AppID: app.ID, Topic: req.Topic, Type: req.Type, Payload: types.JSONText(data),
+		WorkflowID: activities.EventWorkflowID(key), NotifyURL: sql.NullString{String: notify, Valid: notify != ""}}
 	stored, inserted, err := s.Repo.InsertEvent(ctx, ev)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	if !inserted {
-		prev, err := s.Repo.GetEvent(ctx, app.ID, req.ID)
-		if errors.Is(err, db.ErrNotFound) {
-			problem(c, http.StatusConflict, "id: already used by another app; choose another or leave it out")
-			return
-		}
+		prev, err := s.Repo.GetEventByClientID(ctx, app.ID, req.ID)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -81,7 +78,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 	s.Metrics.AcceptedEvent(db.KindEvent)
 	if notify != "" {
 		// Accepted: the caller hears the outcome of every delivery at its callback URL.
-		c.Header("Location", "/v1/events/"+stored.ID)
+		c.Header("Location", "/v1/events/"+url.PathEscape(stored.ClientID))
 		s.respondEvent(c, http.StatusAccepted, stored)
 		return
 	}
@@ -111,8 +108,9 @@ func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
 }
 
 func (s *Server) respondEvent(c *gin.Context, status int, ev db.Event) {
-	data(c, status, gin.H{"id": ev.ID, "requestId": ev.ID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload, "receivedAt": ev.ReceivedAt,
-		"workflowId": ev.WorkflowID, "links": gin.H{"self": "/v1/events/" + ev.ID, "temporalUi": s.uiLink(ev.WorkflowID)}})
+	data(c, status, gin.H{"id": ev.ClientID, "requestId": ev.ClientID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
+		"receivedAt": ev.ReceivedAt, "workflowId": ev.WorkflowID,
+		"links": gin.H{"self": "/v1/events/" + url.PathEscape(ev.ClientID), "temporalUi": s.uiLink(ev.WorkflowID)}})
 }
 
 // uiLink points at a workflow's page in the Temporal Web UI.
@@ -137,9 +135,9 @@ func (s *Server) getEvent(c *gin.Context) {
 	for _, d := range ds {
 		views = append(views, s.deliveryView(d))
 	}
-	data(c, http.StatusOK, gin.H{"id": ev.ID, "requestId": ev.ID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
+	data(c, http.StatusOK, gin.H{"id": ev.ClientID, "requestId": ev.ClientID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
 		"receivedAt": ev.ReceivedAt, "workflowId": ev.WorkflowID, "dispatched": ev.DispatchedAt.Valid, "deliveries": views,
-		"links": gin.H{"self": "/v1/events/" + ev.ID, "temporalUi": s.uiLink(ev.WorkflowID)}})
+		"links": gin.H{"self": "/v1/events/" + url.PathEscape(ev.ClientID), "temporalUi": s.uiLink(ev.WorkflowID)}})
 }
 
 func (s *Server) deliveryView(d db.Delivery) gin.H {
@@ -226,7 +224,7 @@ func decodePublish(body []byte, maxPayload int64, topicKnown func(string) bool) 
 // eventWithDeliveries loads the caller's event named in the path and all its deliveries; ok is
 // false when a problem was written.
 func (s *Server) eventWithDeliveries(c *gin.Context, appID string) (db.Event, []db.Delivery, bool) {
-	ev, err := s.Repo.GetEvent(c.Request.Context(), appID, c.Param("id"))
+	ev, err := s.Repo.GetEventByClientID(c.Request.Context(), appID, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return db.Event{}, nil, false

@@ -137,12 +137,12 @@ func (s *Server) replayEvent(c *gin.Context) {
 	requestID := "req_" + uuid.NewString()
 	_, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: "replay/" + ev.ID + "/" + requestID,
 		TaskQueue: s.Config.TaskQueue}, workflows.ReplayWorkflow, workflows.ReplayInput{
-		RequestID: requestID, EventID: ev.ID, AppID: app.ID, NotifyURL: notify, Deliveries: inputs, SearchAttributes: s.Config.SearchAttributes})
+		RequestID: requestID, EventID: ev.ClientID, AppID: app.ID, NotifyURL: notify, Deliveries: inputs, SearchAttributes: s.Config.SearchAttributes})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	data(c, http.StatusAccepted, gin.H{"requestId": requestID, "eventId": ev.ID, "replays": out, "skipped": skipped})
+	data(c, http.StatusAccepted, gin.H{"requestId": requestID, "eventId": ev.ClientID, "replays": out, "skipped": skipped})
 }
 
 func (s *Server) replay(c *gin.Context, ev db.Event, d db.Delivery) (db.Delivery, error) {

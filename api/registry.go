@@ -262,12 +262,12 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 		data(c, http.StatusOK, result)
 		return
 	}
-	id, err := s.startCallback(c.Request.Context(), app.ID, notify, "events.bulkDeleted", c.Param("topic"), result)
+	cb, err := s.startCallback(c.Request.Context(), app.ID, notify, "events.bulkDeleted", c.Param("topic"), result)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	result["requestId"] = id
+	result["requestId"] = cb.ClientID
 	data(c, http.StatusAccepted, result)
 }
 

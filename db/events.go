@@ -5,11 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
 const eventColumns = `seq, id, app_id, topic, type, payload, workflow_id, received_at, dispatched_at, kind, target_url,
-	notify_url, txid::text AS txid`
+	notify_url, txid::text AS txid, client_id`
 
 // InsertEvent stores an event unless its id exists. It returns the stored row and whether this call
 // stored it (false: the id was taken, and the row is the zero Event).
@@ -17,10 +18,13 @@ func (r *Repo) InsertEvent(ctx context.Context, e Event) (Event, bool, error) {
 	if e.Kind == "" {
 		e.Kind = KindEvent
 	}
+	if e.ClientID == "" {
+		e.ClientID = e.ID
+	}
 	var got Event
-	err := r.db.GetContext(ctx, &got, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url, notify_url)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING RETURNING `+eventColumns,
-		e.ID, e.AppID, e.Topic, e.Type, e.Payload, e.WorkflowID, e.Kind, e.TargetURL, e.NotifyURL)
+	err := r.db.GetContext(ctx, &got, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url,
+		notify_url, client_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING RETURNING `+eventColumns,
+		e.ID, e.AppID, e.Topic, e.Type, e.Payload, e.WorkflowID, e.Kind, e.TargetURL, e.NotifyURL, e.ClientID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Event{}, false, nil
 	}
@@ -38,6 +42,26 @@ func (r *Repo) GetEvent(ctx context.Context, appID, id string) (Event, error) {
 		return Event{}, fmt.Errorf("get event %s: %w", id, notFound(err))
 	}
 	return e, nil
+}
+
+// GetEventByClientID finds an app's event by the id the app gave it.
+func (r *Repo) GetEventByClientID(ctx context.Context, appID, clientID string) (Event, error) {
+	var e Event
+	err := r.db.GetContext(ctx, &e, `SELECT `+eventColumns+` FROM events WHERE app_id = $1 AND client_id = $2`, appID, clientID)
+	if err != nil {
+		return Event{}, fmt.Errorf("get event %s: %w", clientID, notFound(err))
+	}
+	return e, nil
+}
+
+// ClientEventID turns an event key ("<app id>/<event id>") back into the id its publisher gave it.
+func ClientEventID(key string) string {
+	if strings.HasPrefix(key, "app:") {
+		if i := strings.IndexByte(key, '/'); i > 0 {
+			return key[i+1:]
+		}
+	}
+	return key // events stored before ids were per app
 }
 
 // MarkDispatched records that an event's deliveries exist, so the reconciler leaves it alone.

@@ -81,6 +81,7 @@ type Event struct {
 	WorkflowID   string         `db:"workflow_id" json:"workflowId"`
 	ReceivedAt   time.Time      `db:"received_at" json:"receivedAt"`
 	DispatchedAt sql.NullTime   `db:"dispatched_at" json:"-"`
+	ClientID     string         `db:"client_id" json:"-"` // the publisher's own id; ID is the internal key
 	Kind         string         `db:"kind" json:"kind"`
 	TargetURL    sql.NullString `db:"target_url" json:"-"`
 	NotifyURL    sql.NullString `db:"notify_url" json:"-"`
@@ -125,10 +126,11 @@ func (d Delivery) MarshalJSON() ([]byte, error) {
 	type plain Delivery
 	out := struct {
 		plain
+		EventID        string     `json:"eventId"` // as its publisher knows it
 		SubscriptionID *string    `json:"subscriptionId,omitempty"`
 		LastStatus     *int32     `json:"lastStatus,omitempty"`
 		FinishedAt     *time.Time `json:"finishedAt,omitempty"`
-	}{plain: plain(d)}
+	}{plain: plain(d), EventID: ClientEventID(d.EventID)}
 	if d.SubscriptionID.Valid {
 		out.SubscriptionID = &d.SubscriptionID.String
 	}

@@ -73,7 +73,7 @@ func TestPublishWithCallbackURL(t *testing.T) {
 		t.Error("callback arrived before the last delivery finished")
 	}
 	// The receiver's answer is in the ledger.
-	id := req.Header.Get("webhook-id")
+	id := strings.TrimPrefix(req.Header.Get("webhook-id"), app.ID+"/")
 	ds := s.waitDeliveries(app.Key, id, 1, 10*time.Second)
 	att := s.delivery(app.Key, ds[0]["id"].(string))["ledger"].([]any)[0].(map[string]any)
 	rh, _ := att["responseHeaders"].(map[string]any)

@@ -49,7 +49,7 @@ func TestEventReachesOnlyMatchingSubscribers(t *testing.T) {
 		if err := (signature.Verifier{Secret: rc.sub.Secret}).Verify(req.Header, req.Body); err != nil {
 			t.Errorf("signature does not verify with the subscription's secret: %v", err)
 		}
-		if got := req.Header.Get("webhook-id"); got != "evt-fanout-1" {
+		if got := req.Header.Get("webhook-id"); got != app.ID+"/evt-fanout-1" {
 			t.Errorf("webhook-id = %q", got)
 		}
 		if got := req.Header.Get("webhook-attempt"); got != "1" {
@@ -84,7 +84,7 @@ func TestEventReachesOnlyMatchingSubscribers(t *testing.T) {
 		}
 	}
 	var rows int
-	if err := database.DB.Get(&rows, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = $1`, "evt-fanout-1"); err != nil {
+	if err := database.DB.Get(&rows, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = $1`, app.ID+"/evt-fanout-1"); err != nil {
 		t.Fatal(err)
 	}
 	if rows != 2 {
@@ -122,7 +122,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 		t.Fatalf("receiver got %d requests", len(reqs))
 	}
 	for i, req := range reqs {
-		if req.Header.Get("webhook-id") != "evt-retry-1" || req.Header.Get("webhook-attempt") != []string{"1", "2", "3"}[i] {
+		if req.Header.Get("webhook-id") != app.ID+"/evt-retry-1" || req.Header.Get("webhook-attempt") != []string{"1", "2", "3"}[i] {
 			t.Errorf("request %d headers: id=%q attempt=%q", i+1, req.Header.Get("webhook-id"), req.Header.Get("webhook-attempt"))
 		}
 		if err := (signature.Verifier{Secret: sub.Secret}).Verify(req.Header, req.Body); err != nil {
@@ -174,7 +174,7 @@ func TestGivesUpAndSendsOneEmail(t *testing.T) {
 	query := fmt.Sprintf("HookdSubscriptionId = '%s' AND HookdDeliveryStatus = 'failed' AND HookdEventType = 'ping'", sub.ID)
 	eventually(t, 10*time.Second, "visibility: "+query, func() bool {
 		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
-		return err == nil && len(resp.Executions) == 1 && resp.Executions[0].Execution.WorkflowId == "delivery/evt-fail-1/"+sub.ID
+		return err == nil && len(resp.Executions) == 1 && resp.Executions[0].Execution.WorkflowId == "delivery/"+app.ID+"/evt-fail-1/"+sub.ID
 	})
 }
 
@@ -202,13 +202,33 @@ func TestRepostedEventIDIsIdempotent(t *testing.T) {
 	}
 	c := temporalClient(t)
 	resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-		Query: "WorkflowId = 'event/evt-dupe-1'",
+		Query: "WorkflowId = 'event/" + app.ID + "/evt-dupe-1'",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := len(resp.Executions); n != 1 {
 		t.Errorf("%d workflow executions for the event, want 1", n)
+	}
+
+	// Ids are the publisher's own: another app may use the same id for an event of its own.
+	other := s.newApp("dupes-too")
+	r2 := testenv.NewReceiver(nil)
+	t.Cleanup(r2.Close)
+	s.subscribe(other.Key, map[string]any{"url": r2.URL, "eventTypes": []string{"ping"}})
+	theirs := s.must(s.call("POST", "/v1/events", other.Key, body), http.StatusCreated).Data()
+	if theirs["id"] != "evt-dupe-1" || theirs["data"].(map[string]any)["n"] != float64(2) {
+		t.Errorf("the other app's event: %v", theirs)
+	}
+	s.waitDeliveries(other.Key, "evt-dupe-1", 1, 30*time.Second)
+	if r.Count() != 1 || r2.Count() != 1 {
+		t.Errorf("requests: first app's receiver %d, second's %d; want 1 and 1", r.Count(), r2.Count())
+	}
+	if a, b := r.Requests()[0].Header.Get("webhook-id"), r2.Requests()[0].Header.Get("webhook-id"); a == b {
+		t.Errorf("two apps' events share the webhook-id %q", a)
+	}
+	if d := s.must(s.call("GET", "/v1/events/evt-dupe-1", app.Key, nil), http.StatusOK).Data(); d["data"].(map[string]any)["n"] != float64(1) {
+		t.Errorf("first app reads %v", d)
 	}
 }
 
@@ -273,7 +293,7 @@ func TestFanOutAsRegularActivity(t *testing.T) {
 		t.Errorf("requests: %d and %d, want 1 and 2", a.Count(), b.Count())
 	}
 	c := temporalClient(t)
-	hist := historyText(t, c, "event/regular-1")
+	hist := historyText(t, c, "event/"+app.ID+"/regular-1")
 	if !strings.Contains(hist, `"activityType":{"name":"FanOut"}`) {
 		t.Error("FanOut did not run as a regular activity")
 	}

@@ -124,7 +124,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	killedAt := total()
 	startWorker(t, s.Cfg)
 	eventually(t, 120*time.Second, "every delivery succeeded", func() bool {
-		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE 'crash-%' AND status = 'succeeded'`) == events*4
+		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE '%/crash-%' AND status = 'succeeded'`) == events*4
 	})
 	dupes := 0
 	for i, r := range receivers {
@@ -134,7 +134,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 		}
 		dupes += reqs - distinct
 	}
-	if n := countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE 'crash-%'`); n != events*4 {
+	if n := countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE '%/crash-%'`); n != events*4 {
 		t.Errorf("%d delivery rows, want %d", n, events*4)
 	}
 	if n := countRows(t, `SELECT count(*) FROM (SELECT delivery_id, attempt FROM delivery_attempts GROUP BY 1, 2 HAVING count(*) > 1) d`); n != 0 {
@@ -249,7 +249,7 @@ func TestTemporalRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 90*time.Second, "every delivery succeeded after the restart", func() bool {
-		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE 'rs-%' AND status = 'succeeded'`) == events
+		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE '%/rs-%' AND status = 'succeeded'`) == events
 	})
 	_, distinct := distinctIDs(r)
 	if distinct != events {
@@ -267,7 +267,8 @@ func TestStrandedEventIsReconciled(t *testing.T) {
 	t.Cleanup(r.Close)
 	s.subscribe(app.Key, map[string]any{"url": r.URL, "eventTypes": []string{"st"}})
 	// Exactly what the API writes before it starts the workflow.
-	if _, err := database.DB.Exec(`INSERT INTO events (id, app_id, type, payload, workflow_id) VALUES ('stranded-1', $1, 'st', '{"n":1}', 'event/stranded-1')`, app.ID); err != nil {
+	if _, err := database.DB.Exec(`INSERT INTO events (id, client_id, app_id, type, payload, workflow_id)
+		VALUES ($1 || '/stranded-1', 'stranded-1', $1, 'st', '{"n":1}', 'event/' || $1 || '/stranded-1')`, app.ID); err != nil {
 		t.Fatal(err)
 	}
 	ds := s.waitDeliveries(app.Key, "stranded-1", 1, 20*time.Second)

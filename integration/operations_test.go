@@ -79,7 +79,7 @@ func TestRetrySignalSkipsBackoff(t *testing.T) {
 	if gap := reqs[1].At.Sub(reqs[0].At); gap > 30*time.Second {
 		t.Errorf("second attempt %s after the first: the retry signal did not cut the 60 s backoff", gap)
 	}
-	if reqs[1].Header.Get("webhook-attempt") != "2" || reqs[1].Header.Get("webhook-id") != "retry-now-1" {
+	if reqs[1].Header.Get("webhook-attempt") != "2" || reqs[1].Header.Get("webhook-id") != app.ID+"/retry-now-1" {
 		t.Errorf("second attempt headers %v", reqs[1].Header)
 	}
 	atts := s.delivery(app.Key, id)["ledger"].([]any)
@@ -118,7 +118,7 @@ func TestReplay(t *testing.T) {
 		t.Error(err)
 	}
 	full := s.delivery(app.Key, rep["id"].(string))
-	if atts := full["ledger"].([]any); len(atts) != 1 || full["workflowId"] != "delivery/replay-1/"+sub.ID+"/replay-1" {
+	if atts := full["ledger"].([]any); len(atts) != 1 || full["workflowId"] != "delivery/"+app.ID+"/replay-1/"+sub.ID+"/replay-1" {
 		t.Errorf("replay delivery = %v", full)
 	}
 	// The whole event again: one more replay per subscriber.
@@ -205,7 +205,7 @@ func TestRotatedSecretsAndCallbackKey(t *testing.T) {
 	}
 	// The callback key is a credential: the ledger does not keep it.
 	var hdrs string
-	database.DB.Get(&hdrs, `SELECT a.request_headers::text FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = 'rot-1'`)
+	database.DB.Get(&hdrs, `SELECT a.request_headers::text FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = $1`, app.ID+"/rot-1")
 	if strings.Contains(hdrs, "onespan-key-123") || !strings.Contains(hdrs, "redacted") {
 		t.Errorf("ledger headers = %s", hdrs)
 	}
@@ -265,7 +265,7 @@ func TestFailingSubscriptionIsDisabledAndReenabled(t *testing.T) {
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "flaky-3", "type": "x"}), http.StatusCreated)
 	eventually(t, 10*time.Second, "flaky-3 dispatched", func() bool {
 		var done bool
-		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE id = 'flaky-3'`)
+		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE client_id = 'flaky-3'`)
 		return done
 	})
 	if n := r.Count(); n != 2 {
@@ -291,7 +291,7 @@ func TestDeleteSubscription(t *testing.T) {
 	id := s.firstDelivery(app.Key, "del-1")
 	// Wait for the retry workflow, so the delete has something to cancel.
 	eventually(t, 20*time.Second, "retry workflow", func() bool {
-		_, err := temporalClient(t).DescribeWorkflowExecution(context.Background(), "delivery/del-1/"+sub.ID, "")
+		_, err := temporalClient(t).DescribeWorkflowExecution(context.Background(), "delivery/"+app.ID+"/del-1/"+sub.ID, "")
 		return err == nil
 	})
 	s.must(s.call("DELETE", "/v1/subscriptions/"+sub.ID, app.Key, nil), http.StatusNoContent)
@@ -305,7 +305,7 @@ func TestDeleteSubscription(t *testing.T) {
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "del-2", "type": "d"}), http.StatusCreated)
 	eventually(t, 10*time.Second, "del-2 dispatched", func() bool {
 		var done bool
-		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE id = 'del-2'`)
+		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE client_id = 'del-2'`)
 		return done
 	})
 	if ds := s.eventDeliveries(app.Key, "del-2"); len(ds) != 0 || r.Count() != 1 {

@@ -201,7 +201,7 @@ func TestFiltersThroughTheWorkflow(t *testing.T) {
 	s.waitDeliveries(pub.Key, "f-4", 2, 30*time.Second)
 	eventually(t, 10*time.Second, "workflow of f-2 done", func() bool {
 		var done bool
-		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE id = 'f-2'`)
+		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE client_id = 'f-2'`)
 		return done
 	})
 	if ds := s.eventDeliveries(pub.Key, "f-2"); len(ds) != 0 {
@@ -212,7 +212,7 @@ func TestFiltersThroughTheWorkflow(t *testing.T) {
 	ids := func(r *testenv.Receiver) string {
 		var out []string
 		for _, q := range r.Requests() {
-			out = append(out, q.Header.Get("webhook-id"))
+			out = append(out, strings.TrimPrefix(q.Header.Get("webhook-id"), pub.ID+"/"))
 		}
 		return strings.Join(out, ",")
 	}
@@ -259,7 +259,7 @@ func TestFilterRuntimeErrorIsNoMatch(t *testing.T) {
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "odd-1", "type": "x", "data": map[string]any{"a": 1}}), http.StatusCreated)
 	eventually(t, 10*time.Second, "dispatch", func() bool {
 		var done bool
-		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE id = 'odd-1'`)
+		database.DB.Get(&done, `SELECT dispatched_at IS NOT NULL FROM events WHERE client_id = 'odd-1'`)
 		return done
 	})
 	if n := r.Count(); n != 0 {
@@ -268,7 +268,7 @@ func TestFilterRuntimeErrorIsNoMatch(t *testing.T) {
 	// The reason is in the workflow's result, i.e. in Temporal's history.
 	c := temporalClient(t)
 	var res workflows.EventResult
-	if err := c.GetWorkflow(context.Background(), "event/odd-1", "").Get(context.Background(), &res); err != nil {
+	if err := c.GetWorkflow(context.Background(), "event/"+app.ID+"/odd-1", "").Get(context.Background(), &res); err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Reason, "filter") {

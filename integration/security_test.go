@@ -47,7 +47,7 @@ func TestSecretsStayOutOfHistoryLogsAndResponses(t *testing.T) {
 		t.Fatalf("delivery %v", ds[0])
 	}
 	c := temporalClient(t)
-	histories := historyText(t, c, "event/sec-1") + historyText(t, c, "delivery/sec-1/"+sub.ID)
+	histories := historyText(t, c, "event/"+app.ID+"/sec-1") + historyText(t, c, "delivery/"+app.ID+"/sec-1/"+sub.ID)
 	if !strings.Contains(histories, "DeliveryWorkflow") {
 		t.Fatal("history of the retry workflow not read")
 	}

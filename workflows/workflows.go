@@ -44,7 +44,7 @@ type SignalPayload struct {
 
 // EventInput starts an EventWorkflow. It carries ids only: payloads and secrets stay in PostgreSQL.
 type EventInput struct {
-	EventID   string
+	EventID   string // the internal key (activities.EventKey)
 	EventType string
 	Topic     string
 	// SearchAttributes is false when the server lacks hookd's attributes (a bare dev server).
@@ -127,9 +127,9 @@ func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
 		}
 	}
 	if fan.NotifyURL != "" {
-		err := sendCallback(ctx, activities.CallbackInput{ID: "cb_" + in.EventID, AppID: fan.AppID, URL: fan.NotifyURL,
+		err := sendCallback(ctx, activities.CallbackInput{ID: "cb_" + fan.ClientID, AppID: fan.AppID, URL: fan.NotifyURL,
 			EventType: "event.completed", Service: "webhooks",
-			Data: map[string]any{"requestId": in.EventID, "eventId": in.EventID, "deliveries": outcomes}}, in.SearchAttributes)
+			Data: map[string]any{"requestId": fan.ClientID, "eventId": fan.ClientID, "deliveries": outcomes}}, in.SearchAttributes)
 		if err != nil {
 			return res, err
 		}
@@ -187,7 +187,7 @@ func sendCallback(ctx workflow.Context, in activities.CallbackInput, withAttrs b
 // ReplayInput replays several finished deliveries, then tells the caller at NotifyURL.
 type ReplayInput struct {
 	RequestID  string
-	EventID    string
+	EventID    string // as the publisher knows it
 	AppID      string
 	NotifyURL  string
 	Deliveries []DeliveryInput
