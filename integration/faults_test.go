@@ -124,7 +124,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	killedAt := total()
 	startWorker(t, s.Cfg)
 	eventually(t, 120*time.Second, "every delivery succeeded", func() bool {
-		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE '%/crash-%' AND status = 'succeeded'`) == events*4
+		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE $1 AND status = 'succeeded'`, app.ID+"/crash-%") == events*4
 	})
 	dupes := 0
 	for i, r := range receivers {
@@ -134,7 +134,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 		}
 		dupes += reqs - distinct
 	}
-	if n := countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE '%/crash-%'`); n != events*4 {
+	if n := countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE $1`, app.ID+"/crash-%"); n != events*4 {
 		t.Errorf("%d delivery rows, want %d", n, events*4)
 	}
 	if n := countRows(t, `SELECT count(*) FROM (SELECT delivery_id, attempt FROM delivery_attempts GROUP BY 1, 2 HAVING count(*) > 1) d`); n != 0 {
@@ -249,7 +249,7 @@ func TestTemporalRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 90*time.Second, "every delivery succeeded after the restart", func() bool {
-		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE '%/rs-%' AND status = 'succeeded'`) == events
+		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id LIKE $1 AND status = 'succeeded'`, app.ID+"/rs-%") == events
 	})
 	_, distinct := distinctIDs(r)
 	if distinct != events {
