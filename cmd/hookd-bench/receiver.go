@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/signature"
 )
 
@@ -49,7 +50,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	at := time.Now()
 	if rc.arrive != nil {
-		rc.arrive(rc.idx, r.Header.Get(signature.HeaderID), at)
+		// hookd's webhook-id is "<app id>/<event id>"; the bench knows events by their own id.
+		rc.arrive(rc.idx, db.ClientEventID(r.Header.Get(signature.HeaderID)), at)
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)

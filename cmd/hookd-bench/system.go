@@ -156,7 +156,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 
 	api := newAPIClient(app.URL, spec.Concurrency)
 	defer api.hc.CloseIdleConnections()
-	key, err := api.createApp(ctx, operatorKey, "bench "+tag)
+	appID, key, err := api.createApp(ctx, operatorKey, "bench "+tag)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 		}
 	}
 	stopApp()
-	res.History = b.sampleHistories(ctx, tag, spec)
+	res.History = b.sampleHistories(ctx, appID, tag, spec)
 
 	say("%s: %d/%d accepted in %.2fs = %.0f events/s; %d/%d deliveries by %.2fs = %.0f deliveries/s (%.1f events/s end to end); answer->arrival p50 %.1f ms, p95 %.1f ms, p99 %.1f ms",
 		res.Name, res.Accepted, spec.Events, res.PostSec, res.EventsPerSec, res.Arrived, res.ExpectedDeliveries, res.DeliverySec,
@@ -329,7 +329,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 }
 
 // sampleHistories counts the history of evenly spread event workflows.
-func (b *bench) sampleHistories(ctx context.Context, tag string, spec scenarioSpec) *HistoryStats {
+func (b *bench) sampleHistories(ctx context.Context, appID, tag string, spec scenarioSpec) *HistoryStats {
 	n := min(b.opt.HistorySample, spec.Events)
 	if n <= 0 {
 		return nil
@@ -338,7 +338,7 @@ func (b *bench) sampleHistories(ctx context.Context, tag string, spec scenarioSp
 	var events, acts, locals, children int
 	for k := range n {
 		i := k * spec.Events / n
-		h, err := b.history(ctx, activities.EventWorkflowID(fmt.Sprintf("%s-%07d", tag, i)))
+		h, err := b.history(ctx, activities.EventWorkflowID(activities.EventKey(appID, fmt.Sprintf("%s-%07d", tag, i))))
 		if err != nil || h.events == 0 {
 			continue
 		}
@@ -413,18 +413,19 @@ func (a *apiClient) call(ctx context.Context, path, key string, body any, want i
 	return out.Data, nil
 }
 
-// createApp creates a publishing app with the operator key and returns its API key.
-func (a *apiClient) createApp(ctx context.Context, operatorKey, name string) (string, error) {
+// createApp creates a publishing app with the operator key and returns its id and API key.
+func (a *apiClient) createApp(ctx context.Context, operatorKey, name string) (id, key string, err error) {
 	d, err := a.call(ctx, "/v1/apps", operatorKey, map[string]any{"name": name, "permissions": []string{},
 		"contactEmail": "bench@example.test"}, http.StatusCreated)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	key, _ := d["apiKey"].(string)
-	if key == "" {
-		return "", fmt.Errorf("create app: no apiKey in %v", d)
+	id, _ = d["id"].(string)
+	key, _ = d["apiKey"].(string)
+	if key == "" || id == "" {
+		return "", "", fmt.Errorf("create app: no id or apiKey in %v", d)
 	}
-	return key, nil
+	return id, key, nil
 }
 
 // subscribe subscribes url to the app's own events of one type.
