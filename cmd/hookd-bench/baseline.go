@@ -81,61 +81,49 @@ func (b *bench) httpBaseline(ctx context.Context) (*HTTPResult, error) {
 	defer hc.CloseIdleConnections()
 
 	res := &HTTPResult{Requests: n, Receivers: subs, Concurrency: conc}
-	var next, ok, errs atomic.Int64
+	var ok, errs atomic.Int64
 	var firstErr sync.Once
 	var rt syncHist
 	r := newRater()
 	b.mon.begin("http baseline", func() string { return r.line("arrived", arrived.Load(), int64(n)) })
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				rc := rs[i%subs]
-				id := "http-" + b.nonce + "-" + strconv.Itoa(i)
-				now := time.Now()
-				body := webhookBody(id, "bench.http", i, now)
-				if i == 0 {
-					res.BodyBytes = len(body)
-				}
-				sig, err := signature.Header([]string{secret}, id, now, body)
-				if err != nil {
-					errs.Add(1)
-					firstErr.Do(func() { res.FirstError = err.Error() })
-					continue
-				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rc.URL+"/hook", bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("User-Agent", "hookd-bench/1")
-				req.Header.Set(signature.HeaderID, id)
-				req.Header.Set(signature.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-				req.Header.Set(signature.HeaderSignature, sig)
-				req.Header.Set("webhook-attempt", "1")
-				resp, err := hc.Do(req)
-				if err != nil {
-					errs.Add(1)
-					firstErr.Do(func() { res.FirstError = err.Error() })
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				rt.add(time.Since(now))
-				if resp.StatusCode == http.StatusOK {
-					ok.Add(1)
-				} else {
-					errs.Add(1)
-					firstErr.Do(func() { res.FirstError = "status " + resp.Status })
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	inParallel(ctx, conc, n, func(i int) {
+		rc := rs[i%subs]
+		id := "http-" + b.nonce + "-" + strconv.Itoa(i)
+		now := time.Now()
+		body := webhookBody(id, "bench.http", i, now)
+		if i == 0 {
+			res.BodyBytes = len(body)
+		}
+		sig, err := signature.Header([]string{secret}, id, now, body)
+		if err != nil {
+			errs.Add(1)
+			firstErr.Do(func() { res.FirstError = err.Error() })
+			return
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rc.URL+"/hook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "hookd-bench/1")
+		req.Header.Set(signature.HeaderID, id)
+		req.Header.Set(signature.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(signature.HeaderSignature, sig)
+		req.Header.Set("webhook-attempt", "1")
+		resp, err := hc.Do(req)
+		if err != nil {
+			errs.Add(1)
+			firstErr.Do(func() { res.FirstError = err.Error() })
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		rt.add(time.Since(now))
+		if resp.StatusCode == http.StatusOK {
+			ok.Add(1)
+		} else {
+			errs.Add(1)
+			firstErr.Do(func() { res.FirstError = "status " + resp.Status })
+		}
+	})()
 	st := b.mon.end()
 	res.RSS, res.CPU = st.RSS, st.CPU
 	res.OK, res.Errors, res.Arrived = ok.Load(), errs.Load(), arrived.Load()
@@ -202,7 +190,7 @@ func (b *bench) engineBaseline(ctx context.Context) (*EngineResult, error) {
 
 	res := &EngineResult{Workflows: n, Concurrency: conc, TaskQueue: q,
 		WorkerOptions: "worker.New from worker/worker.go (hookd's worker options)"}
-	var next, started, errs atomic.Int64
+	var started, errs atomic.Int64
 	var lastStart atomic.Int64
 	var completed atomic.Int64
 	var firstErr sync.Once
@@ -213,33 +201,22 @@ func (b *bench) engineBaseline(ctx context.Context) (*EngineResult, error) {
 		return rs.line("started", started.Load(), int64(n)) + "; " + rc.line("completed", completed.Load(), int64(n))
 	})
 	begin := time.Now()
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				t0 := time.Now()
-				_, err := b.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-					ID: fmt.Sprintf("bench-engine-%s-%d", b.nonce, i), TaskQueue: q, EnableEagerStart: b.opt.EngineEager,
-				}, benchWorkflowName, i)
-				if err != nil {
-					errs.Add(1)
-					firstErr.Do(func() { res.FirstError = err.Error() })
-					continue
-				}
-				now := time.Now()
-				lat.add(now.Sub(t0))
-				started.Add(1)
-				storeMax(&lastStart, now.UnixNano())
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(startsDone) }()
+	waitStarts := inParallel(ctx, conc, n, func(i int) {
+		t0 := time.Now()
+		_, err := b.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: fmt.Sprintf("bench-engine-%s-%d", b.nonce, i), TaskQueue: q, EnableEagerStart: b.opt.EngineEager,
+		}, benchWorkflowName, i)
+		if err != nil {
+			errs.Add(1)
+			firstErr.Do(func() { res.FirstError = err.Error() })
+			return
+		}
+		now := time.Now()
+		lat.add(now.Sub(t0))
+		started.Add(1)
+		storeMax(&lastStart, now.UnixNano())
+	})
+	go func() { waitStarts(); close(startsDone) }()
 
 	// Count completions from visibility while starting, and until all are done.
 	query := fmt.Sprintf(`TaskQueue = %q AND ExecutionStatus = "Completed"`, q)
@@ -390,4 +367,25 @@ func storeMax(a *atomic.Int64, v int64) {
 			return
 		}
 	}
+}
+
+// inParallel calls fn(i) for every i in [0, n) from conc goroutines, each taking the next index,
+// until ctx ends. It returns at once; the returned func waits for the goroutines.
+func inParallel(ctx context.Context, conc, n int, fn func(i int)) (wait func()) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	return wg.Wait
 }

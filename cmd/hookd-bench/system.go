@@ -204,20 +204,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	start := time.Now()
 	var wg sync.WaitGroup
 	if spec.Rate <= 0 {
-		var next atomic.Int64
-		for range spec.Concurrency {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					i := int(next.Add(1) - 1)
-					if i >= spec.Events {
-						return
-					}
-					post(i)
-				}
-			}()
-		}
+		inParallel(ctx, spec.Concurrency, spec.Events, post)()
 	} else {
 		sem := make(chan struct{}, spec.Concurrency)
 	pace:
