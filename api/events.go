@@ -159,9 +159,8 @@ func (s *Server) getDelivery(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, err := s.deliveryFor(c, app.ID, c.Param("id"))
-	if err != nil {
-		s.fail(c, err)
+	d, ok := s.pathDelivery(c, app.ID)
+	if !ok {
 		return
 	}
 	atts, err := s.Repo.Attempts(c.Request.Context(), d.ID)
@@ -177,19 +176,18 @@ func (s *Server) getDelivery(c *gin.Context) {
 	data(c, http.StatusOK, v)
 }
 
-// deliveryFor finds a delivery visible to the app: it owns the subscription, or published the event.
-func (s *Server) deliveryFor(c *gin.Context, appID, id string) (db.Delivery, error) {
-	d, err := s.Repo.GetDelivery(c.Request.Context(), "", id)
+// pathDelivery loads the delivery named in the path if the app may see it: it owns the
+// subscription, or published the event. ok is false when a problem was written.
+func (s *Server) pathDelivery(c *gin.Context, appID string) (db.Delivery, bool) {
+	d, err := s.Repo.GetDelivery(c.Request.Context(), "", c.Param("id"))
+	if err == nil && d.AppID != appID {
+		_, err = s.Repo.GetEvent(c.Request.Context(), appID, d.EventID)
+	}
 	if err != nil {
-		return db.Delivery{}, err
+		s.fail(c, err)
+		return db.Delivery{}, false
 	}
-	if d.AppID == appID {
-		return d, nil
-	}
-	if _, err := s.Repo.GetEvent(c.Request.Context(), appID, d.EventID); err != nil {
-		return db.Delivery{}, err
-	}
-	return d, nil
+	return d, true
 }
 
 // decodePublish parses and validates a publish request. Everything it refuses is a *requestError.

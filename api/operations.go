@@ -34,16 +34,15 @@ func (s *Server) signalDelivery(c *gin.Context, signal string) {
 	if c.Request.ContentLength != 0 && !bind(c, &req) {
 		return
 	}
-	d, err := s.deliveryFor(c, app.ID, c.Param("id"))
-	if err != nil {
-		s.fail(c, err)
+	d, ok := s.pathDelivery(c, app.ID)
+	if !ok {
 		return
 	}
 	if d.Status != db.StatusPending {
 		problem(c, http.StatusConflict, fmt.Sprintf("delivery is %s; replay it instead (POST /v1/deliveries/%s/replay)", d.Status, d.ID))
 		return
 	}
-	err = s.Engine.SignalWorkflow(c.Request.Context(), d.WorkflowID, "", signal, workflows.SignalPayload{Reason: req.Reason})
+	err := s.Engine.SignalWorkflow(c.Request.Context(), d.WorkflowID, "", signal, workflows.SignalPayload{Reason: req.Reason})
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		problem(c, http.StatusConflict, "delivery is making its first attempt; try again in a moment")
@@ -63,9 +62,8 @@ func (s *Server) replayDelivery(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, err := s.deliveryFor(c, app.ID, c.Param("id"))
-	if err != nil {
-		s.fail(c, err)
+	d, ok := s.pathDelivery(c, app.ID)
+	if !ok {
 		return
 	}
 	if d.Status == db.StatusPending {
