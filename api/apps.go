@@ -95,13 +95,18 @@ func (s *Server) listApps(c *gin.Context) {
 	if len(apps) > limit {
 		apps, next = apps[:limit], apps[limit-1].ID
 	}
+	ids := make([]string, len(apps))
+	for i, a := range apps {
+		ids[i] = a.ID
+	}
+	events, err := s.Repo.RegisteredEventsOf(c.Request.Context(), ids, 1000)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	out := make([]appListing, 0, len(apps))
 	for _, a := range apps {
-		evs, err := s.Repo.ListRegisteredEvents(c.Request.Context(), a.ID, "", "", 0, 1000)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
+		evs := events[a.ID]
 		if evs == nil {
 			evs = []db.RegisteredEvent{}
 		}

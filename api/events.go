@@ -108,9 +108,14 @@ func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
 }
 
 func (s *Server) respondEvent(c *gin.Context, status int, ev db.Event) {
-	data(c, status, gin.H{"id": ev.ClientID, "requestId": ev.ClientID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
+	data(c, status, s.eventView(ev))
+}
+
+// eventView is the public shape of an event, under the id its publisher gave it.
+func (s *Server) eventView(ev db.Event) gin.H {
+	return gin.H{"id": ev.ClientID, "requestId": ev.ClientID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
 		"receivedAt": ev.ReceivedAt, "workflowId": ev.WorkflowID,
-		"links": gin.H{"self": "/v1/events/" + url.PathEscape(ev.ClientID), "temporalUi": s.uiLink(ev.WorkflowID)}})
+		"links": gin.H{"self": "/v1/events/" + url.PathEscape(ev.ClientID), "temporalUi": s.uiLink(ev.WorkflowID)}}
 }
 
 // uiLink points at a workflow's page in the Temporal Web UI.
@@ -135,9 +140,9 @@ func (s *Server) getEvent(c *gin.Context) {
 	for _, d := range ds {
 		views = append(views, s.deliveryView(d))
 	}
-	data(c, http.StatusOK, gin.H{"id": ev.ClientID, "requestId": ev.ClientID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
-		"receivedAt": ev.ReceivedAt, "workflowId": ev.WorkflowID, "dispatched": ev.DispatchedAt.Valid, "deliveries": views,
-		"links": gin.H{"self": "/v1/events/" + url.PathEscape(ev.ClientID), "temporalUi": s.uiLink(ev.WorkflowID)}})
+	v := s.eventView(ev)
+	v["dispatched"], v["deliveries"] = ev.DispatchedAt.Valid, views
+	data(c, http.StatusOK, v)
 }
 
 func (s *Server) deliveryView(d db.Delivery) gin.H {

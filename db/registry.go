@@ -38,11 +38,10 @@ func (r *Repo) RegisterEvents(ctx context.Context, evs []RegisteredEvent) ([]Reg
 }
 
 // ListRegisteredEvents pages through an app's events on a topic by name.
-// appID "" lists every app's events (discovery by subscribers).
 func (r *Repo) ListRegisteredEvents(ctx context.Context, appID, topic, afterName string, afterID int64, limit int) ([]RegisteredEvent, error) {
 	var out []RegisteredEvent
 	err := r.db.SelectContext(ctx, &out, `SELECT `+registeredColumns+` FROM registered_events
-		WHERE ($1 = '' OR app_id = $1) AND ($2 = '' OR topic = $2) AND (name, id) > ($3, $4)
+		WHERE app_id = $1 AND ($2 = '' OR topic = $2) AND (name, id) > ($3, $4)
 		ORDER BY name, id LIMIT $5`, appID, topic, afterName, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list registered events: %w", err)
@@ -95,4 +94,22 @@ func (r *Repo) RegisteredEventByID(ctx context.Context, id int64) (RegisteredEve
 		return RegisteredEvent{}, fmt.Errorf("registered event %d: %w", id, notFound(err))
 	}
 	return e, nil
+}
+
+// RegisteredEventsOf lists the registered events of several apps in one query, at most perApp each,
+// grouped by app id.
+func (r *Repo) RegisteredEventsOf(ctx context.Context, appIDs []string, perApp int) (map[string][]RegisteredEvent, error) {
+	var rows []RegisteredEvent
+	err := r.db.SelectContext(ctx, &rows, `SELECT `+registeredColumns+` FROM (
+			SELECT *, row_number() OVER (PARTITION BY app_id ORDER BY name, id) AS n
+			FROM registered_events WHERE app_id = ANY($1)
+		) e WHERE n <= $2 ORDER BY app_id, name, id`, pq.StringArray(appIDs), perApp)
+	if err != nil {
+		return nil, fmt.Errorf("registered events of %d apps: %w", len(appIDs), err)
+	}
+	out := make(map[string][]RegisteredEvent, len(appIDs))
+	for _, e := range rows {
+		out[e.AppID] = append(out[e.AppID], e)
+	}
+	return out, nil
 }
