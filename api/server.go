@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -242,24 +243,14 @@ func (s *Server) ready(c *gin.Context) {
 }
 
 func (s *Server) knownTopic(c *gin.Context) {
-	t := c.Param("topic")
-	for _, k := range s.Config.Topics {
-		if k == t {
-			c.Next()
-			return
-		}
+	if t := c.Param("topic"); !s.topicKnown(t) {
+		problem(c, http.StatusNotFound, fmt.Sprintf("unknown topic %q; topics are %s", t, strings.Join(s.Config.Topics, ", ")))
+		return
 	}
-	problem(c, http.StatusNotFound, fmt.Sprintf("unknown topic %q; topics are %s", t, strings.Join(s.Config.Topics, ", ")))
+	c.Next()
 }
 
-func (s *Server) topicKnown(t string) bool {
-	for _, k := range s.Config.Topics {
-		if k == t {
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) topicKnown(t string) bool { return slices.Contains(s.Config.Topics, t) }
 
 // data wraps a response the way the OS1 API does: {"data": ...}.
 func data(c *gin.Context, status int, v any) { c.JSON(status, gin.H{"data": v}) }
