@@ -11,9 +11,9 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/jmoiron/sqlx/types"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -37,6 +37,7 @@ type Activities struct {
 	Config  config.Config
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // nil disables metrics
+	Retries RetryStarter
 }
 
 // DeliveryID derives a delivery's id from what makes it unique, so a retried fan-out finds the
@@ -87,116 +88,6 @@ func PolicyFor(c config.Config, rp db.RetryPolicy) Policy {
 	// Temporal refuses a retry policy whose maximum interval is below its initial one.
 	p.MaxInterval = max(p.MaxInterval, p.InitialInterval)
 	return p
-}
-
-// FanOut selects the subscriptions an event goes to, creates their deliveries and makes every first
-// attempt concurrently, in one activity: the engine's cost is paid once per event, not per delivery.
-// It is idempotent: after a crash it skips deliveries the ledger shows as attempted.
-func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, error) {
-	ev, err := a.Repo.GetEvent(ctx, "", in.EventID)
-	if err != nil {
-		return FanOutResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
-	}
-	log := a.Log.With("event_id", ev.ID, "workflow_id", ev.WorkflowID)
-	res := FanOutResult{AppID: ev.AppID, ClientID: ev.ClientID, NotifyURL: ev.NotifyURL.String}
-	targets := map[string]sendTarget{} // by delivery id
-	var want []db.Delivery
-	if ev.Kind == db.KindCallback {
-		t, d, err := a.callbackTarget(ctx, ev)
-		if err != nil {
-			return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
-		}
-		targets[d.ID] = t
-		want = append(want, d)
-	} else {
-		subs, err := a.Repo.Targets(ctx, ev.AppID, ev.Topic, ev.Type)
-		if err != nil {
-			return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
-		}
-		for _, t := range subs {
-			if ok, why := matches(t, ev); !ok {
-				res.Skipped = append(res.Skipped, Skipped{SubscriptionID: t.ID, Reason: why})
-				if why != "filter did not match" {
-					log.Warn("filter failed; counted as no match", "subscription_id", t.ID, "reason", why)
-				}
-				continue
-			}
-			d := db.Delivery{
-				ID: DeliveryID(ev.ID, t.ID, 0), EventID: ev.ID, AppID: t.AppID, URL: t.URL,
-				SubscriptionID: nullString(t.ID), WorkflowID: DeliveryWorkflowID(ev.ID, t.ID, 0),
-			}
-			targets[d.ID] = subscriptionTarget(a.Config, t.Subscription, t.GetAPIPath)
-			want = append(want, d)
-		}
-	}
-	res.Matched = len(want)
-	ds, err := a.Repo.EnsureDeliveries(ctx, want)
-	if err != nil {
-		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
-	}
-
-	stop := heartbeat(ctx, 2*time.Second)
-	defer stop()
-	sem := make(chan struct{}, max(1, a.Config.FanOutConcurrency))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var firstErr error
-	var rows []db.Attempt
-	for _, d := range ds {
-		t := targets[d.ID]
-		retry := Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: t.Policy}
-		switch {
-		case d.Status == db.StatusSucceeded:
-			res.Succeeded = append(res.Succeeded, Outcome{DeliveryID: d.ID, SubscriptionID: d.SubscriptionID.String, Status: d.Status, Attempts: d.Attempts})
-			continue
-		case d.Status != db.StatusPending:
-			continue
-		case d.Attempts > 0: // attempted before a crash: its retry workflow takes over
-			retry.Delay = t.Policy.Backoff(d.Attempts)
-			res.Retry = append(res.Retry, retry)
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(d db.Delivery, t sendTarget, retry Retry) {
-			defer func() { <-sem; wg.Done() }()
-			r, row, err := a.attempt(ctx, ev, d, t, 1)
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil {
-				rows = append(rows, row)
-			}
-			switch {
-			case err != nil:
-				if firstErr == nil {
-					firstErr = err
-				}
-			case r.Succeeded():
-				a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
-				res.Succeeded = append(res.Succeeded, Outcome{DeliveryID: d.ID, SubscriptionID: d.SubscriptionID.String, Status: db.StatusSucceeded, Attempts: 1})
-			default:
-				retry.Attempts = 1
-				retry.Gone = r.Gone()
-				retry.Delay = max(retry.Policy.Backoff(1), r.RetryAfter)
-				res.Retry = append(res.Retry, retry)
-			}
-		}(d, t, retry)
-	}
-	wg.Wait()
-	// One statement records every first attempt and marks the event dispatched: a crash before it
-	// costs repeated POSTs with the same webhook-id, never a lost or doubled ledger row.
-	dispatched := ev.ID
-	if firstErr != nil {
-		dispatched = "" // not all attempted: the retried activity resumes from the ledger
-	}
-	if err := a.Repo.RecordAttempts(ctx, rows, dispatched); err != nil {
-		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
-	}
-	if firstErr != nil {
-		return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, firstErr)
-	}
-	log.Debug("fanned out", "matched", res.Matched, "succeeded", len(res.Succeeded), "retrying", len(res.Retry))
-	return res, nil
 }
 
 // sendTarget is how to deliver to one target: the secrets to sign with, the callback key, the
@@ -251,23 +142,30 @@ func matches(t db.Target, ev db.Event) (bool, string) {
 }
 
 // Attempt makes one attempt of a delivery. Temporal's retry policy calls it again on failure; the
-// failure carries the next delay so Retry-After and the subscription's own backoff are honoured.
+// failure carries the next delay so Retry-After and the subscription's own backoff are honoured,
+// within the policy's bounds. Its ledger row is written before the POST and completed after it.
 func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResult, error) {
 	n := in.Offset + int(activity.GetInfo(ctx).Attempt)
 	d, err := a.Repo.GetDelivery(ctx, "", in.DeliveryID)
+	if errors.Is(err, db.ErrNotFound) {
+		return AttemptResult{}, temporal.NewNonRetryableApplicationError("delivery "+in.DeliveryID+" does not exist", ErrTypeNotFound, err)
+	}
 	if err != nil {
 		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 	}
 	if d.Status != db.StatusPending {
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError("delivery already "+d.Status, ErrTypeFinished, nil, d.Status)
 	}
-	ev, err := a.Repo.GetEvent(ctx, "", d.EventID)
+	ev, err := a.event(ctx, d.EventID)
 	if err != nil {
-		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+		return AttemptResult{}, err
 	}
 	var t sendTarget
 	if d.SubscriptionID.Valid {
 		sub, err := a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String)
+		if errors.Is(err, db.ErrNotFound) {
+			return AttemptResult{}, temporal.NewNonRetryableApplicationError("subscription "+d.SubscriptionID.String+" does not exist", ErrTypeNotFound, err)
+		}
 		if err != nil {
 			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 		}
@@ -289,48 +187,67 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		}
 	}
 	t.Policy = in.Policy
-	r, row, err := a.attempt(ctx, ev, d, t, n)
+	won, err := a.Repo.ClaimAttempts(ctx, []db.Claim{{DeliveryID: d.ID, Attempt: n}})
 	if err != nil {
-		return AttemptResult{}, err
+		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 	}
+	if !won[d.ID] {
+		// A worker presumed dead is still making (or made) this attempt: never POST it twice.
+		return AttemptResult{}, temporal.NewApplicationError(fmt.Sprintf("attempt %d of %s is being made elsewhere", n, d.ID), ErrTypeFailed)
+	}
+	r, row, sent := a.attempt(ctx, ev, d, t, n)
 	if err := a.Repo.RecordAttempts(ctx, []db.Attempt{row}, ""); err != nil {
 		return AttemptResult{}, err
 	}
 	switch {
 	case r.Succeeded():
 		a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
+		if err := a.groupEnded(ctx, d.ID); err != nil {
+			a.Log.Warn("group end not signalled; its workflow finds out on its own", "delivery_id", d.ID, "error", err)
+		}
 		return AttemptResult{Attempt: n, Status: r.Status}, nil
 	case r.Gone():
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason(), ErrTypeGone, nil, r.Status)
+	case !sent:
+		// Nothing was sent: the request could not be built (an unusable secret or URL).
+		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Err, ErrTypeFailed, nil, 0)
+	}
+	delay, inTime := in.Policy.NextDelay(n, r.RetryAfter, d.CreatedAt, time.Now())
+	if !inTime {
+		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason()+" (no time left for another attempt)", ErrTypeFailed, nil, r.Status)
 	}
 	return AttemptResult{}, temporal.NewApplicationErrorWithOptions(r.Reason(), ErrTypeFailed, temporal.ApplicationErrorOptions{
-		NextRetryDelay: max(in.Policy.Backoff(n), r.RetryAfter),
+		NextRetryDelay: delay,
 		Details:        []any{r.Status},
 	})
 }
 
 // attempt sends attempt n of delivery d and returns its ledger row, not yet recorded: callers
-// record one row (Attempt) or a whole fan-out's rows in one statement (FanOut). The returned error
-// is only for failures of our own (signing); the receiver's failures are in the result.
-func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t sendTarget, n int) (webhook.Result, db.Attempt, error) {
+// record one row (Attempt) or a page's rows in a few statements (FanOutPage). A request that
+// cannot be built (signing, URL) is a failed attempt with no headers sent.
+func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t sendTarget, n int) (r webhook.Result, row db.Attempt, sent bool) {
+	started := time.Now()
+	row = db.Attempt{DeliveryID: d.ID, Attempt: n, StartedAt: started, RequestHeaders: types.JSONText("{}")}
 	body, err := json.Marshal(message{
 		ID: ev.ClientID, EventType: ev.Type, Service: ev.Topic, AppID: ev.AppID, Data: json.RawMessage(ev.Payload),
 		CreatedAt: ev.ReceivedAt, GetAPIPath: fillPath(t.APIPath, ev.Payload), DeliveryID: d.ID,
 		RetryCount: n - 1, Replay: d.Replay,
 	})
-	if err != nil {
-		return webhook.Result{}, db.Attempt{}, fmt.Errorf("render %s: %w", d.ID, err)
+	if err == nil {
+		r, err = a.Sender.Send(ctx, webhook.Request{
+			URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: t.Secrets, CallbackKey: t.CallbackKey,
+			Body: body, Timeout: t.Policy.Timeout,
+		})
 	}
-	r, err := a.Sender.Send(ctx, webhook.Request{
-		URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: t.Secrets, CallbackKey: t.CallbackKey,
-		Body: body, Timeout: t.Policy.Timeout,
-	})
 	if err != nil {
-		return webhook.Result{}, db.Attempt{}, err
+		r = webhook.Result{Err: "not sent: " + err.Error(), StartedAt: started}
+		row.Error = r.Err
+		a.Log.Error("attempt not sent", "event_id", ev.ID, "delivery_id", d.ID, "attempt", n, "error", err)
+		return r, row, false
 	}
 	a.Metrics.ObserveAttempt(r.Status, r.Duration)
 	hdrs, _ := json.Marshal(r.SentHeaders)
-	row := db.Attempt{
+	row = db.Attempt{
 		DeliveryID: d.ID, Attempt: n, RequestHeaders: hdrs, ResponseBody: r.ResponseBody,
 		Error: r.Err, DurationMS: r.Duration.Milliseconds(), StartedAt: r.StartedAt, Succeeded: r.Succeeded(),
 	}
@@ -350,7 +267,7 @@ func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t 
 	}
 	a.Log.Log(ctx, level, "attempt", "event_id", ev.ID, "delivery_id", d.ID, "workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID,
 		"attempt", n, "status", r.Status, "error", row.Error, "duration_ms", row.DurationMS)
-	return r, row, nil
+	return r, row, true
 }
 
 // message is the JSON body receivers get: the OS1 async-callback shape {eventType, service, data}
@@ -403,6 +320,9 @@ func (a *Activities) Finish(ctx context.Context, in FinishInput) (FinishResult, 
 		return FinishResult{}, err
 	}
 	a.Metrics.ObserveDelivered(in.Status, time.Time{})
+	if err := a.groupEnded(ctx, in.DeliveryID); err != nil {
+		return FinishResult{}, fmt.Errorf("finish %s: %w", in.DeliveryID, err)
+	}
 	return FinishResult{Disabled: r.Disabled}, nil
 }
 
@@ -442,6 +362,29 @@ func EventKey(appID, eventID string) string { return appID + "/" + eventID }
 // CreateCallback stores a one-off callback as an event of kind callback and returns its id; the
 // caller starts its EventWorkflow. Storing it twice (a retried activity) is harmless.
 func (a *Activities) CreateCallback(ctx context.Context, in CallbackInput) (string, error) {
+	if in.OutcomesOf != "" {
+		data, _ := in.Data.(map[string]any)
+		if data == nil {
+			data = map[string]any{}
+		}
+		counts, err := a.Repo.GroupCounts(ctx, in.OutcomesOf)
+		if err != nil {
+			return "", fmt.Errorf("callback %s: %w", in.ID, err)
+		}
+		outcomes, err := a.GroupOutcomes(ctx, in.OutcomesOf)
+		if err != nil {
+			return "", fmt.Errorf("callback %s: %w", in.ID, err)
+		}
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		data["counts"], data["deliveries"] = counts, outcomes
+		if total > len(outcomes) {
+			data["deliveriesTruncated"] = true
+		}
+		in.Data = data
+	}
 	ev, err := CallbackEvent(in)
 	if err != nil {
 		return "", err
@@ -450,6 +393,19 @@ func (a *Activities) CreateCallback(ctx context.Context, in CallbackInput) (stri
 		return "", fmt.Errorf("callback %s: %w", in.ID, err)
 	}
 	return ev.ID, nil
+}
+
+// GroupOutcomes lists how the deliveries of a group ended (at most MaxOutcomesReported).
+func (a *Activities) GroupOutcomes(ctx context.Context, group string) ([]Outcome, error) {
+	ds, err := a.Repo.GroupDeliveries(ctx, group, MaxOutcomesReported)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Outcome, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, Outcome{DeliveryID: d.ID, SubscriptionID: d.SubscriptionID.String, Status: d.Status, Attempts: d.Attempts})
+	}
+	return out, nil
 }
 
 // CallbackEvent is the event row of a one-off callback.

@@ -29,6 +29,20 @@ func (p Policy) Backoff(n int) time.Duration {
 	return time.Duration(d)
 }
 
+// NextDelay is the wait after failed attempt n: the backoff, or the receiver's Retry-After when
+// that is longer, never more than MaxInterval. inTime is false when the next attempt would come
+// after MaxDuration (counted from firstAttempt): the delivery has run out of time.
+func (p Policy) NextDelay(n int, retryAfter time.Duration, firstAttempt, now time.Time) (d time.Duration, inTime bool) {
+	d = max(p.Backoff(n), retryAfter)
+	if p.MaxInterval > 0 {
+		d = min(d, p.MaxInterval)
+	}
+	if p.MaxDuration > 0 && !firstAttempt.IsZero() && now.Add(d).After(firstAttempt.Add(p.MaxDuration)) {
+		return d, false
+	}
+	return d, true
+}
+
 // FanOutInput names the event to fan out.
 type FanOutInput struct {
 	EventID string
@@ -78,7 +92,14 @@ type CallbackInput struct {
 	EventType string
 	Service   string
 	Data      any
+	// OutcomesOf, when set, names a group of deliveries whose outcomes the callback reports: the
+	// activity adds them to Data from the database (at most MaxOutcomesReported, with counts of
+	// all), so no workflow carries them in its history.
+	OutcomesOf string `json:",omitempty"`
 }
+
+// MaxOutcomesReported bounds the deliveries a completion callback lists; counts cover all of them.
+const MaxOutcomesReported = 1000
 
 // AttemptInput asks for one attempt series of a delivery; the ledger attempt number is
 // Offset + the activity's own attempt number.

@@ -97,7 +97,7 @@ func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
 		// one), which is fastest while the load is steady; in a burst the task queue absorbs it.
 		EnableEagerStart: s.Config.EagerStart && inFlight <= int64(s.Config.EagerMaxStarting),
 	}
-	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflow,
+	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType,
 		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes,
 			LocalFanOut: s.Config.LocalFanOut})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

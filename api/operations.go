@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -117,13 +118,15 @@ func (s *Server) replayEvent(c *gin.Context) {
 	out := []gin.H{}
 	skipped := []gin.H{}
 	var inputs []workflows.DeliveryInput
+	requestID := "req_" + uuid.NewString()
+	workflowID := "replay/" + ev.ID + "/" + requestID
 	for _, k := range order {
 		d := latest[k]
 		if d.Status == db.StatusPending {
 			skipped = append(skipped, gin.H{"id": d.ID, "reason": "still pending"})
 			continue
 		}
-		nd, in, err := s.prepareReplay(c, ev, d)
+		nd, in, err := s.prepareReplay(c, ev, d, workflowID)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -132,11 +135,11 @@ func (s *Server) replayEvent(c *gin.Context) {
 		out = append(out, s.deliveryView(nd))
 	}
 	// One workflow runs the replays as children and makes the callback once all have ended.
-	requestID := "req_" + uuid.NewString()
-	_, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: "replay/" + ev.ID + "/" + requestID,
+	_, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: workflowID,
 		TaskQueue: s.Config.TaskQueue}, workflows.ReplayWorkflow, workflows.ReplayInput{
 		RequestID: requestID, EventID: ev.ClientID, AppID: app.ID, NotifyURL: notify, Deliveries: inputs, SearchAttributes: s.Config.SearchAttributes})
 	if err != nil {
+		s.abandonReplays(inputs, err)
 		s.fail(c, err)
 		return
 	}
@@ -144,19 +147,35 @@ func (s *Server) replayEvent(c *gin.Context) {
 }
 
 func (s *Server) replay(c *gin.Context, ev db.Event, d db.Delivery) (db.Delivery, error) {
-	nd, in, err := s.prepareReplay(c, ev, d)
+	nd, in, err := s.prepareReplay(c, ev, d, "")
 	if err != nil {
 		return db.Delivery{}, err
 	}
 	if _, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: nd.WorkflowID, TaskQueue: s.Config.TaskQueue},
 		workflows.DeliveryWorkflow, in); err != nil {
-		return db.Delivery{}, fmt.Errorf("start replay %s: %w", nd.ID, err)
+		err = fmt.Errorf("start replay %s: %w", nd.ID, err)
+		s.abandonReplays([]workflows.DeliveryInput{in}, err)
+		return db.Delivery{}, err
 	}
 	return nd, nil
 }
 
+// abandonReplays ends replays whose workflow could not start, so that no pending row waits for a
+// workflow that does not exist (the caller was told the replay failed and may ask again). If this
+// fails too, the delivery reconciler finds them.
+func (s *Server) abandonReplays(ins []workflows.DeliveryInput, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, in := range ins {
+		if _, err := s.Repo.FinishDelivery(ctx, in.DeliveryID, db.StatusCancelled, "replay not started: "+cause.Error(), 0, false); err != nil {
+			s.Log.Warn("replay left pending for the reconciler", "delivery_id", in.DeliveryID, "error", err)
+		}
+	}
+}
+
 // prepareReplay creates the replay's delivery row and the input of its DeliveryWorkflow.
-func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery) (db.Delivery, workflows.DeliveryInput, error) {
+// group names the workflow that waits for the replay to end ("" for none).
+func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery, group string) (db.Delivery, workflows.DeliveryInput, error) {
 	ctx := c.Request.Context()
 	target := d.URL
 	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
@@ -168,7 +187,7 @@ func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery) (db.D
 		}
 		pol = activities.PolicyFor(s.Config, sub.RetryPolicy)
 	}
-	nd, err := s.Repo.CreateReplay(ctx, d, func(n int) (string, string) {
+	nd, err := s.Repo.CreateReplay(ctx, d, group, func(n int) (string, string) {
 		wfTarget := target
 		if !d.SubscriptionID.Valid {
 			wfTarget = "callback"

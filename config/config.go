@@ -33,6 +33,9 @@ type Config struct {
 	// DisableAfterFailures disables a subscription after this many failed deliveries in a row.
 	DisableAfterFailures int // HOOKD_DISABLE_AFTER_FAILURES
 	FanOutConcurrency    int // HOOKD_FANOUT_CONCURRENCY
+	// FanOutPageSize is how many subscriptions one fan-out step reads and delivers to, which
+	// bounds every workflow's payloads and each step's duration whatever the fan-out.
+	FanOutPageSize int // HOOKD_FANOUT_PAGE_SIZE
 	// LocalFanOut runs the fan-out as a local activity inside the workflow task (cheaper for the
 	// engine) instead of a regular activity. HOOKD_FANOUT_MODE=local|activity
 	LocalFanOut bool
@@ -93,6 +96,7 @@ func load(getenv func(string) string) (Config, error) {
 		},
 		DisableAfterFailures: p.integer("HOOKD_DISABLE_AFTER_FAILURES", 5),
 		FanOutConcurrency:    p.integer("HOOKD_FANOUT_CONCURRENCY", 32),
+		FanOutPageSize:       p.integer("HOOKD_FANOUT_PAGE_SIZE", 500),
 		SearchAttributes:     p.boolean("HOOKD_SEARCH_ATTRIBUTES", true),
 		EagerStart:           p.boolean("HOOKD_EAGER_START", true),
 		EagerMaxStarting:     p.integer("HOOKD_EAGER_MAX_STARTING", 8),

@@ -11,40 +11,153 @@ import (
 )
 
 const deliveryColumns = `id, event_id, subscription_id, app_id, url, replay, status, attempts, last_status,
-	last_error, workflow_id, notified_at, created_at, updated_at, finished_at`
+	last_error, workflow_id, notified_at, created_at, updated_at, finished_at, group_id`
+
+// Ensured is a delivery as EnsureDeliveries found or made it.
+type Ensured struct {
+	Delivery
+	// Claimed is true when this call created the delivery and its first attempt's ledger row
+	// (state sending): the caller must make that POST now.
+	Claimed bool `db:"claimed"`
+}
 
 // EnsureDeliveries creates the deliveries that do not exist yet and returns all of them, new and old,
-// so that a retried fan-out picks up where the crashed one stopped.
-func (r *Repo) EnsureDeliveries(ctx context.Context, ds []Delivery) ([]Delivery, error) {
+// so that a retried fan-out picks up where the crashed one stopped. New deliveries whose id is in
+// claim also get their first attempt's write-ahead ledger row in the same statement, and
+// dispatchedEvent (when not empty) is marked dispatched: a small fan-out costs one round trip here.
+func (r *Repo) EnsureDeliveries(ctx context.Context, ds []Delivery, claim map[string]bool, dispatchedEvent string) ([]Ensured, error) {
 	if len(ds) == 0 {
+		if dispatchedEvent != "" {
+			return nil, r.MarkDispatched(ctx, dispatchedEvent)
+		}
 		return nil, nil
 	}
 	n := len(ds)
 	ids, evs, apps, urls, wfs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	subs, replays := make([]sql.NullString, n), make([]int64, n)
+	subs, groups, replays, claims := make([]sql.NullString, n), make([]sql.NullString, n), make([]int64, n), make([]bool, n)
 	for i, d := range ds {
 		ids[i], evs[i], apps[i], urls[i], wfs[i] = d.ID, d.EventID, d.AppID, d.URL, d.WorkflowID
-		subs[i], replays[i] = d.SubscriptionID, int64(d.Replay)
+		subs[i], groups[i], replays[i], claims[i] = d.SubscriptionID, d.GroupID, int64(d.Replay), claim[d.ID]
 	}
-	// One round trip: insert what is missing and read back what was there. Ids derive from
-	// (event, target, replay), so the rows a crashed fan-out wrote carry the same ids. The outer
-	// SELECT sees the table as it was before the INSERT, hence the UNION.
-	var out []Delivery
+	// Ids derive from (event, target, replay), so the rows a crashed fan-out wrote carry the same
+	// ids. The outer SELECT sees the table as it was before the INSERT, hence the UNION.
+	var out []Ensured
 	err := r.db.SelectContext(ctx, &out, `
 		WITH ins AS (
-			INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[])
+			INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, attempts)
+			SELECT id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, CASE WHEN claim THEN 1 ELSE 0 END
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::bool[])
+				AS v(id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, claim)
 			ON CONFLICT DO NOTHING
 			RETURNING `+deliveryColumns+`
+		), claimed AS (
+			INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at)
+			SELECT id, 1, 'sending', now() FROM ins WHERE attempts = 1
+		), disp AS (
+			UPDATE events SET dispatched_at = now() WHERE $10 <> '' AND id = $10 AND dispatched_at IS NULL
 		)
-		SELECT `+deliveryColumns+` FROM ins
+		SELECT `+deliveryColumns+`, attempts = 1 AS claimed FROM ins
 		UNION ALL
-		SELECT `+deliveryColumns+` FROM deliveries WHERE id = ANY($1)
+		SELECT `+deliveryColumns+`, false FROM deliveries WHERE id = ANY($1)
 		ORDER BY id`,
 		pq.StringArray(ids), pq.StringArray(evs), pq.GenericArray{A: subs}, pq.StringArray(apps), pq.StringArray(urls),
-		pq.Int64Array(replays), pq.StringArray(wfs))
+		pq.Int64Array(replays), pq.StringArray(wfs), pq.GenericArray{A: groups}, pq.BoolArray(claims), dispatchedEvent)
 	if err != nil {
 		return nil, fmt.Errorf("ensure deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// Claim names an attempt about to be made.
+type Claim struct {
+	DeliveryID string
+	Attempt    int
+}
+
+// ClaimAttempts writes the ledger rows (state sending) of attempts about to be made, before their
+// POSTs, and returns the delivery ids whose claim this call won: a row that exists already means
+// that attempt was made, or is being made, elsewhere. Older attempts of the same deliveries still
+// marked sending are marked interrupted: their worker stopped before it could record them.
+func (r *Repo) ClaimAttempts(ctx context.Context, cs []Claim) (map[string]bool, error) {
+	ids, attempts := make([]string, len(cs)), make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i], attempts[i] = c.DeliveryID, int64(c.Attempt)
+	}
+	var won []string
+	err := r.db.SelectContext(ctx, &won, `
+		WITH ins AS (
+			INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at)
+			SELECT delivery_id, attempt, 'sending', now() FROM unnest($1::text[], $2::int[]) AS v(delivery_id, attempt)
+			ON CONFLICT (delivery_id, attempt) DO NOTHING
+			RETURNING delivery_id, attempt
+		), intr AS (
+			UPDATE delivery_attempts a SET state = 'interrupted', error = $3
+			FROM ins WHERE a.delivery_id = ins.delivery_id AND a.attempt < ins.attempt AND a.state = 'sending'
+		), upd AS (
+			UPDATE deliveries d SET attempts = greatest(d.attempts, ins.attempt), updated_at = now()
+			FROM ins WHERE d.id = ins.delivery_id
+		)
+		SELECT delivery_id FROM ins`, pq.StringArray(ids), pq.Int64Array(attempts), InterruptedReason)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d attempts: %w", len(cs), err)
+	}
+	out := make(map[string]bool, len(won))
+	for _, id := range won {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// InterruptAttempts marks the deliveries' attempts still in state sending as interrupted: whoever
+// made them stopped before recording an outcome, which is now unknown.
+func (r *Repo) InterruptAttempts(ctx context.Context, deliveryIDs []string) error {
+	_, err := r.db.ExecContext(ctx, `UPDATE delivery_attempts SET state = 'interrupted', error = $2
+		WHERE delivery_id = ANY($1) AND state = 'sending'`, pq.StringArray(deliveryIDs), InterruptedReason)
+	if err != nil {
+		return fmt.Errorf("interrupt attempts of %d deliveries: %w", len(deliveryIDs), err)
+	}
+	return nil
+}
+
+// EndedGroup returns the group of a finished delivery once no delivery of that group is pending,
+// else "". Called after the delivery's own change committed, by whoever finished it: of several
+// deliveries ending at once, at least the last to commit sees the group ended.
+func (r *Repo) EndedGroup(ctx context.Context, deliveryID string) (string, error) {
+	var g []string
+	err := r.db.SelectContext(ctx, &g, `SELECT d.group_id FROM deliveries d
+		WHERE d.id = $1 AND d.group_id IS NOT NULL AND d.status <> 'pending'
+		  AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.group_id = d.group_id AND p.status = 'pending')`, deliveryID)
+	if err != nil {
+		return "", fmt.Errorf("group of %s: %w", deliveryID, err)
+	}
+	if len(g) == 0 {
+		return "", nil
+	}
+	return g[0], nil
+}
+
+// GroupCounts counts a group's deliveries by status.
+func (r *Repo) GroupCounts(ctx context.Context, group string) (map[string]int, error) {
+	var rows []struct {
+		Status string `db:"status"`
+		N      int    `db:"n"`
+	}
+	if err := r.db.SelectContext(ctx, &rows, `SELECT status, count(*) AS n FROM deliveries WHERE group_id = $1 GROUP BY status`, group); err != nil {
+		return nil, fmt.Errorf("counts of %s: %w", group, err)
+	}
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, nil
+}
+
+// GroupDeliveries lists at most limit deliveries of a group, in id order.
+func (r *Repo) GroupDeliveries(ctx context.Context, group string, limit int) ([]Delivery, error) {
+	var out []Delivery
+	err := r.db.SelectContext(ctx, &out, `SELECT `+deliveryColumns+` FROM deliveries WHERE group_id = $1 ORDER BY id LIMIT $2`, group, limit)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of %s: %w", group, err)
 	}
 	return out, nil
 }
@@ -73,7 +186,7 @@ func (r *Repo) EventDeliveries(ctx context.Context, eventID string) ([]Delivery,
 func (r *Repo) Attempts(ctx context.Context, deliveryID string) ([]Attempt, error) {
 	var out []Attempt
 	err := r.db.SelectContext(ctx, &out, `SELECT delivery_id, attempt, request_headers, response_status, response_headers,
-		response_body, error, duration_ms, started_at FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`, deliveryID)
+		response_body, error, duration_ms, started_at, state FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`, deliveryID)
 	if err != nil {
 		return nil, fmt.Errorf("attempts of %s: %w", deliveryID, err)
 	}
@@ -90,9 +203,10 @@ func (r *Repo) LastAttempt(ctx context.Context, deliveryID string) (int, error) 
 	return n, nil
 }
 
-// RecordAttempts writes ledger rows and folds them into their deliveries (attempt count, last
-// status and error, success) in one statement. A row that exists already (the activity ran again
-// after a crash) changes nothing, which is what keeps the ledger exactly-once.
+// RecordAttempts completes ledger rows (written as sending by a claim, or new) and folds them into
+// their deliveries (attempt count, last status and error, success) in one statement. A row that is
+// completed already (the activity ran again after a crash) changes nothing, which is what keeps
+// the ledger exactly-once.
 //
 // dispatchedEvent, when not empty, is also marked dispatched by the same statement (FanOut's last
 // write), so a fan-out costs one commit for its ledger.
@@ -126,7 +240,11 @@ func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt, dispatchedEve
 				response_body, error, duration_ms, started_at)
 			SELECT delivery_id, attempt, request_headers::jsonb, response_status, response_headers::jsonb, response_body,
 				error, duration_ms, started_at::timestamptz FROM v
-			ON CONFLICT (delivery_id, attempt) DO NOTHING
+			ON CONFLICT (delivery_id, attempt) DO UPDATE SET request_headers = EXCLUDED.request_headers,
+				response_status = EXCLUDED.response_status, response_headers = EXCLUDED.response_headers,
+				response_body = EXCLUDED.response_body, error = EXCLUDED.error, duration_ms = EXCLUDED.duration_ms,
+				started_at = EXCLUDED.started_at, state = 'completed'
+			WHERE delivery_attempts.state <> 'completed'
 			RETURNING delivery_id, attempt
 		), disp AS (
 			UPDATE events SET dispatched_at = now() WHERE $11 <> '' AND id = $11 AND dispatched_at IS NULL
@@ -168,8 +286,15 @@ func (r *Repo) FinishDelivery(ctx context.Context, id, status, reason string, di
 		if err == sql.ErrNoRows {
 			return nil // already finished: the activity ran twice
 		}
-		if err != nil || status != StatusFailed || !sub.Valid {
+		if err != nil {
 			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE delivery_attempts SET state = 'interrupted', error = $2
+			WHERE delivery_id = $1 AND state = 'sending'`, id, InterruptedReason); err != nil {
+			return err
+		}
+		if status != StatusFailed || !sub.Valid {
+			return nil
 		}
 		var failures int
 		var active bool
@@ -221,7 +346,8 @@ func (r *Repo) inTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
 
 // CreateReplay adds a new attempt series for a finished delivery: a delivery row with the next
 // replay number for the same event and target.
-func (r *Repo) CreateReplay(ctx context.Context, of Delivery, id func(replay int) (deliveryID, workflowID string)) (Delivery, error) {
+// group names the workflow waiting for it ("" for none).
+func (r *Repo) CreateReplay(ctx context.Context, of Delivery, group string, id func(replay int) (deliveryID, workflowID string)) (Delivery, error) {
 	var next int
 	err := r.db.GetContext(ctx, &next, `SELECT coalesce(max(replay), 0) + 1 FROM deliveries
 		WHERE event_id = $1 AND coalesce(subscription_id, url) = coalesce($2, $3)`, of.EventID, of.SubscriptionID, of.URL)
@@ -230,8 +356,8 @@ func (r *Repo) CreateReplay(ctx context.Context, of Delivery, id func(replay int
 	}
 	did, wid := id(next)
 	var d Delivery
-	err = r.db.GetContext(ctx, &d, `INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id)
-		VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING `+deliveryColumns, did, of.EventID, of.SubscriptionID, of.AppID, of.URL, next, wid)
+	err = r.db.GetContext(ctx, &d, `INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,NULLIF($8, '')) RETURNING `+deliveryColumns, did, of.EventID, of.SubscriptionID, of.AppID, of.URL, next, wid, group)
 	if isUniqueViolation(err) {
 		return Delivery{}, fmt.Errorf("replay %s: another replay is being created: %w", of.ID, ErrConflict)
 	}

@@ -102,6 +102,16 @@ const (
 	StatusCancelled = "cancelled"
 )
 
+// Attempt states: a ledger row is written before its POST and completed after it.
+const (
+	AttemptSending     = "sending"
+	AttemptCompleted   = "completed"
+	AttemptInterrupted = "interrupted"
+)
+
+// InterruptedReason is the error of an attempt whose worker stopped before recording its outcome.
+const InterruptedReason = "interrupted: the worker stopped during this attempt; the receiver may or may not have got it"
+
 // Delivery is one event sent to one target (a subscription, or a one-off callback URL).
 type Delivery struct {
 	ID             string         `db:"id" json:"id"`
@@ -119,6 +129,8 @@ type Delivery struct {
 	CreatedAt      time.Time      `db:"created_at" json:"createdAt"`
 	UpdatedAt      time.Time      `db:"updated_at" json:"updatedAt"`
 	FinishedAt     sql.NullTime   `db:"finished_at" json:"-"`
+	// GroupID is the workflow waiting for this delivery to end, if any.
+	GroupID sql.NullString `db:"group_id" json:"-"`
 }
 
 // MarshalJSON flattens the nullable columns.
@@ -154,6 +166,9 @@ type Attempt struct {
 	Error           string             `db:"error" json:"error,omitempty"`
 	DurationMS      int64              `db:"duration_ms" json:"durationMs"`
 	StartedAt       time.Time          `db:"started_at" json:"startedAt"`
+	// State is AttemptSending until the attempt's outcome is recorded, AttemptInterrupted when the
+	// worker stopped before it could be.
+	State string `db:"state" json:"state"`
 	// Succeeded is how the attempt ended (2xx), for recording; not a column.
 	Succeeded bool `db:"-" json:"-"`
 }

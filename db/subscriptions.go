@@ -75,23 +75,26 @@ type Target struct {
 	GetAPIPath  string `db:"get_api_path"`
 }
 
-// Targets lists the active subscriptions that could receive an event of eventType on topic from
-// publisher appID: the publisher's own subscriptions for that type, and other apps' subscriptions to
-// the publisher's registered events of that type. Filters are evaluated by the caller.
-func (r *Repo) Targets(ctx context.Context, appID, topic, eventType string) ([]Target, error) {
+// Targets lists, in id order and at most limit at a time, the active subscriptions after the one
+// with id after that could receive an event of eventType on topic from publisher appID: the
+// publisher's own subscriptions for that type, and other apps' subscriptions to the publisher's
+// registered events of that type. Filters are evaluated by the caller.
+func (r *Repo) Targets(ctx context.Context, appID, topic, eventType, after string, limit int) ([]Target, error) {
 	var out []Target
 	err := r.db.SelectContext(ctx, &out, `
-		SELECT `+prefixed("s", subscriptionColumns)+`, NULL::jsonb AS event_filter, '' AS event_name, '' AS get_api_path
+		(SELECT `+prefixed("s", subscriptionColumns)+`, NULL::jsonb AS event_filter, '' AS event_name, '' AS get_api_path
 		FROM subscriptions s
-		WHERE s.publisher_app_id = $1 AND s.registered_event_id IS NULL AND s.active
+		WHERE s.publisher_app_id = $1 AND s.registered_event_id IS NULL AND s.active AND s.id > $4
 		  AND ($3 = ANY(s.event_types) OR '*' = ANY(s.event_types))
+		ORDER BY s.id LIMIT $5)
 		UNION ALL
-		SELECT `+prefixed("s", subscriptionColumns)+`, e.filter_logic, e.name, e.get_api_path
+		(SELECT `+prefixed("s", subscriptionColumns)+`, e.filter_logic, e.name, e.get_api_path
 		FROM subscriptions s JOIN registered_events e ON e.id = s.registered_event_id
-		WHERE e.app_id = $1 AND e.event_type = $3 AND ($2 = '' OR e.topic = $2) AND s.active
-		ORDER BY id`, appID, topic, eventType)
+		WHERE e.app_id = $1 AND e.event_type = $3 AND ($2 = '' OR e.topic = $2) AND s.active AND s.id > $4
+		ORDER BY s.id LIMIT $5)
+		ORDER BY id LIMIT $5`, appID, topic, eventType, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("targets for %s/%s: %w", topic, eventType, err)
+		return nil, fmt.Errorf("targets for %s/%s after %q: %w", topic, eventType, after, err)
 	}
 	return out, nil
 }

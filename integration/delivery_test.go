@@ -294,7 +294,7 @@ func TestFanOutAsRegularActivity(t *testing.T) {
 	}
 	c := temporalClient(t)
 	hist := historyText(t, c, "event/"+app.ID+"/regular-1")
-	if !strings.Contains(hist, `"activityType":{"name":"FanOut"}`) {
+	if !strings.Contains(hist, `"activityType":{"name":"FanOutPage"}`) {
 		t.Error("FanOut did not run as a regular activity")
 	}
 }

@@ -155,26 +155,38 @@ func TestGoneDisablesSubscription(t *testing.T) {
 	}
 }
 
+// Retry-After is honoured up to the policy's maximum interval, never beyond it.
 func TestRetryAfterIsRespected(t *testing.T) {
 	s := newStack(t)
 	app := s.newApp("ratelimited")
-	r := testenv.NewReceiver(func(n int, _ *http.Request) (int, http.Header, string) {
-		if n == 1 {
-			return http.StatusTooManyRequests, http.Header{"Retry-After": {"2"}}, "slow down"
-		}
-		return http.StatusOK, nil, "ok"
-	})
-	t.Cleanup(r.Close)
-	s.subscribe(app.Key, map[string]any{"url": r.URL, "eventTypes": []string{"x"},
-		"retryPolicy": map[string]any{"initialIntervalMs": 50, "maxAttempts": 5}})
-	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "ra-1", "type": "x"}), http.StatusCreated)
-	s.waitDeliveries(app.Key, "ra-1", 1, 20*time.Second)
-	reqs := r.Requests()
-	if len(reqs) != 2 {
-		t.Fatalf("%d requests", len(reqs))
+	answer := func(retryAfter string) *testenv.Receiver {
+		r := testenv.NewReceiver(func(n int, _ *http.Request) (int, http.Header, string) {
+			if n == 1 {
+				return http.StatusTooManyRequests, http.Header{"Retry-After": {retryAfter}}, "slow down"
+			}
+			return http.StatusOK, nil, "ok"
+		})
+		t.Cleanup(r.Close)
+		return r
 	}
-	if gap := reqs[1].At.Sub(reqs[0].At); gap < 1900*time.Millisecond {
-		t.Errorf("retried %s after a Retry-After of 2 s", gap)
+	honoured, capped := answer("2"), answer("99999999")
+	s.subscribe(app.Key, map[string]any{"url": honoured.URL, "eventTypes": []string{"x"},
+		"retryPolicy": map[string]any{"initialIntervalMs": 50, "maxIntervalMs": 10000, "maxAttempts": 5}})
+	s.subscribe(app.Key, map[string]any{"url": capped.URL, "eventTypes": []string{"x"},
+		"retryPolicy": map[string]any{"initialIntervalMs": 50, "maxIntervalMs": 1500, "maxAttempts": 5}})
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "ra-1", "type": "x"}), http.StatusCreated)
+	s.waitDeliveries(app.Key, "ra-1", 2, 20*time.Second)
+	for _, c := range []struct {
+		r        *testenv.Receiver
+		min, max time.Duration
+	}{{honoured, 1900 * time.Millisecond, 5 * time.Second}, {capped, 1400 * time.Millisecond, 5 * time.Second}} {
+		reqs := c.r.Requests()
+		if len(reqs) != 2 {
+			t.Fatalf("%d requests", len(reqs))
+		}
+		if gap := reqs[1].At.Sub(reqs[0].At); gap < c.min || gap > c.max {
+			t.Errorf("Retry-After %s: retried after %s, want %s to %s", reqs[0].Header.Get("x"), gap, c.min, c.max)
+		}
 	}
 }
 

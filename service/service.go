@@ -72,10 +72,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	}
 
 	if withWorker {
+		starter := &worker.Starter{Client: tc, TaskQueue: cfg.TaskQueue, SearchAttributes: cfg.SearchAttributes}
 		w := worker.New(tc, cfg.TaskQueue, &activities.Activities{
 			Repo: repo, Sender: webhook.NewSender(guard), Mail: mail.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom},
-			Config: cfg, Log: log, Metrics: m,
-		})
+			Config: cfg, Log: log, Metrics: m, Retries: starter,
+		}, starter)
 		if err := w.Start(); err != nil {
 			app.Stop()
 			return nil, fmt.Errorf("start worker: %w", err)

@@ -2,15 +2,18 @@
 package worker
 
 import (
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/workflows"
 )
 
 // New builds a worker on the task queue. Several may run at once, on any number of machines.
-func New(c client.Client, taskQueue string, acts *activities.Activities) sdkworker.Worker {
+// acts.Retries must be the Starter of the same client and queue.
+func New(c client.Client, taskQueue string, acts *activities.Activities, starter *Starter) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{
 		// Activities are I/O bound (HTTP and SQL); many run at once on few cores.
 		MaxConcurrentActivityExecutionSize:     512,
@@ -18,9 +21,17 @@ func New(c client.Client, taskQueue string, acts *activities.Activities) sdkwork
 		MaxConcurrentActivityTaskPollers:       8,
 		MaxConcurrentWorkflowTaskPollers:       8,
 	})
-	w.RegisterWorkflow(workflows.EventWorkflow)
-	w.RegisterWorkflow(workflows.DeliveryWorkflow)
-	w.RegisterWorkflow(workflows.ReplayWorkflow)
+	Register(w)
 	w.RegisterActivity(acts)
+	w.RegisterActivityWithOptions(starter.StartDeliveries, activity.RegisterOptions{Name: workflows.StartDeliveriesActivity})
 	return w
+}
+
+// Register registers every workflow type hookd runs, the legacy ones included, under their type
+// names (also for replayers).
+func Register(r sdkworker.WorkflowRegistry) {
+	r.RegisterWorkflow(workflows.EventWorkflowV2)
+	r.RegisterWorkflowWithOptions(workflows.EventWorkflowV1, workflow.RegisterOptions{Name: workflows.EventWorkflowV1Type})
+	r.RegisterWorkflow(workflows.DeliveryWorkflow)
+	r.RegisterWorkflow(workflows.ReplayWorkflow)
 }

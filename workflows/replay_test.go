@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 )
 
 // Every recorded history in testdata must replay with today's code: a history that no longer
@@ -21,7 +22,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflow(EventWorkflow)
+			r.RegisterWorkflow(EventWorkflowV2)
+			r.RegisterWorkflowWithOptions(EventWorkflowV1, workflow.RegisterOptions{Name: EventWorkflowV1Type})
 			r.RegisterWorkflow(DeliveryWorkflow)
 			r.RegisterWorkflow(ReplayWorkflow)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -51,6 +50,9 @@ type EventInput struct {
 	SearchAttributes bool
 	// LocalFanOut runs FanOut as a local activity: no activity task round trip through the server.
 	LocalFanOut bool
+	// After is where the fan-out resumes and Totals what it did so far, after a continue-as-new.
+	After  string       `json:",omitempty"`
+	Totals *EventResult `json:",omitempty"`
 }
 
 // EventResult summarises an event's deliveries.
@@ -59,7 +61,10 @@ type EventResult struct {
 	Succeeded int
 	Failed    int
 	Cancelled int
-	Skipped   []activities.Skipped
+	// Retrying counts the deliveries handed to DeliveryWorkflows after a failed first attempt.
+	Retrying     int `json:",omitempty"`
+	SkippedCount int `json:",omitempty"`
+	Skipped      []activities.Skipped
 }
 
 // DeliveryInput starts a DeliveryWorkflow for a delivery whose previous attempt failed.
@@ -85,105 +90,6 @@ var a *activities.Activities
 // dbRetry retries our own infrastructure failures (database, SMTP) for as long as they last.
 var dbRetry = &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute}
 
-// EventWorkflow fans one event out to its subscribers.
-func EventWorkflow(ctx workflow.Context, in EventInput) (EventResult, error) {
-	var fut workflow.Future
-	if in.LocalFanOut {
-		// A crashed worker's workflow task times out and the next worker runs FanOut again; it is
-		// idempotent, so that costs at most repeated POSTs with the same webhook-id.
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: 15 * time.Minute,
-			RetryPolicy:         dbRetry,
-		})
-		fut = workflow.ExecuteLocalActivity(lctx, a.FanOut, activities.FanOutInput{EventID: in.EventID})
-	} else {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 15 * time.Minute,
-			// A crashed worker's fan-out is retried elsewhere after this long without a heartbeat.
-			HeartbeatTimeout: 10 * time.Second,
-			RetryPolicy:      dbRetry,
-		})
-		fut = workflow.ExecuteActivity(actx, a.FanOut, activities.FanOutInput{EventID: in.EventID})
-	}
-	var fan activities.FanOutResult
-	if err := fut.Get(ctx, &fan); err != nil {
-		return EventResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
-	}
-	res := EventResult{Matched: fan.Matched, Succeeded: len(fan.Succeeded), Skipped: fan.Skipped}
-	inputs := make([]DeliveryInput, 0, len(fan.Retry))
-	for _, r := range fan.Retry {
-		inputs = append(inputs, DeliveryInput{Retry: r, EventID: in.EventID, EventType: in.EventType, Topic: in.Topic,
-			SearchAttributes: in.SearchAttributes})
-	}
-	outcomes := append(fan.Succeeded, runDeliveries(ctx, inputs)...)
-	for _, o := range outcomes[len(fan.Succeeded):] {
-		switch o.Status {
-		case db.StatusSucceeded:
-			res.Succeeded++
-		case db.StatusCancelled:
-			res.Cancelled++
-		default:
-			res.Failed++
-		}
-	}
-	if fan.NotifyURL != "" {
-		err := sendCallback(ctx, activities.CallbackInput{ID: "cb_" + fan.ClientID, AppID: fan.AppID, URL: fan.NotifyURL,
-			EventType: "event.completed", Service: "webhooks",
-			Data: map[string]any{"requestId": fan.ClientID, "eventId": fan.ClientID, "deliveries": outcomes}}, in.SearchAttributes)
-		if err != nil {
-			return res, err
-		}
-	}
-	return res, nil
-}
-
-// runDeliveries runs DeliveryWorkflows as children and waits for all of them.
-func runDeliveries(ctx workflow.Context, inputs []DeliveryInput) []activities.Outcome {
-	futures := make([]workflow.ChildWorkflowFuture, 0, len(inputs))
-	for _, in := range inputs {
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID: in.WorkflowID,
-			// An operator may cancel the parent; its deliveries keep their own lives.
-			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		})
-		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, DeliveryWorkflow, in))
-	}
-	out := make([]activities.Outcome, 0, len(inputs))
-	for i, f := range futures {
-		o := activities.Outcome{DeliveryID: inputs[i].DeliveryID, SubscriptionID: inputs[i].SubscriptionID, Status: db.StatusFailed}
-		var dr DeliveryResult
-		if err := f.Get(ctx, &dr); err == nil {
-			o.Status, o.Attempts = dr.Status, dr.Attempts
-		}
-		out = append(out, o)
-	}
-	return out
-}
-
-// sendCallback stores a one-off callback and starts its own EventWorkflow, which signs, retries,
-// records and reports it like any delivery. It does not wait for the callback to be delivered.
-func sendCallback(ctx workflow.Context, in activities.CallbackInput, withAttrs bool) error {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
-	var id string
-	if err := workflow.ExecuteActivity(actx, a.CreateCallback, in).Get(ctx, &id); err != nil {
-		return fmt.Errorf("callback %s: %w", in.ID, err)
-	}
-	opts := workflow.ChildWorkflowOptions{
-		WorkflowID:        activities.EventWorkflowID(id),
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-	}
-	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), EventWorkflow,
-		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs, LocalFanOut: true})
-	var started workflow.Execution
-	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
-		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
-		if !errors.As(err, &already) { // the reconciler may have started it first
-			return fmt.Errorf("start callback %s: %w", id, err)
-		}
-	}
-	return nil
-}
-
 // ReplayInput replays several finished deliveries, then tells the caller at NotifyURL.
 type ReplayInput struct {
 	RequestID  string
@@ -196,15 +102,47 @@ type ReplayInput struct {
 }
 
 // ReplayWorkflow runs replays of an event's deliveries and sends one callback when all have ended.
+// Since version 1 it starts them as workflows of their own (not children: no limit of 2,000) and
+// waits for the last to signal that all ended.
 func ReplayWorkflow(ctx workflow.Context, in ReplayInput) ([]activities.Outcome, error) {
-	outcomes := runDeliveries(ctx, in.Deliveries)
+	if workflow.GetVersion(ctx, "replay-independent-deliveries", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		outcomes := runDeliveries(ctx, in.Deliveries)
+		if in.NotifyURL == "" {
+			return outcomes, nil
+		}
+		return outcomes, sendCallbackV1(ctx, activities.CallbackInput{ID: in.RequestID, AppID: in.AppID, URL: in.NotifyURL,
+			EventType: "event.replayed", Service: "webhooks",
+			Data: map[string]any{"requestId": in.RequestID, "eventId": in.EventID, "deliveries": outcomes}}, in.SearchAttributes)
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 5 * time.Minute, RetryPolicy: dbRetry})
+	for i := 0; i < len(in.Deliveries); i += startChunk {
+		chunk := in.Deliveries[i:min(i+startChunk, len(in.Deliveries))]
+		if err := workflow.ExecuteActivity(actx, StartDeliveriesActivity, chunk).Get(ctx, nil); err != nil {
+			return nil, fmt.Errorf("start replays of %s: %w", in.EventID, err)
+		}
+	}
+	group := workflow.GetInfo(ctx).WorkflowExecution.ID
+	if err := waitForGroup(ctx, false, group); err != nil {
+		return nil, err
+	}
+	var outcomes []activities.Outcome
+	if err := workflow.ExecuteActivity(actx, a.GroupOutcomes, group).Get(ctx, &outcomes); err != nil {
+		return nil, fmt.Errorf("outcomes of %s: %w", group, err)
+	}
 	if in.NotifyURL == "" {
 		return outcomes, nil
 	}
 	return outcomes, sendCallback(ctx, activities.CallbackInput{ID: in.RequestID, AppID: in.AppID, URL: in.NotifyURL,
-		EventType: "event.replayed", Service: "webhooks",
-		Data: map[string]any{"requestId": in.RequestID, "eventId": in.EventID, "deliveries": outcomes}}, in.SearchAttributes)
+		EventType: "event.replayed", Service: "webhooks", OutcomesOf: group,
+		Data: map[string]any{"requestId": in.RequestID, "eventId": in.EventID}}, in.SearchAttributes)
 }
+
+// StartDeliveriesActivity is the activity that starts DeliveryWorkflows from their inputs
+// (registered by the worker, which holds the Temporal client); startChunk is how many one call starts.
+const (
+	StartDeliveriesActivity = "StartDeliveries"
+	startChunk              = 200
+)
 
 // deliveryState is what the status query reports.
 type deliveryState struct {

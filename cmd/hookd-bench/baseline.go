@@ -180,7 +180,7 @@ func (b *bench) engineBaseline(ctx context.Context) (*EngineResult, error) {
 	n, conc := b.opt.EngineWorkflows, b.opt.EngineConcurrency
 	q := "hookd-bench-engine-" + b.nonce
 	say("\n== engine baseline: %d one-activity workflows, %d concurrent starters, worker with hookd's options ==", n, conc)
-	w := worker.New(b.tc, q, &activities.Activities{})
+	w := worker.New(b.tc, q, &activities.Activities{}, &worker.Starter{})
 	w.RegisterWorkflowWithOptions(benchWorkflow, workflow.RegisterOptions{Name: benchWorkflowName})
 	w.RegisterActivityWithOptions(benchActivity, activity.RegisterOptions{Name: benchActivityName})
 	if err := w.Start(); err != nil {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/hookd/hookd/workflows"
 )
 
 // The product owner's targets. A miss is reported, never turned into a failing exit status.
@@ -152,7 +154,7 @@ func printSummary(w io.Writer, res *Results) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.2f/%.2f/%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", s.Name, s.CPU.cores(), c.Self, c.Temporal, c.Postgres,
 			timing(s.Timings, "temporal_request_latency_seconds", "operation=StartWorkflowExecution"),
-			timing(s.Timings, "temporal_workflow_task_schedule_to_start_latency_seconds", "workflow_type=EventWorkflow"),
+			timing(s.Timings, "temporal_workflow_task_schedule_to_start_latency_seconds", "workflow_type="+workflows.EventWorkflowType),
 			timing(s.Timings, "temporal_request_latency_seconds", "operation=RespondWorkflowTaskCompleted"),
 			timing(s.Timings, "temporal_activity_schedule_to_start_latency_seconds", "activity_type=FanOut"),
 			fanOutRan,

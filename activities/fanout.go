@@ -1,0 +1,392 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/webhook"
+)
+
+// RetryStarter hands deliveries whose first attempt failed to DeliveryWorkflows of their own, and
+// wakes a workflow waiting for a group of deliveries. The worker wires it to Temporal (the
+// workflows package, which this one cannot import).
+type RetryStarter interface {
+	StartRetries(ctx context.Context, ev db.Event, rs []Retry) error
+	GroupEnded(ctx context.Context, groupWorkflowID string) error
+}
+
+// ErrTypeNotFound is a row an activity needs that does not exist: retrying cannot help.
+const ErrTypeNotFound = "NotFound"
+
+const (
+	// maxSkippedPerPage bounds the skipped subscriptions a page reports (the count is exact).
+	maxSkippedPerPage = 20
+	// handoffReserve is the part of a page's time kept for recording and starting retries: a page
+	// stops starting attempts that could not end before its deadline minus this.
+	handoffReserve = 30 * time.Second
+	// flushEvery is how many completed attempts a page records in one statement at most, and
+	// flushAfter how long a completed attempt waits for others to join its statement.
+	flushEvery = 64
+	flushAfter = 50 * time.Millisecond
+)
+
+// PageTimeout is the longest one fan-out page runs; pages plan within it.
+const PageTimeout = 5 * time.Minute
+
+// FanOutPageInput names the event and where the previous page ended.
+type FanOutPageInput struct {
+	EventID string
+	After   string // the last subscription id of the previous page; "" for the first page
+}
+
+// FanOutPageResult is what one page did. Its size is bounded whatever the fan-out.
+type FanOutPageResult struct {
+	Next         string // where the next page starts; "" after the last page
+	Matched      int
+	Succeeded    int
+	Retrying     int // handed to DeliveryWorkflows
+	Ended        int // found failed or cancelled already (a page run again after a crash)
+	SkippedCount int
+	Skipped      []Skipped // the first maxSkippedPerPage of them
+	AppID        string
+	ClientID     string
+	NotifyURL    string
+}
+
+// FanOutPage delivers an event to one page of its targets: it creates their deliveries, makes
+// every first attempt (concurrently, each ledger row written before its POST and completed after
+// it) and starts a DeliveryWorkflow for each that failed. It plans within its deadline: slow
+// receivers make it stop early and report where the next page starts. It is idempotent: run
+// again, it skips what the ledger shows attempted and hands it to retries.
+func (a *Activities) FanOutPage(ctx context.Context, in FanOutPageInput) (FanOutPageResult, error) {
+	ev, err := a.event(ctx, in.EventID)
+	if err != nil {
+		return FanOutPageResult{}, err
+	}
+	p, err := a.runPage(ctx, ev, in.After)
+	if err != nil {
+		return FanOutPageResult{}, err
+	}
+	if err := a.handOff(ctx, ev, p); err != nil {
+		return FanOutPageResult{}, err
+	}
+	return p.res, nil
+}
+
+// event loads an event; a missing one is final.
+func (a *Activities) event(ctx context.Context, id string) (db.Event, error) {
+	ev, err := a.Repo.GetEvent(ctx, "", id)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Event{}, temporal.NewNonRetryableApplicationError("event "+id+" does not exist", ErrTypeNotFound, err)
+	}
+	if err != nil {
+		return db.Event{}, fmt.Errorf("fan out %s: %w", id, err)
+	}
+	return ev, nil
+}
+
+// pageItem is one target of a page, in subscription id order.
+type pageItem struct {
+	key     string // subscription id (the page cursor), or the URL of a one-off callback
+	skipped *Skipped
+	d       db.Ensured
+	t       sendTarget
+}
+
+// page is a page's outcome before its retries are handed off.
+type page struct {
+	res       FanOutPageResult
+	retries   []Retry
+	recovered []string  // deliveries attempted by a run that stopped: their sending rows are interrupted
+	succeeded []Outcome // for the legacy FanOut, which reports them
+}
+
+// runPage makes the first attempts of one page of targets.
+func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*page, error) {
+	p := &page{res: FanOutPageResult{AppID: ev.AppID, ClientID: ev.ClientID, NotifyURL: ev.NotifyURL.String}}
+	items, full, err := a.pageItems(ctx, ev, after)
+	if err != nil {
+		return nil, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(PageTimeout)
+	}
+	conc := max(1, a.Config.FanOutConcurrency)
+	type done struct {
+		i   int
+		r   webhook.Result
+		row db.Attempt
+	}
+	results := make(chan done, conc)
+	var rows []db.Attempt
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		err := a.Repo.RecordAttempts(ctx, rows, "")
+		rows = rows[:0]
+		return err
+	}
+	// outcome folds a completed first attempt into the page's result.
+	outcome := func(x done) {
+		it := items[x.i]
+		rows = append(rows, x.row)
+		retry := Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Attempts: 1, Policy: it.t.Policy}
+		if x.r.Succeeded() {
+			a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
+			p.res.Succeeded++
+			p.succeeded = append(p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: retry.SubscriptionID, Status: db.StatusSucceeded, Attempts: 1})
+			return
+		}
+		retry.Gone = x.r.Gone()
+		retry.Delay, _ = it.t.Policy.NextDelay(1, x.r.RetryAfter, it.d.CreatedAt, time.Now())
+		p.retries = append(p.retries, retry)
+	}
+
+	inflight, next := 0, 0
+	stopped := false
+	flushTimer := time.NewTimer(time.Hour)
+	defer flushTimer.Stop()
+	for next < len(items) && !stopped || inflight > 0 {
+		// Start more attempts once a quarter of the slots are free (or nothing is in flight): their
+		// ledger rows are claimed in one statement per batch, not one per POST.
+		if next < len(items) && !stopped && (inflight == 0 || conc-inflight >= max(1, conc/4)) {
+			// Walk the page in order up to the free slots: count what needs no POST, claim the
+			// ledger rows of the attempts to make (one statement for all of them), start them.
+			var launch []int
+			var claims []db.Claim
+			for next < len(items) && inflight+len(launch) < conc {
+				it := &items[next]
+				if it.skipped == nil && it.d.Status == db.StatusPending && it.d.Attempts == 0 && next > 0 &&
+					time.Now().Add(it.t.Policy.Timeout+handoffReserve).After(deadline) {
+					stopped = true // the rest goes to the next page, so a page never outlives its deadline
+					break
+				}
+				switch {
+				case it.skipped != nil:
+					p.res.SkippedCount++
+					if len(p.res.Skipped) < maxSkippedPerPage {
+						p.res.Skipped = append(p.res.Skipped, *it.skipped)
+					}
+				case it.d.Status == db.StatusSucceeded:
+					p.res.Matched++
+					p.res.Succeeded++
+					p.succeeded = append(p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: it.d.SubscriptionID.String,
+						Status: it.d.Status, Attempts: it.d.Attempts})
+				case it.d.Status != db.StatusPending:
+					p.res.Matched++
+					p.res.Ended++
+				case it.d.Claimed:
+					p.res.Matched++
+					launch = append(launch, next)
+				case it.d.Attempts == 0:
+					p.res.Matched++
+					launch = append(launch, next)
+					claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1})
+				default: // attempted by a run that stopped: its retry workflow takes over
+					p.res.Matched++
+					p.recover(it)
+				}
+				next++
+			}
+			won := map[string]bool{}
+			if len(claims) > 0 {
+				if won, err = a.Repo.ClaimAttempts(ctx, claims); err != nil {
+					return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+				}
+			}
+			for _, i := range launch {
+				it := items[i]
+				if !it.d.Claimed && !won[it.d.ID] {
+					p.recover(&items[i]) // another run of this page is making that attempt
+					continue
+				}
+				inflight++
+				go func(i int) {
+					r, row, _ := a.attempt(ctx, ev, it.d.Delivery, it.t, 1)
+					results <- done{i: i, r: r, row: row}
+				}(i)
+			}
+			continue
+		}
+		select {
+		case x := <-results:
+			inflight--
+			if len(rows) == 0 {
+				flushTimer.Reset(flushAfter)
+			}
+			outcome(x)
+			if len(rows) >= flushEvery {
+				if err := flush(); err != nil {
+					return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+				}
+			}
+		case <-flushTimer.C:
+			if err := flush(); err != nil {
+				return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
+	if stopped {
+		p.res.Next = items[next-1].key
+	} else if full {
+		p.res.Next = items[len(items)-1].key
+	}
+	a.Log.Debug("fan-out page", "event_id", ev.ID, "after", after, "next", p.res.Next, "matched", p.res.Matched,
+		"succeeded", p.res.Succeeded, "retrying", len(p.retries))
+	return p, nil
+}
+
+// recover hands a delivery that an earlier run attempted to a retry workflow.
+func (p *page) recover(it *pageItem) {
+	p.recovered = append(p.recovered, it.d.ID)
+	p.retries = append(p.retries, Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String,
+		Attempts: it.d.Attempts, Delay: it.t.Policy.Backoff(it.d.Attempts), Policy: it.t.Policy})
+}
+
+// pageItems reads one page of an event's targets, evaluates their filters and ensures the
+// deliveries of those that match. full reports a page as long as the page size (more may follow).
+func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (items []pageItem, full bool, err error) {
+	var want []db.Delivery
+	if ev.Kind == db.KindCallback {
+		t, d, err := a.callbackTarget(ctx, ev)
+		if err != nil {
+			return nil, false, fmt.Errorf("fan out %s: %w", ev.ID, err)
+		}
+		items = append(items, pageItem{key: d.URL, t: t})
+		want = append(want, d)
+	} else {
+		size := a.Config.FanOutPageSize
+		if size <= 0 {
+			size = 500
+		}
+		subs, err := a.Repo.Targets(ctx, ev.AppID, ev.Topic, ev.Type, after, size)
+		if err != nil {
+			return nil, false, fmt.Errorf("fan out %s: %w", ev.ID, err)
+		}
+		full = len(subs) == size
+		for _, t := range subs {
+			if ok, why := matches(t, ev); !ok {
+				if why != "filter did not match" {
+					a.Log.Warn("filter failed; counted as no match", "event_id", ev.ID, "subscription_id", t.ID, "reason", why)
+				}
+				items = append(items, pageItem{key: t.ID, skipped: &Skipped{SubscriptionID: t.ID, Reason: why}})
+				continue
+			}
+			items = append(items, pageItem{key: t.ID, t: subscriptionTarget(a.Config, t.Subscription, t.GetAPIPath)})
+			want = append(want, db.Delivery{
+				ID: DeliveryID(ev.ID, t.ID, 0), EventID: ev.ID, AppID: t.AppID, URL: t.URL,
+				SubscriptionID: nullString(t.ID), WorkflowID: DeliveryWorkflowID(ev.ID, t.ID, 0),
+			})
+		}
+	}
+	// The first deliveries get their ledger rows with their creation: a small fan-out makes its
+	// first attempts after a single statement.
+	claim := map[string]bool{}
+	for i := range want {
+		want[i].GroupID = nullString(ev.WorkflowID)
+		if i < max(1, a.Config.FanOutConcurrency) {
+			claim[want[i].ID] = true
+		}
+	}
+	dispatched := ""
+	if after == "" {
+		dispatched = ev.ID
+	}
+	ds, err := a.Repo.EnsureDeliveries(ctx, want, claim, dispatched)
+	if err != nil {
+		return nil, false, fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
+	byID := make(map[string]db.Ensured, len(ds))
+	for _, d := range ds {
+		byID[d.ID] = d
+	}
+	j := 0
+	for i := range items {
+		if items[i].skipped == nil {
+			items[i].d = byID[want[j].ID]
+			j++
+		}
+	}
+	return items, full, nil
+}
+
+// handOff starts the DeliveryWorkflows of a page's failed first attempts.
+func (a *Activities) handOff(ctx context.Context, ev db.Event, p *page) error {
+	if len(p.recovered) > 0 {
+		if err := a.Repo.InterruptAttempts(ctx, p.recovered); err != nil {
+			return fmt.Errorf("fan out %s: %w", ev.ID, err)
+		}
+	}
+	if len(p.retries) == 0 {
+		return nil
+	}
+	if err := a.Retries.StartRetries(ctx, ev, p.retries); err != nil {
+		return fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
+	p.res.Retrying = len(p.retries)
+	return nil
+}
+
+// PendingInGroup counts the deliveries of a group that have not ended.
+func (a *Activities) PendingInGroup(ctx context.Context, group string) (int, error) {
+	c, err := a.Repo.GroupCounts(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	return c[db.StatusPending], nil
+}
+
+// GroupCounts counts a group's deliveries by status.
+func (a *Activities) GroupCounts(ctx context.Context, group string) (map[string]int, error) {
+	return a.Repo.GroupCounts(ctx, group)
+}
+
+// groupEnded wakes the workflow waiting for a delivery's group when that delivery was its last.
+func (a *Activities) groupEnded(ctx context.Context, deliveryID string) error {
+	g, err := a.Repo.EndedGroup(ctx, deliveryID)
+	if err != nil || g == "" {
+		return err
+	}
+	return a.Retries.GroupEnded(ctx, g)
+}
+
+// FanOut is the fan-out of event workflows started before fan-outs were paged (the legacy
+// EventWorkflow): every page at once, failed first attempts returned for the workflow to retry
+// as children. Kept until no such workflow is open.
+func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, error) {
+	ev, err := a.event(ctx, in.EventID)
+	if err != nil {
+		return FanOutResult{}, err
+	}
+	res := FanOutResult{AppID: ev.AppID, ClientID: ev.ClientID, NotifyURL: ev.NotifyURL.String}
+	after := ""
+	for {
+		p, err := a.runPage(ctx, ev, after)
+		if err != nil {
+			return FanOutResult{}, err
+		}
+		if len(p.recovered) > 0 {
+			if err := a.Repo.InterruptAttempts(ctx, p.recovered); err != nil {
+				return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
+			}
+		}
+		res.Matched += p.res.Matched
+		res.Succeeded = append(res.Succeeded, p.succeeded...)
+		res.Retry = append(res.Retry, p.retries...)
+		res.Skipped = append(res.Skipped, p.res.Skipped...)
+		if p.res.Next == "" {
+			return res, nil
+		}
+		after = p.res.Next
+	}
+}

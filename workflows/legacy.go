@@ -1,0 +1,121 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/db"
+)
+
+// EventWorkflowV1Type is the type name EventWorkflowV1 runs under.
+const EventWorkflowV1Type = "EventWorkflow"
+
+// EventWorkflowV1 is the event workflow of the first releases, registered under the type name
+// "EventWorkflow": one FanOut over every subscriber, then a child DeliveryWorkflow per failed first
+// attempt (which reaches Temporal's limit of 2,000 pending children at large fan-outs). New events
+// start EventWorkflowV2; this one stays registered, unchanged, until no run of it is open (its
+// recorded histories in testdata must keep replaying).
+func EventWorkflowV1(ctx workflow.Context, in EventInput) (EventResult, error) {
+	var fut workflow.Future
+	if in.LocalFanOut {
+		// A crashed worker's workflow task times out and the next worker runs FanOut again; it is
+		// idempotent, so that costs at most repeated POSTs with the same webhook-id.
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 15 * time.Minute,
+			RetryPolicy:         dbRetry,
+		})
+		fut = workflow.ExecuteLocalActivity(lctx, a.FanOut, activities.FanOutInput{EventID: in.EventID})
+	} else {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 15 * time.Minute,
+			// A crashed worker's fan-out is retried elsewhere after this long without a heartbeat.
+			HeartbeatTimeout: 10 * time.Second,
+			RetryPolicy:      dbRetry,
+		})
+		fut = workflow.ExecuteActivity(actx, a.FanOut, activities.FanOutInput{EventID: in.EventID})
+	}
+	var fan activities.FanOutResult
+	if err := fut.Get(ctx, &fan); err != nil {
+		return EventResult{}, fmt.Errorf("fan out %s: %w", in.EventID, err)
+	}
+	res := EventResult{Matched: fan.Matched, Succeeded: len(fan.Succeeded), Skipped: fan.Skipped}
+	inputs := make([]DeliveryInput, 0, len(fan.Retry))
+	for _, r := range fan.Retry {
+		inputs = append(inputs, DeliveryInput{Retry: r, EventID: in.EventID, EventType: in.EventType, Topic: in.Topic,
+			SearchAttributes: in.SearchAttributes})
+	}
+	outcomes := append(fan.Succeeded, runDeliveries(ctx, inputs)...)
+	for _, o := range outcomes[len(fan.Succeeded):] {
+		switch o.Status {
+		case db.StatusSucceeded:
+			res.Succeeded++
+		case db.StatusCancelled:
+			res.Cancelled++
+		default:
+			res.Failed++
+		}
+	}
+	if fan.NotifyURL != "" {
+		err := sendCallbackV1(ctx, activities.CallbackInput{ID: "cb_" + fan.ClientID, AppID: fan.AppID, URL: fan.NotifyURL,
+			EventType: "event.completed", Service: "webhooks",
+			Data: map[string]any{"requestId": fan.ClientID, "eventId": fan.ClientID, "deliveries": outcomes}}, in.SearchAttributes)
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// runDeliveries runs DeliveryWorkflows as children and waits for all of them.
+func runDeliveries(ctx workflow.Context, inputs []DeliveryInput) []activities.Outcome {
+	futures := make([]workflow.ChildWorkflowFuture, 0, len(inputs))
+	for _, in := range inputs {
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID: in.WorkflowID,
+			// An operator may cancel the parent; its deliveries keep their own lives.
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		})
+		futures = append(futures, workflow.ExecuteChildWorkflow(cctx, DeliveryWorkflow, in))
+	}
+	out := make([]activities.Outcome, 0, len(inputs))
+	for i, f := range futures {
+		o := activities.Outcome{DeliveryID: inputs[i].DeliveryID, SubscriptionID: inputs[i].SubscriptionID, Status: db.StatusFailed}
+		var dr DeliveryResult
+		if err := f.Get(ctx, &dr); err == nil {
+			o.Status, o.Attempts = dr.Status, dr.Attempts
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// sendCallback stores a one-off callback and starts its own EventWorkflow, which signs, retries,
+// records and reports it like any delivery. It does not wait for the callback to be delivered.
+func sendCallbackV1(ctx workflow.Context, in activities.CallbackInput, withAttrs bool) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
+	var id string
+	if err := workflow.ExecuteActivity(actx, a.CreateCallback, in).Get(ctx, &id); err != nil {
+		return fmt.Errorf("callback %s: %w", in.ID, err)
+	}
+	opts := workflow.ChildWorkflowOptions{
+		WorkflowID:        activities.EventWorkflowID(id),
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	}
+	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), EventWorkflowV1Type,
+		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs, LocalFanOut: true})
+	var started workflow.Execution
+	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
+		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
+		if !errors.As(err, &already) { // the reconciler may have started it first
+			return fmt.Errorf("start callback %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
