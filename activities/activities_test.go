@@ -61,3 +61,30 @@ func TestIDsAreStableAndReadable(t *testing.T) {
 		t.Errorf("workflow id %s", got)
 	}
 }
+
+// Retry-After waits longer than the backoff, but never beyond the maximum interval or past the
+// maximum duration.
+func TestNextDelay(t *testing.T) {
+	p := Policy{InitialInterval: time.Second, BackoffCoefficient: 2, MaxInterval: time.Hour, MaxDuration: 24 * time.Hour}
+	first := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name       string
+		n          int
+		retryAfter time.Duration
+		now        time.Time
+		want       time.Duration
+		inTime     bool
+	}{
+		{"backoff", 3, 0, first.Add(time.Minute), 4 * time.Second, true},
+		{"retry-after longer", 1, 90 * time.Second, first.Add(time.Minute), 90 * time.Second, true},
+		{"retry-after shorter", 3, time.Second, first.Add(time.Minute), 4 * time.Second, true},
+		{"retry-after capped", 1, 99999999 * time.Second, first.Add(time.Minute), time.Hour, true},
+		{"past the max duration", 1, 30 * time.Minute, first.Add(23*time.Hour + 45*time.Minute), 30 * time.Minute, false},
+	}
+	for _, c := range cases {
+		d, ok := p.NextDelay(c.n, c.retryAfter, first, c.now)
+		if d != c.want || ok != c.inTime {
+			t.Errorf("%s: NextDelay = %s, %v; want %s, %v", c.name, d, ok, c.want, c.inTime)
+		}
+	}
+}

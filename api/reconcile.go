@@ -2,11 +2,23 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/workflows"
 )
 
 // Reconcile starts the workflows of events that were stored but never started (the API died between
-// the two, or the engine was down). It runs until ctx ends.
+// the two, or the engine was down), and looks after pending deliveries that no workflow runs. It
+// runs until ctx ends.
 func (s *Server) Reconcile(ctx context.Context, every, grace time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -20,6 +32,11 @@ func (s *Server) Reconcile(ctx context.Context, every, grace time.Duration) {
 			s.Log.Warn("reconcile", "error", err)
 		} else if n > 0 {
 			s.Log.Info("reconciled events whose workflow had not started", "count", n)
+		}
+		if started, ended, err := s.ReconcileDeliveries(ctx, s.Config.ReconcileDeliveryGrace, 100); err != nil {
+			s.Log.Warn("reconcile deliveries", "error", err)
+		} else if started+ended > 0 {
+			s.Log.Info("reconciled deliveries that had no running workflow", "started", started, "ended", ended)
 		}
 	}
 }
@@ -36,4 +53,104 @@ func (s *Server) ReconcileOnce(ctx context.Context, grace time.Duration) (int, e
 		}
 	}
 	return len(evs), nil
+}
+
+// ReconcileDeliveries looks, at most limit at a time, at pending deliveries nothing changed for
+// grace and makes sure a workflow runs each: one whose workflow never started (a replay whose
+// start failed, a fan-out whose event workflow ended early) is started; one whose workflow closed
+// without finishing it (terminated in the Web UI, say) is ended with the reason. It returns how
+// many it started and ended.
+func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, limit int) (started, ended int, err error) {
+	ds, err := s.Repo.Unattended(ctx, time.Now().Add(-grace), limit)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, d := range ds {
+		st, err := s.workflowStatus(ctx, d.WorkflowID)
+		if err != nil {
+			return started, ended, err
+		}
+		switch st {
+		case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+			continue
+		case enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED: // no such workflow
+			if d.Replay == 0 {
+				// The event's workflow starts it once the first attempt failed; while that workflow
+				// runs, it is not an orphan.
+				ev, err := s.Repo.GetEvent(ctx, "", d.EventID)
+				if err != nil {
+					return started, ended, err
+				}
+				if est, err := s.workflowStatus(ctx, ev.WorkflowID); err != nil || est == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+					if err != nil {
+						return started, ended, err
+					}
+					continue
+				}
+			}
+			if err := s.restartDelivery(ctx, d); err != nil {
+				return started, ended, err
+			}
+			started++
+		default:
+			status := db.StatusFailed
+			if st == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED || st == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+				status = db.StatusCancelled
+			}
+			reason := fmt.Sprintf("its workflow %s ended (%s) without finishing it", d.WorkflowID, strings.ToLower(st.String()))
+			if _, err := s.Repo.FinishDelivery(ctx, d.ID, status, reason, 0, false); err != nil {
+				return started, ended, err
+			}
+			if g, err := s.Repo.EndedGroup(ctx, d.ID); err == nil && g != "" {
+				_ = s.Engine.SignalWorkflow(ctx, g, "", workflows.SignalDeliveriesEnded, nil)
+			}
+			ended++
+		}
+	}
+	return started, ended, nil
+}
+
+// workflowStatus is a workflow's status, UNSPECIFIED when there is no such workflow.
+func (s *Server) workflowStatus(ctx context.Context, workflowID string) (enumspb.WorkflowExecutionStatus, error) {
+	resp, err := s.Engine.DescribeWorkflowExecution(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("describe %s: %w", workflowID, err)
+	}
+	return resp.GetWorkflowExecutionInfo().GetStatus(), nil
+}
+
+// restartDelivery starts the DeliveryWorkflow of a pending delivery that has none: it carries on
+// from the attempts in the ledger, under its subscription's current policy.
+func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
+	ev, err := s.Repo.GetEvent(ctx, "", d.EventID)
+	if err != nil {
+		return err
+	}
+	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
+	if d.SubscriptionID.Valid {
+		sub, err := s.Repo.GetSubscription(ctx, "", d.SubscriptionID.String)
+		if err != nil {
+			return err
+		}
+		pol = activities.PolicyFor(s.Config, sub.RetryPolicy)
+	}
+	if err := s.Repo.InterruptAttempts(ctx, []string{d.ID}); err != nil {
+		return err
+	}
+	in := workflows.DeliveryInput{
+		Retry:   activities.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: pol},
+		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: d.Replay,
+	}
+	_, err = s.Engine.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: d.WorkflowID, TaskQueue: s.Config.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE}, workflows.DeliveryWorkflow, in)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &already) {
+		return fmt.Errorf("restart %s: %w", d.ID, err)
+	}
+	s.Log.Info("restarted a delivery that had no workflow", "delivery_id", d.ID, "workflow_id", d.WorkflowID)
+	return nil
 }

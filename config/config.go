@@ -48,6 +48,9 @@ type Config struct {
 	EagerMaxStarting  int
 	ReconcileInterval time.Duration // HOOKD_RECONCILE_INTERVAL
 	ReconcileGrace    time.Duration // HOOKD_RECONCILE_GRACE
+	// ReconcileDeliveryGrace is how long a pending delivery may go unchanged before the reconciler
+	// checks that a workflow still runs it. HOOKD_RECONCILE_DELIVERY_GRACE
+	ReconcileDeliveryGrace time.Duration
 	// SearchAttributes makes workflows set hookd's search attributes; the server must have them registered.
 	SearchAttributes bool // HOOKD_SEARCH_ATTRIBUTES
 }
@@ -69,24 +72,25 @@ func Load() (Config, error) {
 func load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		DatabaseURL:       p.str("HOOKD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hookd?sslmode=disable"),
-		TemporalAddress:   p.str("HOOKD_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-		TemporalNamespace: p.str("HOOKD_TEMPORAL_NAMESPACE", "default"),
-		TaskQueue:         p.str("HOOKD_TASK_QUEUE", "hookd"),
-		TemporalUIURL:     p.str("HOOKD_TEMPORAL_UI_URL", "http://127.0.0.1:8233"),
-		HTTPAddr:          p.str("HOOKD_HTTP_ADDR", "127.0.0.1:8080"),
-		MetricsAddr:       p.str("HOOKD_METRICS_ADDR", ""),
-		PublicURL:         p.str("HOOKD_PUBLIC_URL", ""),
-		OperatorKey:       p.str("HOOKD_OPERATOR_KEY", ""),
-		Topics:            p.list("HOOKD_TOPICS", []string{"participant", "entity", "container"}),
-		SMTPAddr:          p.str("HOOKD_SMTP_ADDR", "127.0.0.1:1025"),
-		SMTPFrom:          p.str("HOOKD_SMTP_FROM", "hookd@localhost"),
-		AllowPrivate:      p.boolean("HOOKD_ALLOW_PRIVATE_TARGETS", false),
-		AllowedTargets:    p.list("HOOKD_ALLOWED_TARGETS", nil),
-		ReconcileInterval: p.duration("HOOKD_RECONCILE_INTERVAL", 15*time.Second),
-		ReconcileGrace:    p.duration("HOOKD_RECONCILE_GRACE", 30*time.Second),
-		MaxPayloadBytes:   int64(p.integer("HOOKD_MAX_PAYLOAD_BYTES", 256<<10)),
-		AttemptTimeout:    p.duration("HOOKD_ATTEMPT_TIMEOUT", 20*time.Second),
+		DatabaseURL:            p.str("HOOKD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hookd?sslmode=disable"),
+		TemporalAddress:        p.str("HOOKD_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace:      p.str("HOOKD_TEMPORAL_NAMESPACE", "default"),
+		TaskQueue:              p.str("HOOKD_TASK_QUEUE", "hookd"),
+		TemporalUIURL:          p.str("HOOKD_TEMPORAL_UI_URL", "http://127.0.0.1:8233"),
+		HTTPAddr:               p.str("HOOKD_HTTP_ADDR", "127.0.0.1:8080"),
+		MetricsAddr:            p.str("HOOKD_METRICS_ADDR", ""),
+		PublicURL:              p.str("HOOKD_PUBLIC_URL", ""),
+		OperatorKey:            p.str("HOOKD_OPERATOR_KEY", ""),
+		Topics:                 p.list("HOOKD_TOPICS", []string{"participant", "entity", "container"}),
+		SMTPAddr:               p.str("HOOKD_SMTP_ADDR", "127.0.0.1:1025"),
+		SMTPFrom:               p.str("HOOKD_SMTP_FROM", "hookd@localhost"),
+		AllowPrivate:           p.boolean("HOOKD_ALLOW_PRIVATE_TARGETS", false),
+		AllowedTargets:         p.list("HOOKD_ALLOWED_TARGETS", nil),
+		ReconcileInterval:      p.duration("HOOKD_RECONCILE_INTERVAL", 15*time.Second),
+		ReconcileGrace:         p.duration("HOOKD_RECONCILE_GRACE", 30*time.Second),
+		ReconcileDeliveryGrace: p.duration("HOOKD_RECONCILE_DELIVERY_GRACE", 5*time.Minute),
+		MaxPayloadBytes:        int64(p.integer("HOOKD_MAX_PAYLOAD_BYTES", 256<<10)),
+		AttemptTimeout:         p.duration("HOOKD_ATTEMPT_TIMEOUT", 20*time.Second),
 		Retry: RetryDefaults{
 			InitialInterval:    p.duration("HOOKD_RETRY_INITIAL_INTERVAL", 5*time.Second),
 			BackoffCoefficient: p.float("HOOKD_RETRY_BACKOFF", 2),

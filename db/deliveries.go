@@ -390,3 +390,17 @@ func (r *Repo) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery
 	}
 	return out, nil
 }
+
+// Unattended lists at most limit pending deliveries unchanged (and unchecked) since before, oldest
+// first, and marks them checked now: each call looks at the next ones, so a sweep covers them all.
+func (r *Repo) Unattended(ctx context.Context, before time.Time, limit int) ([]Delivery, error) {
+	var out []Delivery
+	err := r.db.SelectContext(ctx, &out, `UPDATE deliveries SET reconciled_at = now() WHERE id IN (
+			SELECT id FROM deliveries WHERE status = 'pending' AND coalesce(reconciled_at, updated_at) < $1
+			ORDER BY coalesce(reconciled_at, updated_at) LIMIT $2 FOR UPDATE SKIP LOCKED)
+		RETURNING `+deliveryColumns, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("unattended deliveries: %w", err)
+	}
+	return out, nil
+}

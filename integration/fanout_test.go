@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -41,46 +42,6 @@ func addSubscriptions(t *testing.T, app testApp, eventType, url string, n int, m
 	}
 }
 
-// requestsByDelivery counts the POSTs a receiver got per deliveryId, and the attempts it saw twice.
-func requestsByDelivery(t *testing.T, r *testenv.Receiver) (perDelivery map[string]int, repeated int) {
-	t.Helper()
-	perDelivery = map[string]int{}
-	seen := map[string]bool{}
-	for _, q := range r.Requests() {
-		var m struct {
-			DeliveryID string `json:"deliveryId"`
-		}
-		if err := json.Unmarshal(q.Body, &m); err != nil {
-			t.Fatal(err)
-		}
-		perDelivery[m.DeliveryID]++
-		k := m.DeliveryID + "/" + q.Header.Get("webhook-attempt")
-		if seen[k] {
-			repeated++
-		}
-		seen[k] = true
-	}
-	return perDelivery, repeated
-}
-
-// ledgerByDelivery counts the ledger rows of an event's deliveries per delivery.
-func ledgerByDelivery(t *testing.T, eventKey string) map[string]int {
-	t.Helper()
-	var rows []struct {
-		ID string `db:"id"`
-		N  int    `db:"n"`
-	}
-	if err := database.DB.Select(&rows, `SELECT d.id, count(a.id) AS n FROM deliveries d
-		LEFT JOIN delivery_attempts a ON a.delivery_id = d.id WHERE d.event_id = $1 GROUP BY d.id`, eventKey); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, r := range rows {
-		out[r.ID] = r.N
-	}
-	return out
-}
-
 // historyStats reads a workflow's history (every run) and reports its length and largest payload.
 func historyStats(t *testing.T, c client.Client, workflowID string) (events, maxPayload int) {
 	t.Helper()
@@ -100,27 +61,73 @@ func historyStats(t *testing.T, c client.Client, workflowID string) (events, max
 	return events, maxPayload
 }
 
-// assertLedgerMatchesRequests checks that every POST a receiver got has exactly one ledger row and
-// every ledger row its POST.
-func assertLedgerMatchesRequests(t *testing.T, r *testenv.Receiver, eventKey string, want int) {
+// assertEveryPOSTInLedger compares, per delivery attempt, what the receivers got with the ledger
+// of the events matching eventLike: every POST has exactly one row with its attempt number, and no
+// attempt was POSTed twice. A row may lack its POST only if the request never got an answer: the
+// worker was killed around it (interrupted: outcome unknown) or the connection failed or timed out
+// before the receiver's handler saw it. Those are returned.
+func assertEveryPOSTInLedger(t *testing.T, eventLike string, receivers ...*testenv.Receiver) (unsent int) {
 	t.Helper()
-	got, repeated := requestsByDelivery(t, r)
-	ledger := ledgerByDelivery(t, eventKey)
-	if len(ledger) != want {
-		t.Errorf("%d deliveries, want %d", len(ledger), want)
+	type key struct {
+		delivery string
+		attempt  int
 	}
-	mismatched := 0
-	for id, n := range ledger {
-		if got[id] != n {
-			if mismatched < 5 {
-				t.Errorf("delivery %s: %d POSTs, %d ledger rows", id, got[id], n)
+	posts := map[key]int{}
+	for _, r := range receivers {
+		for _, q := range r.Requests() {
+			var m struct {
+				DeliveryID string `json:"deliveryId"`
+				RetryCount int    `json:"retryCount"`
 			}
-			mismatched++
+			if err := json.Unmarshal(q.Body, &m); err != nil {
+				t.Fatal(err)
+			}
+			posts[key{m.DeliveryID, m.RetryCount + 1}]++
 		}
 	}
-	if mismatched > 0 || repeated > 0 {
-		t.Errorf("%d deliveries whose POSTs and ledger rows differ; %d attempts POSTed twice", mismatched, repeated)
+	var rows []struct {
+		DeliveryID string        `db:"delivery_id"`
+		Attempt    int           `db:"attempt"`
+		State      string        `db:"state"`
+		Status     sql.NullInt64 `db:"response_status"`
+		Error      string        `db:"error"`
 	}
+	if err := database.DB.Select(&rows, `SELECT a.delivery_id, a.attempt, a.state, a.response_status, a.error
+		FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id LIKE $1`, eventLike); err != nil {
+		t.Fatal(err)
+	}
+	inLedger := map[key]bool{}
+	wrong := 0
+	for _, r := range rows {
+		k := key{r.DeliveryID, r.Attempt}
+		inLedger[k] = true
+		switch {
+		case r.State == "sending":
+			wrong++
+			t.Errorf("attempt %d of %s still marked sending after its delivery ended", r.Attempt, r.DeliveryID)
+		case posts[k] > 0:
+		case r.State == "interrupted" || !r.Status.Valid:
+			unsent++
+		default:
+			wrong++
+			if wrong < 5 {
+				t.Errorf("attempt %d of %s has an answer (%d) in the ledger but no receiver got it", r.Attempt, r.DeliveryID, r.Status.Int64)
+			}
+		}
+	}
+	missing, twice := 0, 0
+	for k, n := range posts {
+		if !inLedger[k] {
+			missing++
+		}
+		if n > 1 {
+			twice++
+		}
+	}
+	if missing > 0 || twice > 0 || wrong > 0 {
+		t.Errorf("%d POSTs with no ledger row, %d attempts POSTed more than once, %d rows wrong", missing, twice, wrong)
+	}
+	return unsent
 }
 
 // One event to 2,500 subscribers whose receiver answers 500: far more retry workflows than
@@ -142,7 +149,9 @@ func TestFanOutAllFailing(t *testing.T) {
 		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id = $1 AND status = 'failed'`, key) == n
 	})
 	t.Logf("%d deliveries failed after 2 attempts each in %s", n, time.Since(started).Round(time.Millisecond))
-	assertLedgerMatchesRequests(t, down, key, n)
+	if unsent := assertEveryPOSTInLedger(t, key, down); unsent > 0 {
+		t.Errorf("%d attempts recorded that the receiver never got", unsent)
+	}
 	if c := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 		WHERE d.event_id = $1 AND a.state = 'completed'`, key); c != 2*n {
 		t.Errorf("%d completed attempts, want %d", c, 2*n)
@@ -207,7 +216,9 @@ func TestFanOutTwentyThousand(t *testing.T) {
 	if c := countRows(t, `SELECT count(*) FROM deliveries WHERE event_id = $1 AND status = 'succeeded'`, key); c != n {
 		t.Fatalf("%d deliveries succeeded, want %d", c, n)
 	}
-	assertLedgerMatchesRequests(t, ok, key, n)
+	if unsent := assertEveryPOSTInLedger(t, key, ok); unsent > 0 {
+		t.Errorf("%d attempts recorded that the receiver never got", unsent)
+	}
 	events, payload := historyStats(t, tc, "event/"+key)
 	t.Logf("%d deliveries in %s (%.0f/s); event workflow: %d history events, largest event %d bytes",
 		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), events, payload)
@@ -232,9 +243,12 @@ func TestFanOutHangingReceivers(t *testing.T) {
 	eventually(t, 5*time.Minute, "every delivery failed", func() bool {
 		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id = $1 AND status = 'failed'`, key) == n
 	})
-	assertLedgerMatchesRequests(t, hang, key, n)
+	// A request that timed out may not have reached the handler of an overloaded receiver: that
+	// is the only way a row may lack its POST here.
+	unsent := assertEveryPOSTInLedger(t, key, hang)
 	if c := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-		WHERE d.event_id = $1 AND a.error LIKE 'timeout%' AND a.state = 'completed'`, key); c != 2*n {
-		t.Errorf("%d timed-out attempts recorded, want %d", c, 2*n)
+		WHERE d.event_id = $1 AND a.response_status IS NULL AND a.state = 'completed'`, key); c != 2*n {
+		t.Errorf("%d attempts recorded without an answer, want %d", c, 2*n)
 	}
+	t.Logf("%d hanging receivers: %d attempts, all recorded; %d timed out before the receiver saw them", n, 2*n, unsent)
 }

@@ -118,4 +118,3 @@ func sendCallbackV1(ctx workflow.Context, in activities.CallbackInput, withAttrs
 	}
 	return nil
 }
-

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/signature"
@@ -27,6 +28,7 @@ import (
 type HTTPResult struct {
 	Requests       int     `json:"requests"`
 	Receivers      int     `json:"receivers"`
+	Listeners      int     `json:"listeners"` // servers the receivers' URLs share (receiver.go)
 	Concurrency    int     `json:"concurrency"`
 	OK             int64   `json:"ok"`
 	Errors         int64   `json:"errors"`
@@ -76,11 +78,11 @@ func (b *bench) httpBaseline(ctx context.Context) (*HTTPResult, error) {
 		return nil, err
 	}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: conc * (subs + 1), MaxIdleConnsPerHost: conc, IdleConnTimeout: 90 * time.Second,
+		MaxIdleConns: conc * (len(rs) + 1), MaxIdleConnsPerHost: conc, IdleConnTimeout: 90 * time.Second,
 	}}
 	defer hc.CloseIdleConnections()
 
-	res := &HTTPResult{Requests: n, Receivers: subs, Concurrency: conc}
+	res := &HTTPResult{Requests: n, Receivers: subs, Listeners: len(rs), Concurrency: conc}
 	var ok, errs atomic.Int64
 	var firstErr sync.Once
 	var rt syncHist
@@ -88,7 +90,6 @@ func (b *bench) httpBaseline(ctx context.Context) (*HTTPResult, error) {
 	b.mon.begin("http baseline", func() string { return r.line("arrived", arrived.Load(), int64(n)) })
 	start := time.Now()
 	inParallel(ctx, conc, n, func(i int) {
-		rc := rs[i%subs]
 		id := "http-" + b.nonce + "-" + strconv.Itoa(i)
 		now := time.Now()
 		body := webhookBody(id, "bench.http", i, now)
@@ -101,7 +102,7 @@ func (b *bench) httpBaseline(ctx context.Context) (*HTTPResult, error) {
 			firstErr.Do(func() { res.FirstError = err.Error() })
 			return
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rc.URL+"/hook", bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hookURL(rs, i%subs), bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "hookd-bench/1")
 		req.Header.Set(signature.HeaderID, id)
@@ -327,25 +328,62 @@ func (b *bench) listWorkflows(ctx context.Context, query string, each func(enums
 	}
 }
 
-// historyCount is what one workflow's history holds.
+// historyCount is what one workflow's history holds, over all its runs.
 type historyCount struct {
-	events, activities, localActivities, children int
-	types                                         []string
+	runs, events, activities, localActivities, children int
+	// Sizes are proto.Size of each event: its encoded size, as the server stores and limits it.
+	bytes, maxEventBytes int
+	maxEventType         string
+	types                []string // the event types in order, the first maxExampleTypes
 }
 
+// maxExampleTypes bounds the event types kept as an example: a large fan-out's history has
+// thousands.
+const maxExampleTypes = 200
+
+// history reads every run of a workflow, the last one first: a fan-out too long for one run
+// continues as new, and the event costs all of its runs.
 func (b *bench) history(ctx context.Context, workflowID string) (historyCount, error) {
 	var h historyCount
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	it := b.tc.GetWorkflowHistory(cctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		e, err := it.Next()
+	runID := ""
+	for {
+		types, prev, err := b.runHistory(ctx, workflowID, runID, &h)
 		if err != nil {
 			return h, err
 		}
+		h.runs++
+		h.types = append(types, h.types...)
+		if prev == "" {
+			h.types = h.types[:min(len(h.types), maxExampleTypes)]
+			return h, nil
+		}
+		runID = prev
+	}
+}
+
+// runHistory adds one run's history to h and returns its event types and the run it continued
+// ("" for the first run).
+func (b *bench) runHistory(ctx context.Context, workflowID, runID string, h *historyCount) (types []string, prev string, err error) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	it := b.tc.GetWorkflowHistory(cctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return nil, "", err
+		}
 		h.events++
-		h.types = append(h.types, e.GetEventType().String())
+		size := proto.Size(e)
+		h.bytes += size
+		if size > h.maxEventBytes {
+			h.maxEventBytes, h.maxEventType = size, e.GetEventType().String()
+		}
+		if len(types) < maxExampleTypes {
+			types = append(types, e.GetEventType().String())
+		}
 		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			prev = e.GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			h.activities++
 		case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
@@ -356,7 +394,7 @@ func (b *bench) history(ctx context.Context, workflowID string) (historyCount, e
 			}
 		}
 	}
-	return h, nil
+	return types, prev, nil
 }
 
 // storeMax keeps the largest value stored.

@@ -68,8 +68,8 @@ func parseFlags() (options, []scenarioSize, error) {
 	var o options
 	fs := flag.CommandLine
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of this process (hookd's API and worker, the receivers, the bench) to this file")
-	fs.BoolVar(&o.Quick, "quick", false, "smoke run with small numbers (scenarios 200x10,500x1; 5,000 HTTP requests; 300 engine workflows; 5 s fixed rate)")
-	fs.StringVar(&o.Scenarios, "scenarios", "2000x10,5000x1", "system scenarios, EVENTSxSUBSCRIBERS, comma separated")
+	fs.BoolVar(&o.Quick, "quick", false, "smoke run with small numbers (scenarios 200x10,500x1,1x5000; 5,000 HTTP requests; 300 engine workflows; 5 s fixed rate)")
+	fs.StringVar(&o.Scenarios, "scenarios", "2000x10,5000x1,1x50000", "system scenarios, EVENTSxSUBSCRIBERS, comma separated")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "concurrent API posters at full speed (and HTTP baseline senders)")
 	fs.Float64Var(&o.FixedDuration, "fixed-duration", 10, "seconds of posting at the fixed rate per scenario")
 	fs.Float64Var(&o.FixedRate, "fixed-rate", 0, "events/s of the fixed-rate runs (0: half the end-to-end peak of the same scenario's full-speed run)")
@@ -98,7 +98,7 @@ func parseFlags() (options, []scenarioSize, error) {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["scenarios"] {
-			o.Scenarios = "200x10,500x1"
+			o.Scenarios = "200x10,500x1,1x5000"
 		}
 		if !set["http-n"] {
 			o.HTTPRequests = 5000
@@ -195,6 +195,10 @@ type Target struct {
 	Pass     bool    `json:"pass"`
 	Detail   string  `json:"detail"`
 }
+
+// minFixedEvents is the fewest events of a scenario that gets a fixed-rate run: half the peak
+// of a handful of events is no rate (1x50000 measures one large fan-out, not a stream).
+const minFixedEvents = 10
 
 // bench is the shared state of one run.
 type bench struct {
@@ -326,7 +330,7 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 			continue
 		}
 		peaks[sz.Subs] = max(peaks[sz.Subs], full.EndToEndEventsPerSec)
-		if opt.SkipFixed || ctx.Err() != nil {
+		if opt.SkipFixed || sz.Events < minFixedEvents || ctx.Err() != nil {
 			continue
 		}
 		rate := opt.FixedRate

@@ -6,6 +6,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,17 +16,24 @@ import (
 	"github.com/hookd/hookd/signature"
 )
 
-// receiver is a loopback HTTP server that answers 200 at once and reports each arrival (its own
-// index, the webhook-id header and the time the whole body had arrived).
+// receiver is a loopback HTTP server that answers 200 at once and reports each arrival (the
+// subscriber index in its path, the webhook-id header and the time the whole body had arrived).
 type receiver struct {
-	idx    int
 	URL    string
 	srv    *http.Server
 	ln     net.Listener
 	arrive func(idx int, id string, at time.Time)
 }
 
-func startReceivers(n int, arrive func(idx int, id string, at time.Time)) ([]*receiver, error) {
+// maxListeners bounds the loopback servers of a run. Subscribers beyond it share servers and are
+// told apart by their URL's path: 50,000 listeners would not fit in the file descriptor limit nor
+// leave ephemeral ports for the connections to them.
+const maxListeners = 64
+
+// startReceivers starts the servers for subs subscribers: one per subscriber up to maxListeners.
+// Subscriber i's URL is hookURL(rs, i).
+func startReceivers(subs int, arrive func(idx int, id string, at time.Time)) ([]*receiver, error) {
+	n := min(subs, maxListeners)
 	out := make([]*receiver, 0, n)
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -32,7 +41,7 @@ func startReceivers(n int, arrive func(idx int, id string, at time.Time)) ([]*re
 			closeReceivers(out)
 			return nil, err
 		}
-		rc := &receiver{idx: i, URL: "http://" + ln.Addr().String(), ln: ln, arrive: arrive}
+		rc := &receiver{URL: "http://" + ln.Addr().String(), ln: ln, arrive: arrive}
 		rc.srv = &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() {
 			if err := rc.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -44,14 +53,27 @@ func startReceivers(n int, arrive func(idx int, id string, at time.Time)) ([]*re
 	return out, nil
 }
 
+// hookURL is subscriber i's URL: its own path on one of the servers.
+func hookURL(rs []*receiver, i int) string {
+	return rs[i%len(rs)].URL + "/hook/" + strconv.Itoa(i)
+}
+
 var okBody = []byte("ok")
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	at := time.Now()
 	if rc.arrive != nil {
+		// The subscriber is the one whose URL this is; a path that names none arrives as -1,
+		// which the tracker does not count.
+		idx := -1
+		if s, ok := strings.CutPrefix(r.URL.Path, "/hook/"); ok {
+			if n, err := strconv.Atoi(s); err == nil {
+				idx = n
+			}
+		}
 		// hookd's webhook-id is "<app id>/<event id>"; the bench knows events by their own id.
-		rc.arrive(rc.idx, db.ClientEventID(r.Header.Get(signature.HeaderID)), at)
+		rc.arrive(idx, db.ClientEventID(r.Header.Get(signature.HeaderID)), at)
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)

@@ -77,7 +77,8 @@ func evaluate(res *Results) ([]Target, Ratios) {
 	if engStart > 0 {
 		b := targetIngestShare * engStart
 		for _, s := range res.Scenarios {
-			if s.Mode != "full-speed" || s.Accepted == 0 {
+			// A handful of events has no ingest rate, only the latency of its posts.
+			if s.Mode != "full-speed" || s.Accepted == 0 || s.Events < minFixedEvents {
 				continue
 			}
 			ts = append(ts, Target{Name: fmt.Sprintf("API ingest events/s >= %.0f%% of engine start rate (%d subscribers)", targetIngestShare*100, s.Subscribers),
@@ -111,7 +112,7 @@ func printSummary(w io.Writer, res *Results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "baseline\tcount\tseconds\trate/s\tp50 ms\tp99 ms\tmax RSS MB self/temporal\tcores self/temporal/pg/other\t")
 	if h := res.HTTPBaseline; h != nil {
-		fmt.Fprintf(tw, "HTTP POST, %d receivers, c=%d\t%d\t%.2f\t%.0f\t%.2f\t%.2f\t%s\t%s\t\n", h.Receivers, h.Concurrency, h.Arrived, h.DurationSec,
+		fmt.Fprintf(tw, "HTTP POST, %s, c=%d\t%d\t%.2f\t%.0f\t%.2f\t%.2f\t%s\t%s\t\n", receiversOn(h.Receivers, h.Listeners), h.Concurrency, h.Arrived, h.DurationSec,
 			h.RequestsPerSec, h.RoundTrip.P50Ms, h.RoundTrip.P99Ms, mem(h.RSS), h.CPU.cores())
 	}
 	if e := res.EngineBaseline; e != nil {
@@ -127,7 +128,7 @@ func printSummary(w io.Writer, res *Results) {
 		scenarios = append(scenarios[:len(scenarios):len(scenarios)], res.Soak.Scenario)
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system scenario\tevents/s in\tdeliveries/s\te2e events/s\tp50 ms\tp95 ms\tp99 ms\tmissing\tdup\twf/event\thist ev/delivery\tacts/delivery (local)\tmax RSS MB self/temporal\t")
+	fmt.Fprintln(tw, "system scenario\tevents/s in\tdeliveries/s\tlast delivery s\te2e events/s\tp50 ms\tp95 ms\tp99 ms\tmissing\tdup\twf/event\thist ev/delivery\tacts/delivery (local)\tmax RSS MB self/temporal\t")
 	for _, s := range scenarios {
 		name := s.Name
 		if s.Mode != "full-speed" {
@@ -135,13 +136,16 @@ func printSummary(w io.Writer, res *Results) {
 		}
 		hist, acts := "-", "-"
 		if s.History != nil {
-			hist, acts = fmt.Sprintf("%.2f", s.History.EventsPerDelivery), fmt.Sprintf("%.2f (%.2f)", s.History.ActivitiesPerDelivery, s.History.LocalPerDelivery)
+			// %.3g: a large fan-out's figures are thousandths.
+			hist, acts = fmt.Sprintf("%.3g", s.History.EventsPerDelivery), fmt.Sprintf("%.3g (%.3g)", s.History.ActivitiesPerDelivery, s.History.LocalPerDelivery)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.2f\t%s\t%s\t%s\t\n", name, s.EventsPerSec, s.DeliveriesPerSec,
-			s.EndToEndEventsPerSec, s.Latency.P50Ms, s.Latency.P95Ms, s.Latency.P99Ms, s.Missing, s.Duplicates, s.WorkflowsPerEvent, hist, acts, mem(s.RSS))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.2f\t%s\t%s\t%s\t\n", name, s.EventsPerSec, s.DeliveriesPerSec,
+			s.DeliverySec, s.EndToEndEventsPerSec, s.Latency.P50Ms, s.Latency.P95Ms, s.Latency.P99Ms, s.Missing, s.Duplicates, s.WorkflowsPerEvent, hist, acts, mem(s.RSS))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "  events/s in: answered 201 by the API; deliveries/s: receiver arrivals / (first post -> last arrival); p50-p99: API answer -> receiver arrival")
+	fmt.Fprintln(w, "  events/s in: answered 201 by the API; deliveries/s: receiver arrivals / (first post -> last arrival) = last delivery s; p50-p99: API answer -> receiver arrival")
+
+	printHistories(w, scenarios)
 
 	fmt.Fprintln(w, "\nwhere the time goes (CPU over first post -> workflows closed; means from hookd's Temporal SDK and hookd metrics)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -192,6 +196,31 @@ func printSummary(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "\nratios (system run:", orDash(r.Scenario)+")")
 	fmt.Fprintf(w, "  system deliveries/s / HTTP baseline requests/s          = %.0f / %.0f = %s\n", r.DeliveriesPerSec, r.HTTPBaselineRequestsPerSec, ratio(r.OverHTTPBaseline))
 	fmt.Fprintf(w, "  system deliveries/s / engine completed workflows/s      = %.0f / %.1f = %s\n", r.DeliveriesPerSec, r.EngineCompletedWorkflowsPerSec, ratio(r.OverEngineCompletedWorkflows))
+}
+
+// printHistories prints the size of the sampled event workflows' histories, every run of each.
+func printHistories(w io.Writer, scenarios []*ScenarioResult) {
+	fmt.Fprintln(w, "\nevent workflow histories (sampled, every run; sizes are encoded protobuf)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system scenario\tsampled\truns/wf\tevents/wf\tevents/delivery\tKB/wf\tlargest event B\tlargest event type\t")
+	for _, s := range scenarios {
+		h := s.History
+		if h == nil {
+			fmt.Fprintf(tw, "%s\t0\t-\t-\t-\t-\t-\t-\t\n", s.Name)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.1f\t%.4f\t%.1f\t%d\t%s\t\n", s.Name, h.Sampled, h.RunsPerWorkflow, h.EventsPerWorkflow,
+			h.EventsPerDelivery, h.BytesPerWorkflow/1024, h.MaxEventBytes, strings.TrimPrefix(h.MaxEventType, "EVENT_TYPE_"))
+	}
+	tw.Flush()
+}
+
+// receiversOn says how many receivers the HTTP baseline addressed and on how many servers.
+func receiversOn(receivers, listeners int) string {
+	if listeners == 0 || listeners == receivers {
+		return fmt.Sprintf("%d receivers", receivers)
+	}
+	return fmt.Sprintf("%d receivers on %d ports", receivers, listeners)
 }
 
 // timing finds the mean of a histogram by name and labels ("" for the sum of all labels).

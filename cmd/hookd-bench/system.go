@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/service"
@@ -27,14 +30,15 @@ type scenarioSpec struct {
 
 // ScenarioResult is one system run.
 type ScenarioResult struct {
-	Name        string  `json:"name"`
-	Mode        string  `json:"mode"` // full-speed, fixed-rate or soak
-	Events      int     `json:"events"`
-	Subscribers int     `json:"subscribers"`
-	Concurrency int     `json:"concurrency"`
-	TargetRate  float64 `json:"targetRate,omitempty"` // events/s, fixed-rate and soak
-	TaskQueue   string  `json:"taskQueue"`
-	FanOutMode  string  `json:"fanOutMode"` // local or activity (HOOKD_FANOUT_MODE)
+	Name         string  `json:"name"`
+	Mode         string  `json:"mode"` // full-speed, fixed-rate or soak
+	Events       int     `json:"events"`
+	Subscribers  int     `json:"subscribers"`
+	Concurrency  int     `json:"concurrency"`
+	TargetRate   float64 `json:"targetRate,omitempty"` // events/s, fixed-rate and soak
+	TaskQueue    string  `json:"taskQueue"`
+	FanOutMode   string  `json:"fanOutMode"`   // local or activity (HOOKD_FANOUT_MODE)
+	SubscribeSec float64 `json:"subscribeSec"` // creating the subscriptions, before the first post
 
 	Accepted       int64   `json:"accepted"` // answered 201
 	Rejected       int64   `json:"rejected"`
@@ -76,15 +80,21 @@ type CPUPerDel struct {
 	Postgres float64 `json:"postgres"`
 }
 
-// HistoryStats is the Temporal cost of a sample of event workflows.
+// HistoryStats is the Temporal cost of a sample of event workflows, every run of each (a long
+// fan-out continues as new).
 type HistoryStats struct {
-	Sampled                int      `json:"sampledEventWorkflows"`
-	EventsPerWorkflow      float64  `json:"historyEventsPerEventWorkflow"`
-	EventsPerDelivery      float64  `json:"historyEventsPerDelivery"`
-	ActivitiesPerDelivery  float64  `json:"activitiesPerDelivery"`      // ActivityTaskScheduled events
-	LocalPerDelivery       float64  `json:"localActivitiesPerDelivery"` // LocalActivity markers (no task round trip)
-	ChildWorkflowsPerEvent float64  `json:"childWorkflowsPerEvent"`
-	Example                []string `json:"exampleEventTypes"`
+	Sampled                int     `json:"sampledEventWorkflows"`
+	RunsPerWorkflow        float64 `json:"runsPerEventWorkflow"`
+	EventsPerWorkflow      float64 `json:"historyEventsPerEventWorkflow"`
+	EventsPerDelivery      float64 `json:"historyEventsPerDelivery"`
+	BytesPerWorkflow       float64 `json:"historyBytesPerEventWorkflow"` // sum of the events' encoded sizes
+	MaxEventBytes          int     `json:"maxHistoryEventBytes"`         // the largest single event of the sample: a proxy for the largest payload
+	MaxEventType           string  `json:"maxHistoryEventType"`
+	ActivitiesPerDelivery  float64 `json:"activitiesPerDelivery"`      // ActivityTaskScheduled events
+	LocalPerDelivery       float64 `json:"localActivitiesPerDelivery"` // LocalActivity markers (no task round trip)
+	ChildWorkflowsPerEvent float64 `json:"childWorkflowsPerEvent"`
+	// Example is the event types of the first sampled workflow (the first maxExampleTypes of them).
+	Example []string `json:"exampleEventTypes"`
 }
 
 var scenarioSeq atomic.Int64
@@ -161,11 +171,12 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 		return nil, err
 	}
 	eventType := "bench." + tag
-	for _, rc := range rs {
-		if err := api.subscribe(ctx, key, rc.URL+"/hook", eventType); err != nil {
-			return nil, err
-		}
+	t0 := time.Now()
+	if err := b.subscribeAll(ctx, api, appID, key, eventType, rs, spec.Subs, spec.Concurrency); err != nil {
+		return nil, err
 	}
+	res.SubscribeSec = round(time.Since(t0).Seconds(), 2)
+	say("%d subscriptions in %.2fs", spec.Subs, res.SubscribeSec)
 
 	// Post.
 	var accepted, rejected, lastAnswer, behind, maxLag atomic.Int64
@@ -303,8 +314,10 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 		res.Name, res.Accepted, spec.Events, res.PostSec, res.EventsPerSec, res.Arrived, res.ExpectedDeliveries, res.DeliverySec,
 		res.DeliveriesPerSec, res.EndToEndEventsPerSec, res.Latency.P50Ms, res.Latency.P95Ms, res.Latency.P99Ms)
 	if res.History != nil {
-		say("  temporal (fan-out %s): %.1f workflows/event, %.1f history events per event workflow = %.2f per delivery, %.2f activities + %.2f local activities per delivery",
-			res.FanOutMode, res.WorkflowsPerEvent, res.History.EventsPerWorkflow, res.History.EventsPerDelivery, res.History.ActivitiesPerDelivery, res.History.LocalPerDelivery)
+		h := res.History
+		say("  temporal (fan-out %s): %.1f workflows/event; per event workflow %.1f history events in %.2f runs, %.1f KB, largest event %d B (%s); per delivery %.3g history events, %.3g activities + %.3g local activities",
+			res.FanOutMode, res.WorkflowsPerEvent, h.EventsPerWorkflow, h.RunsPerWorkflow, h.BytesPerWorkflow/1024, h.MaxEventBytes, h.MaxEventType,
+			h.EventsPerDelivery, h.ActivitiesPerDelivery, h.LocalPerDelivery)
 	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
@@ -322,25 +335,35 @@ func (b *bench) sampleHistories(ctx context.Context, appID, tag string, spec sce
 		return nil
 	}
 	hs := &HistoryStats{}
-	var events, acts, locals, children int
+	var runs, events, bytes, acts, locals, children int
 	for k := range n {
 		i := k * spec.Events / n
-		h, err := b.history(ctx, activities.EventWorkflowID(activities.EventKey(appID, fmt.Sprintf("%s-%07d", tag, i))))
+		id := activities.EventWorkflowID(activities.EventKey(appID, fmt.Sprintf("%s-%07d", tag, i)))
+		h, err := b.history(ctx, id)
+		if err != nil {
+			say("note: history of %s: %v", id, err)
+		}
 		if err != nil || h.events == 0 {
 			continue
 		}
 		if hs.Example == nil {
 			hs.Example = h.types
 		}
+		if h.maxEventBytes > hs.MaxEventBytes {
+			hs.MaxEventBytes, hs.MaxEventType = h.maxEventBytes, h.maxEventType
+		}
 		hs.Sampled++
-		events, acts, locals, children = events+h.events, acts+h.activities, locals+h.localActivities, children+h.children
+		runs, events, bytes = runs+h.runs, events+h.events, bytes+h.bytes
+		acts, locals, children = acts+h.activities, locals+h.localActivities, children+h.children
 	}
 	if hs.Sampled == 0 {
 		return nil
 	}
 	deliveries := float64(hs.Sampled * spec.Subs)
+	hs.RunsPerWorkflow = round(float64(runs)/float64(hs.Sampled), 2)
 	hs.EventsPerWorkflow = round(float64(events)/float64(hs.Sampled), 2)
 	hs.EventsPerDelivery = round(float64(events)/deliveries, 3)
+	hs.BytesPerWorkflow = round(float64(bytes)/float64(hs.Sampled), 0)
 	hs.ActivitiesPerDelivery = round(float64(acts)/deliveries, 3)
 	hs.LocalPerDelivery = round(float64(locals)/deliveries, 3)
 	hs.ChildWorkflowsPerEvent = round(float64(children)/float64(hs.Sampled), 3)
@@ -413,6 +436,46 @@ func (a *apiClient) createApp(ctx context.Context, operatorKey, name string) (id
 		return "", "", fmt.Errorf("create app: no id or apiKey in %v", d)
 	}
 	return id, key, nil
+}
+
+// apiSubscribeMax is the most subscriptions a scenario creates through the API: 64 at a time it
+// makes about 1,200 a second on 2 cores, so 50,000 would take most of a minute. More are inserted
+// directly.
+const apiSubscribeMax = 1000
+
+// subscribeAll gives each subscriber a subscription to the app's events of eventType: through the
+// API, conc calls at a time, or in one statement beyond apiSubscribeMax.
+func (b *bench) subscribeAll(ctx context.Context, api *apiClient, appID, key, eventType string, rs []*receiver, subs, conc int) error {
+	if subs > apiSubscribeMax {
+		return b.insertSubscriptions(ctx, appID, eventType, rs, subs)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	inParallel(ctx, conc, subs, func(i int) {
+		if err := api.subscribe(ctx, key, hookURL(rs, i), eventType); err != nil {
+			cancel(err)
+		}
+	})()
+	return context.Cause(ctx)
+}
+
+// insertSubscriptions stores the subscriptions in one statement with the columns the API's create
+// sets (db.Repo.CreateSubscription): an id of the same form, the app as owner and publisher, the
+// URL, a whsec_ secret, the one event type; the rest (no filter, no retry policy, active) are the
+// columns' defaults, as for a subscription created without them.
+func (b *bench) insertSubscriptions(ctx context.Context, appID, eventType string, rs []*receiver, subs int) error {
+	ids, urls := make([]string, subs), make([]string, subs)
+	for i := range subs {
+		ids[i], urls[i] = "sub_"+uuid.NewString(), hookURL(rs, i)
+	}
+	// md5 is 32 hex digits, which are base64 too: a valid secret of 24 bytes, like the API's.
+	_, err := b.db.DB.ExecContext(ctx, `INSERT INTO subscriptions (id, app_id, publisher_app_id, url, secret, event_types)
+		SELECT id, $3, $3, url, 'whsec_' || md5(id), ARRAY[$4::text] FROM unnest($1::text[], $2::text[]) AS t(id, url)`,
+		pq.Array(ids), pq.Array(urls), appID, eventType)
+	if err != nil {
+		return fmt.Errorf("insert %d subscriptions: %w", subs, err)
+	}
+	return nil
 }
 
 // subscribe subscribes url to the app's own events of one type.
