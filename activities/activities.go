@@ -212,13 +212,26 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		// Nothing was sent: the request could not be built (an unusable secret or URL).
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Err, ErrTypeFailed, nil, 0)
 	}
+	detail := Exhausted{Attempt: n, Status: r.Status}
 	delay, inTime := in.Policy.NextDelay(n, r.RetryAfter, d.CreatedAt, time.Now())
+	last := !inTime || (in.Policy.MaxAttempts > 0 && n >= in.Policy.MaxAttempts)
+	if last && in.FinishWhenExhausted {
+		// Closing the delivery here saves the workflow a Finish activity. If it fails, the error
+		// is not ErrTypeExhausted and the workflow finishes the delivery itself.
+		fr, err := a.Finish(ctx, FinishInput{DeliveryID: d.ID, Status: db.StatusFailed})
+		if err != nil {
+			return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason(), ErrTypeFailed, err, detail)
+		}
+		detail.Disabled = fr.Disabled
+		detail.Notified = a.notifyNow(ctx, d, fr.Disabled)
+		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason(), ErrTypeExhausted, nil, detail)
+	}
 	if !inTime {
-		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason()+" (no time left for another attempt)", ErrTypeFailed, nil, r.Status)
+		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason()+" (no time left for another attempt)", ErrTypeFailed, nil, detail)
 	}
 	return AttemptResult{}, temporal.NewApplicationErrorWithOptions(r.Reason(), ErrTypeFailed, temporal.ApplicationErrorOptions{
 		NextRetryDelay: delay,
-		Details:        []any{r.Status},
+		Details:        []any{detail},
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/hookd/hookd/db"
 )
@@ -63,6 +64,31 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
 	return nil
+}
+
+// notifyNow sends a failed delivery's e-mails right away, within the attempt that closed it, and
+// reports whether they all went out; if not, the workflow sends them with activities that retry.
+func (a *Activities) notifyNow(ctx context.Context, d db.Delivery, disabled bool) bool {
+	budget := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)-time.Second)
+	}
+	if budget <= 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	if err := a.NotifyFailure(ctx, NotifyInput{DeliveryID: d.ID}); err != nil {
+		a.Log.Warn("failure e-mail deferred", "delivery_id", d.ID, "error", err)
+		return false
+	}
+	if disabled {
+		if err := a.NotifyDisabled(ctx, d.SubscriptionID.String); err != nil {
+			a.Log.Warn("disabled e-mail deferred", "delivery_id", d.ID, "error", err)
+			return false
+		}
+	}
+	return true
 }
 
 // NotifyDisabled e-mails a subscription's contact that it was disabled, and how to enable it again.

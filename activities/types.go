@@ -107,6 +107,19 @@ type AttemptInput struct {
 	DeliveryID string
 	Offset     int
 	Policy     Policy
+	// FinishWhenExhausted lets the last failing attempt close the delivery as failed itself
+	// (DeliveryWorkflow version 1 and later); older workflows call Finish.
+	FinishWhenExhausted bool `json:",omitempty"`
+}
+
+// Exhausted is the detail of a failed attempt (ErrTypeFailed, ErrTypeExhausted): its number, the
+// receiver's status, and for the last one whether closing the delivery disabled the subscription.
+type Exhausted struct {
+	Attempt  int
+	Status   int
+	Disabled bool `json:",omitempty"`
+	// Notified: the failure e-mail (and the disabled one, if Disabled) went out with the attempt.
+	Notified bool `json:",omitempty"`
 }
 
 // AttemptResult describes the successful attempt.
@@ -121,6 +134,8 @@ const (
 	ErrTypeGone     = "ReceiverGone"     // 410: stop and disable
 	ErrTypeInactive = "SubscriptionOff"  // the subscription was disabled meanwhile
 	ErrTypeFinished = "DeliveryFinished" // the delivery was already closed
+	// ErrTypeExhausted: the last attempt the policy allows failed and closed the delivery.
+	ErrTypeExhausted = "DeliveryExhausted"
 )
 
 // FinishInput closes a delivery.

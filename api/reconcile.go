@@ -9,7 +9,6 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
@@ -145,8 +144,7 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 		Retry:   activities.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: pol},
 		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: d.Replay,
 	}
-	_, err = s.Engine.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: d.WorkflowID, TaskQueue: s.Config.TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE}, workflows.DeliveryWorkflow, in)
+	_, err = s.Engine.ExecuteWorkflow(ctx, workflows.StartOptions(&in, s.Config.TaskQueue), workflows.DeliveryWorkflow, in)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &already) {
 		return fmt.Errorf("restart %s: %w", d.ID, err)

@@ -72,7 +72,7 @@ func TestRecordHistories(t *testing.T) {
 	downSub := s.subscribe(app.Key, map[string]any{"url": down.URL, "eventTypes": []string{"h.mixed"},
 		"retryPolicy": map[string]any{"maxAttempts": 2, "initialIntervalMs": 100}})
 	slowSub := s.subscribe(app.Key, map[string]any{"url": down.URL, "eventTypes": []string{"h.slow"},
-		"retryPolicy": map[string]any{"initialIntervalMs": 60000}})
+		"retryPolicy": map[string]any{"initialIntervalMs": 60000, "maxDurationMs": 3600000}})
 
 	// An event whose every first attempt succeeds: the fan-out alone.
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "h-ok", "type": "h.ok", "data": map[string]any{"n": 1}}), http.StatusCreated)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
@@ -43,10 +42,7 @@ func (s *Starter) StartDeliveries(ctx context.Context, ins []workflows.DeliveryI
 	g.SetLimit(startConcurrency)
 	for _, in := range ins {
 		g.Go(func() error {
-			_, err := s.Client.ExecuteWorkflow(gctx, client.StartWorkflowOptions{
-				ID: in.WorkflowID, TaskQueue: s.TaskQueue,
-				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-			}, workflows.DeliveryWorkflow, in)
+			_, err := s.Client.ExecuteWorkflow(gctx, workflows.StartOptions(&in, s.TaskQueue), workflows.DeliveryWorkflow, in)
 			var started *serviceerror.WorkflowExecutionAlreadyStarted
 			if err != nil && !errors.As(err, &started) {
 				return fmt.Errorf("start %s: %w", in.WorkflowID, err)

@@ -6,6 +6,8 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -76,6 +78,36 @@ type DeliveryInput struct {
 	SearchAttributes bool
 	// Replay is n for the n-th replay of a finished delivery (0 for the original).
 	Replay int
+	// AttributesAtStart: the starter set the search attributes with the start (StartOptions), so
+	// the workflow need not upsert them (version 1 and later).
+	AttributesAtStart bool `json:",omitempty"`
+}
+
+func (in DeliveryInput) searchAttributes() []temporal.SearchAttributeUpdate {
+	return []temporal.SearchAttributeUpdate{AttrEventID.ValueSet(in.EventID), AttrEventType.ValueSet(in.EventType),
+		AttrTopic.ValueSet(in.Topic), AttrSubscriptionID.ValueSet(in.SubscriptionID),
+		AttrStatus.ValueSet(map[bool]string{false: "retrying", true: "replaying"}[in.Replay > 0])}
+}
+
+// maxStartDelay is the longest first wait left to the server's start delay. A start delay costs
+// no timer and no workflow task, but signals do not end it: a cancel or retry signal waits for it,
+// which is fine for a few seconds and not for an hour.
+const maxStartDelay = 10 * time.Second
+
+// StartOptions are the options to start in's DeliveryWorkflow with on queue: its search
+// attributes are set with the start, and a short first wait is the start's delay. in is changed
+// to match.
+func StartOptions(in *DeliveryInput, queue string) client.StartWorkflowOptions {
+	opts := client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: queue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE}
+	if in.Delay > 0 && in.Delay <= maxStartDelay {
+		opts.StartDelay, in.Delay = in.Delay, 0
+	}
+	if in.SearchAttributes {
+		opts.TypedSearchAttributes = temporal.NewSearchAttributes(in.searchAttributes()...)
+		in.AttributesAtStart = true
+	}
+	return opts
 }
 
 // DeliveryResult is how a delivery ended.
@@ -155,6 +187,11 @@ type deliveryState struct {
 // gives up, or an operator cancels it. A retry signal cuts the current backoff short.
 func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, error) {
 	log := workflow.GetLogger(ctx)
+	// Version 1: the last failing attempt closes the delivery and sends its e-mails itself, every
+	// failed attempt reports its number, and the search attributes may come with the start: that
+	// saves the LastAttempt, Finish and NotifyFailure activities (and their workflow tasks) of
+	// every delivery that gives up.
+	attemptFinishes := workflow.GetVersion(ctx, "attempt-finishes", workflow.DefaultVersion, 1) >= 1
 	state := deliveryState{Status: db.StatusPending, Attempts: in.Attempts}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (deliveryState, error) { return state, nil }); err != nil {
 		return DeliveryResult{}, err
@@ -165,23 +202,15 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(s))
 		}
 	}
-	if in.SearchAttributes {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrEventID.ValueSet(in.EventID), AttrEventType.ValueSet(in.EventType),
-			AttrTopic.ValueSet(in.Topic), AttrSubscriptionID.ValueSet(in.SubscriptionID),
-			AttrStatus.ValueSet(map[bool]string{false: "retrying", true: "replaying"}[in.Replay > 0]))
+	if in.SearchAttributes && !(attemptFinishes && in.AttributesAtStart) {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, in.searchAttributes()...)
 	}
 	cancelCh := workflow.GetSignalChannel(ctx, SignalCancel)
 	retryCh := workflow.GetSignalChannel(ctx, SignalRetry)
 	started := workflow.Now(ctx)
 
-	finish := func(status, reason string, gone bool) (DeliveryResult, error) {
-		fctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
-		var fr activities.FinishResult
-		if err := workflow.ExecuteActivity(fctx, a.Finish, activities.FinishInput{
-			DeliveryID: in.DeliveryID, Status: status, Reason: reason, Gone: gone,
-		}).Get(ctx, &fr); err != nil {
-			return DeliveryResult{}, err
-		}
+	// ended reports how the delivery ended, e-mailing the contact when it failed.
+	ended := func(status, reason string, disabled bool) (DeliveryResult, error) {
 		setStatus(status)
 		if status == db.StatusFailed {
 			// An SMTP outage delays the e-mail; after a day of it the delivery closes without.
@@ -191,13 +220,23 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 				log.Error("failure e-mail not sent", "delivery_id", in.DeliveryID, "error", err)
 			}
 			// A separate activity, so a retry of one e-mail never sends the other again.
-			if fr.Disabled {
+			if disabled {
 				if err := workflow.ExecuteActivity(mctx, a.NotifyDisabled, in.SubscriptionID).Get(ctx, nil); err != nil {
 					log.Error("disabled e-mail not sent", "subscription_id", in.SubscriptionID, "error", err)
 				}
 			}
 		}
 		return DeliveryResult{Status: status, Attempts: state.Attempts, Reason: reason}, nil
+	}
+	finish := func(status, reason string, gone bool) (DeliveryResult, error) {
+		fctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
+		var fr activities.FinishResult
+		if err := workflow.ExecuteActivity(fctx, a.Finish, activities.FinishInput{
+			DeliveryID: in.DeliveryID, Status: status, Reason: reason, Gone: gone,
+		}).Get(ctx, &fr); err != nil {
+			return DeliveryResult{}, err
+		}
+		return ended(status, reason, fr.Disabled)
 	}
 	if in.Gone {
 		return finish(db.StatusFailed, "the receiver answered 410 Gone", true)
@@ -257,7 +296,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		}
 		actx, cancelAttempt := workflow.WithCancel(workflow.WithActivityOptions(ctx, opts))
 		fut := workflow.ExecuteActivity(actx, a.Attempt, activities.AttemptInput{
-			DeliveryID: in.DeliveryID, Offset: state.Attempts, Policy: in.Policy,
+			DeliveryID: in.DeliveryID, Offset: state.Attempts, Policy: in.Policy, FinishWhenExhausted: attemptFinishes,
 		})
 		var (
 			signal    string
@@ -282,11 +321,13 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			setStatus(db.StatusSucceeded)
 			return DeliveryResult{Status: db.StatusSucceeded, Attempts: ar.Attempt}, nil
 		}
-		if err := refreshAttempts(ctx, in.DeliveryID, &state); err != nil {
-			return DeliveryResult{}, err
-		}
 		var appErr *temporal.ApplicationError
 		isApp := errors.As(err, &appErr)
+		if n := attemptOf(appErr); attemptFinishes && signal == "" && n > 0 {
+			state.Attempts = max(state.Attempts, n)
+		} else if err := refreshAttempts(ctx, in.DeliveryID, &state); err != nil {
+			return DeliveryResult{}, err
+		}
 		switch {
 		case signal == SignalCancel:
 			return finish(db.StatusCancelled, cancelReason(sigReason), false)
@@ -301,6 +342,15 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 				return finish(db.StatusFailed, appErr.Error(), true)
 			case activities.ErrTypeInactive:
 				return finish(db.StatusCancelled, "subscription disabled", false)
+			case activities.ErrTypeExhausted:
+				// The last attempt failed and closed the delivery (failure streak included).
+				var f activities.Exhausted
+				_ = appErr.Details(&f)
+				if f.Notified {
+					setStatus(db.StatusFailed)
+					return DeliveryResult{Status: db.StatusFailed, Attempts: state.Attempts}, nil
+				}
+				return ended(db.StatusFailed, "", f.Disabled)
 			case activities.ErrTypeFinished:
 				// An attempt cut short by a retry signal finished after all and closed the delivery.
 				status := db.StatusSucceeded
@@ -312,6 +362,21 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		// Attempts or time exhausted: the ledger's last error is the reason.
 		return finish(db.StatusFailed, "", false)
 	}
+}
+
+// attemptOf is the attempt number a failed Attempt reports (0 when it reports none).
+func attemptOf(err *temporal.ApplicationError) int {
+	if err == nil || !err.HasDetails() {
+		return 0
+	}
+	switch err.Type() {
+	case activities.ErrTypeFailed, activities.ErrTypeExhausted:
+		var f activities.Exhausted
+		if err.Details(&f) == nil {
+			return f.Attempt
+		}
+	}
+	return 0
 }
 
 func cancelReason(why string) string {

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +72,47 @@ func TestCancelSignalDuringBackoff(t *testing.T) {
 	env.GetWorkflowResult(&res)
 	if res.Status != db.StatusCancelled || attempts != 0 || finished.Status != db.StatusCancelled || finished.Reason != "cancelled: receiver retired" {
 		t.Errorf("result %+v, %d attempts, finish %+v", res, attempts, finished)
+	}
+}
+
+// The last failing attempt closes the delivery itself: the workflow only sends the e-mails, without
+// the LastAttempt and Finish activities.
+func TestExhaustedAttemptClosesTheDelivery(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	var got activities.AttemptInput
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		got = in
+		return activities.AttemptResult{}, temporal.NewNonRetryableApplicationError("HTTP 500", activities.ErrTypeExhausted, nil,
+			activities.Exhausted{Attempt: 2, Status: 500, Disabled: true})
+	}, activity.RegisterOptions{Name: "Attempt"})
+	var calls []string
+	for _, name := range []string{"LastAttempt", "Finish"} {
+		name := name
+		env.RegisterActivityWithOptions(func(ctx context.Context, _ any) error { calls = append(calls, name); return nil },
+			activity.RegisterOptions{Name: name})
+	}
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.NotifyInput) error {
+		calls = append(calls, "NotifyFailure")
+		return nil
+	}, activity.RegisterOptions{Name: "NotifyFailure"})
+	env.RegisterActivityWithOptions(func(ctx context.Context, sub string) error {
+		calls = append(calls, "NotifyDisabled")
+		return nil
+	}, activity.RegisterOptions{Name: "NotifyDisabled"})
+	p := policy()
+	p.MaxAttempts = 2
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", SubscriptionID: "s", Attempts: 1,
+		Delay: time.Second, Policy: p}, EventID: "e"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res DeliveryResult
+	env.GetWorkflowResult(&res)
+	if res.Status != db.StatusFailed || res.Attempts != 2 || !got.FinishWhenExhausted {
+		t.Errorf("result %+v, attempt input %+v", res, got)
+	}
+	if strings.Join(calls, ",") != "NotifyFailure,NotifyDisabled" {
+		t.Errorf("activities after the attempt: %v", calls)
 	}
 }

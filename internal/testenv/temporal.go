@@ -73,6 +73,12 @@ func StartTemporalAt(ctx context.Context, hostPort, dbFile string, logs io.Write
 		ClientOptions:    &client.Options{Namespace: "default", HostPort: hostPort},
 		Stdout:           logs,
 		Stderr:           logs,
+		// One task-queue partition, as hookd's production shape recommends for its load: with the
+		// default four, tasks that land in a partition no poller is on wait for a poll to reach it.
+		ExtraArgs: []string{
+			"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+			"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start temporal dev server: %w", err)
