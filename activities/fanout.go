@@ -26,8 +26,9 @@ const ErrTypeNotFound = "NotFound"
 const (
 	// maxSkippedPerPage bounds the skipped subscriptions a page reports (the count is exact).
 	maxSkippedPerPage = 20
-	// handoffReserve is the part of a page's time kept for recording and starting retries: a page
-	// stops starting attempts that could not end before its deadline minus this.
+	// handoffReserve is the part of a page's time kept for recording and starting retries (at
+	// most; a tenth of a shorter page's): a page stops starting attempts that could not end
+	// before its deadline minus this.
 	handoffReserve = 30 * time.Second
 	// flushEvery is how many completed attempts a page records in one statement at most, and
 	// flushAfter how long a completed attempt waits for others to join its statement.
@@ -68,6 +69,8 @@ func (a *Activities) FanOutPage(ctx context.Context, in FanOutPageInput) (FanOut
 	if err != nil {
 		return FanOutPageResult{}, err
 	}
+	stop := heartbeat(ctx, 2*time.Second) // as a regular activity: a crashed worker's page moves on quickly
+	defer stop()
 	p, err := a.runPage(ctx, ev, in.After)
 	if err != nil {
 		return FanOutPageResult{}, err
@@ -117,6 +120,7 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 	if !ok {
 		deadline = time.Now().Add(PageTimeout)
 	}
+	reserve := min(handoffReserve, time.Until(deadline)/10)
 	conc := max(1, a.Config.FanOutConcurrency)
 	type done struct {
 		i   int
@@ -164,7 +168,7 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 			for next < len(items) && inflight+len(launch) < conc {
 				it := &items[next]
 				if it.skipped == nil && it.d.Status == db.StatusPending && it.d.Attempts == 0 && next > 0 &&
-					time.Now().Add(it.t.Policy.Timeout+handoffReserve).After(deadline) {
+					time.Now().Add(it.t.Policy.Timeout+reserve).After(deadline) {
 					stopped = true // the rest goes to the next page, so a page never outlives its deadline
 					break
 				}

@@ -99,7 +99,7 @@ func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
 	}
 	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType,
 		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes,
-			LocalFanOut: s.Config.LocalFanOut})
+			LocalFanOut: s.Config.LocalFanOut, PageTimeout: s.Config.FanOutPageTimeout})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
 		return fmt.Errorf("start workflow for %s: %w", ev.ID, err)

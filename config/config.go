@@ -36,6 +36,9 @@ type Config struct {
 	// FanOutPageSize is how many subscriptions one fan-out step reads and delivers to, which
 	// bounds every workflow's payloads and each step's duration whatever the fan-out.
 	FanOutPageSize int // HOOKD_FANOUT_PAGE_SIZE
+	// FanOutPageTimeout is one page's time budget: a page starts no attempt that could not end
+	// within it and leaves the rest to the next page. HOOKD_FANOUT_PAGE_TIMEOUT
+	FanOutPageTimeout time.Duration
 	// LocalFanOut runs the fan-out as a local activity inside the workflow task (cheaper for the
 	// engine) instead of a regular activity. HOOKD_FANOUT_MODE=local|activity
 	LocalFanOut bool
@@ -101,6 +104,7 @@ func load(getenv func(string) string) (Config, error) {
 		DisableAfterFailures: p.integer("HOOKD_DISABLE_AFTER_FAILURES", 5),
 		FanOutConcurrency:    p.integer("HOOKD_FANOUT_CONCURRENCY", 32),
 		FanOutPageSize:       p.integer("HOOKD_FANOUT_PAGE_SIZE", 500),
+		FanOutPageTimeout:    p.duration("HOOKD_FANOUT_PAGE_TIMEOUT", 5*time.Minute),
 		SearchAttributes:     p.boolean("HOOKD_SEARCH_ATTRIBUTES", true),
 		EagerStart:           p.boolean("HOOKD_EAGER_START", true),
 		EagerMaxStarting:     p.integer("HOOKD_EAGER_MAX_STARTING", 8),

@@ -252,3 +252,37 @@ func TestFanOutHangingReceivers(t *testing.T) {
 	}
 	t.Logf("%d hanging receivers: %d attempts, all recorded; %d timed out before the receiver saw them", n, 2*n, unsent)
 }
+
+// Receivers slower than a page's budget: the page stops starting attempts it could not finish in
+// time and the next page carries on, so no page times out and no POST is made twice.
+func TestFanOutPageBudget(t *testing.T) {
+	const n = 40
+	s := newStack(t, func(c *config.Config) { c.FanOutConcurrency, c.FanOutPageTimeout = 4, 8*time.Second })
+	app := s.newApp("fan budget")
+	slow := testenv.NewReceiver(func(int, *http.Request) (int, http.Header, string) {
+		time.Sleep(1500 * time.Millisecond)
+		return 200, nil, "slow but fine"
+	})
+	t.Cleanup(slow.Close)
+	addSubscriptions(t, app, "slow", slow.URL, n, 0, 3000)
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "budget-1", "type": "slow"}), http.StatusCreated)
+	key := app.ID + "/budget-1"
+	eventually(t, 2*time.Minute, "every delivery succeeded", func() bool {
+		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id = $1 AND status = 'succeeded'`, key) == n
+	})
+	if unsent := assertEveryPOSTInLedger(t, key, slow); unsent > 0 || slow.Count() != n {
+		t.Errorf("%d POSTs for %d deliveries, %d rows without a POST", slow.Count(), n, unsent)
+	}
+	// A page that outlived its budget would have been run again, and its attempts handed to retry
+	// workflows as interrupted: every delivery would not then have exactly one completed attempt.
+	if c := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+		WHERE d.event_id = $1 AND a.state = 'completed' AND a.attempt = 1 AND a.response_status = 200`, key); c != n {
+		t.Errorf("%d first attempts completed with 200, want %d", c, n)
+	}
+	hist := historyText(t, temporalClient(t), "event/"+key)
+	pages := strings.Count(hist, "EVENT_TYPE_MARKER_RECORDED")
+	if pages < 3 {
+		t.Errorf("%d fan-out pages, want several: each page stops at its budget", pages)
+	}
+	t.Logf("%d deliveries of 1.5 s each, 4 at a time, in %d pages of an 8 s budget", n, pages)
+}

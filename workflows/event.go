@@ -45,7 +45,7 @@ func EventWorkflowV2(ctx workflow.Context, in EventInput) (EventResult, error) {
 	var last activities.FanOutPageResult
 	for pages := 0; ; pages++ {
 		var p activities.FanOutPageResult
-		if err := fanOutPage(ctx, in.LocalFanOut, activities.FanOutPageInput{EventID: in.EventID, After: in.After}).Get(ctx, &p); err != nil {
+		if err := fanOutPage(ctx, in, activities.FanOutPageInput{EventID: in.EventID, After: in.After}).Get(ctx, &p); err != nil {
 			return res, fmt.Errorf("fan out %s: %w", in.EventID, err)
 		}
 		last = p
@@ -91,17 +91,21 @@ func EventWorkflowV2(ctx workflow.Context, in EventInput) (EventResult, error) {
 
 // fanOutPage runs one page as a local activity (inside the workflow task: no activity task round
 // trip through the server) or as a regular one. Either way a page plans within its timeout.
-func fanOutPage(ctx workflow.Context, local bool, in activities.FanOutPageInput) workflow.Future {
-	if local {
+func fanOutPage(ctx workflow.Context, ev EventInput, in activities.FanOutPageInput) workflow.Future {
+	timeout := ev.PageTimeout
+	if timeout <= 0 {
+		timeout = activities.PageTimeout
+	}
+	if ev.LocalFanOut {
 		// A crashed worker's workflow task times out and the next worker runs the page again; the
 		// ledger makes that skip every attempt already made.
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: activities.PageTimeout + 10*time.Second, RetryPolicy: dbRetry,
+			StartToCloseTimeout: timeout, RetryPolicy: dbRetry,
 		})
 		return workflow.ExecuteLocalActivity(lctx, a.FanOutPage, in)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: activities.PageTimeout + 10*time.Second,
+		StartToCloseTimeout: timeout,
 		// A crashed worker's page is retried elsewhere after this long without a heartbeat.
 		HeartbeatTimeout: 10 * time.Second,
 		RetryPolicy:      dbRetry,
@@ -142,9 +146,14 @@ func waitForGroup(ctx workflow.Context, local bool, group string) error {
 	}
 }
 
-// sendCallback stores a one-off callback and starts its own EventWorkflow, which signs, retries,
+// sendCallback stores a one-off callback and starts its own event workflow, which signs, retries,
 // records and reports it like any delivery. It does not wait for the callback to be delivered.
 func sendCallback(ctx workflow.Context, in activities.CallbackInput, withAttrs bool) error {
+	return sendCallbackAs(ctx, EventWorkflowType, in, withAttrs)
+}
+
+// sendCallbackAs is sendCallback with the callback's workflow of the given type.
+func sendCallbackAs(ctx workflow.Context, workflowType string, in activities.CallbackInput, withAttrs bool) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
 	var id string
 	if err := workflow.ExecuteActivity(actx, a.CreateCallback, in).Get(ctx, &id); err != nil {
@@ -154,7 +163,7 @@ func sendCallback(ctx workflow.Context, in activities.CallbackInput, withAttrs b
 		WorkflowID:        activities.EventWorkflowID(id),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	}
-	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), EventWorkflowType,
+	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), workflowType,
 		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs, LocalFanOut: true})
 	var started workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {

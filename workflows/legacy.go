@@ -1,12 +1,10 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
@@ -95,26 +93,8 @@ func runDeliveries(ctx workflow.Context, inputs []DeliveryInput) []activities.Ou
 	return out
 }
 
-// sendCallback stores a one-off callback and starts its own EventWorkflow, which signs, retries,
-// records and reports it like any delivery. It does not wait for the callback to be delivered.
+// sendCallbackV1 is sendCallback as the legacy workflows run it: the callback's own workflow is of
+// the legacy type.
 func sendCallbackV1(ctx workflow.Context, in activities.CallbackInput, withAttrs bool) error {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
-	var id string
-	if err := workflow.ExecuteActivity(actx, a.CreateCallback, in).Get(ctx, &id); err != nil {
-		return fmt.Errorf("callback %s: %w", in.ID, err)
-	}
-	opts := workflow.ChildWorkflowOptions{
-		WorkflowID:        activities.EventWorkflowID(id),
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-	}
-	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), EventWorkflowV1Type,
-		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs, LocalFanOut: true})
-	var started workflow.Execution
-	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
-		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
-		if !errors.As(err, &already) { // the reconciler may have started it first
-			return fmt.Errorf("start callback %s: %w", id, err)
-		}
-	}
-	return nil
+	return sendCallbackAs(ctx, EventWorkflowV1Type, in, withAttrs)
 }

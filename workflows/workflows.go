@@ -52,6 +52,8 @@ type EventInput struct {
 	SearchAttributes bool
 	// LocalFanOut runs FanOut as a local activity: no activity task round trip through the server.
 	LocalFanOut bool
+	// PageTimeout is one fan-out page's budget (0: activities.PageTimeout).
+	PageTimeout time.Duration `json:",omitempty"`
 	// After is where the fan-out resumes and Totals what it did so far, after a continue-as-new.
 	After  string       `json:",omitempty"`
 	Totals *EventResult `json:",omitempty"`
