@@ -18,6 +18,9 @@ import (
 	"github.com/hookd/hookd/workflows"
 )
 
+// maxEventReplay is the most targets a whole-event replay covers.
+const maxEventReplay = 2000
+
 type signalRequest struct {
 	Reason string `json:"reason"`
 }
@@ -114,6 +117,12 @@ func (s *Server) replayEvent(c *gin.Context) {
 			}
 			latest[k] = d
 		}
+	}
+	if len(order) > maxEventReplay {
+		// The replays travel in the ReplayWorkflow's input: keep it far below Temporal's 2 MB.
+		problem(c, http.StatusUnprocessableEntity, fmt.Sprintf("the event has %d targets; a whole-event replay takes at most %d "+
+			"(replay deliveries one by one: POST /v1/deliveries/{id}/replay)", len(order), maxEventReplay))
+		return
 	}
 	out := []gin.H{}
 	skipped := []gin.H{}

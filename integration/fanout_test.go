@@ -225,6 +225,14 @@ func TestFanOutTwentyThousand(t *testing.T) {
 	if events > 300 || payload > 64<<10 {
 		t.Errorf("event workflow history: %d events, largest event %d bytes", events, payload)
 	}
+	// A whole-event replay carries its replays in one workflow input: refused at this size.
+	r := s.call("POST", "/v1/events/wide-1/replay", app.Key, nil)
+	if r.Status != http.StatusUnprocessableEntity || r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("replay of a 20,000-target event: %d %s", r.Status, r.Raw)
+	}
+	if c := countRows(t, `SELECT count(*) FROM deliveries WHERE event_id = $1 AND replay > 0`, key); c != 0 {
+		t.Errorf("%d replay rows left behind", c)
+	}
 }
 
 // 300 receivers that hang past their timeout: every attempt is recorded once, none is repeated.
