@@ -235,19 +235,26 @@ func TestFanOutTwentyThousand(t *testing.T) {
 	}
 }
 
+// publishToSlowReceivers publishes one event to n subscriptions (with maxAttempts and timeoutMS)
+// whose receiver answers 200 after 1.5 s, and returns the receiver and the event's key.
+func publishToSlowReceivers(t *testing.T, n, maxAttempts, timeoutMS int, tweak func(*config.Config)) (*testenv.Receiver, string) {
+	t.Helper()
+	s := newStack(t, tweak)
+	app := s.newApp("fan slow")
+	slow := testenv.NewReceiver(func(int, *http.Request) (int, http.Header, string) {
+		time.Sleep(1500 * time.Millisecond)
+		return 200, nil, "slow"
+	})
+	t.Cleanup(slow.Close)
+	addSubscriptions(t, app, "slow", slow.URL, n, maxAttempts, timeoutMS)
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "slow-1", "type": "slow"}), http.StatusCreated)
+	return slow, app.ID + "/slow-1"
+}
+
 // 300 receivers that hang past their timeout: every attempt is recorded once, none is repeated.
 func TestFanOutHangingReceivers(t *testing.T) {
 	const n = 300
-	s := newStack(t, func(c *config.Config) { c.FanOutConcurrency = 64 })
-	app := s.newApp("fan hang")
-	hang := testenv.NewReceiver(func(int, *http.Request) (int, http.Header, string) {
-		time.Sleep(1500 * time.Millisecond)
-		return 200, nil, "too late"
-	})
-	t.Cleanup(hang.Close)
-	addSubscriptions(t, app, "hang", hang.URL, n, 2, 500)
-	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "hang-1", "type": "hang"}), http.StatusCreated)
-	key := app.ID + "/hang-1"
+	hang, key := publishToSlowReceivers(t, n, 2, 500, func(c *config.Config) { c.FanOutConcurrency = 64 })
 	eventually(t, 5*time.Minute, "every delivery failed", func() bool {
 		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id = $1 AND status = 'failed'`, key) == n
 	})
@@ -265,16 +272,7 @@ func TestFanOutHangingReceivers(t *testing.T) {
 // time and the next page carries on, so no page times out and no POST is made twice.
 func TestFanOutPageBudget(t *testing.T) {
 	const n = 40
-	s := newStack(t, func(c *config.Config) { c.FanOutConcurrency, c.FanOutPageTimeout = 4, 8*time.Second })
-	app := s.newApp("fan budget")
-	slow := testenv.NewReceiver(func(int, *http.Request) (int, http.Header, string) {
-		time.Sleep(1500 * time.Millisecond)
-		return 200, nil, "slow but fine"
-	})
-	t.Cleanup(slow.Close)
-	addSubscriptions(t, app, "slow", slow.URL, n, 0, 3000)
-	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "budget-1", "type": "slow"}), http.StatusCreated)
-	key := app.ID + "/budget-1"
+	slow, key := publishToSlowReceivers(t, n, 0, 3000, func(c *config.Config) { c.FanOutConcurrency, c.FanOutPageTimeout = 4, 8*time.Second })
 	eventually(t, 2*time.Minute, "every delivery succeeded", func() bool {
 		return countRows(t, `SELECT count(*) FROM deliveries WHERE event_id = $1 AND status = 'succeeded'`, key) == n
 	})

@@ -4,6 +4,9 @@
 -- marked 'interrupted' (outcome unknown) by whoever takes the delivery over.
 ALTER TABLE delivery_attempts ADD COLUMN state text NOT NULL DEFAULT 'completed'
     CHECK (state IN ('sending', 'completed', 'interrupted'));
+-- Each row is written twice (claimed, then completed); room on its page lets the second write be a
+-- heap-only update (no index touched: the columns it sets are not indexed).
+ALTER TABLE delivery_attempts SET (fillfactor = 85);
 -- group_id: the workflow waiting for this delivery to end (its event's, or a replay's). Whichever
 -- delivery of a group ends last signals it, so fan-outs of any size need no child workflows.
 ALTER TABLE deliveries ADD COLUMN group_id text;
@@ -22,4 +25,5 @@ DROP INDEX deliveries_pending_since;
 ALTER TABLE deliveries DROP COLUMN reconciled_at;
 DROP INDEX deliveries_group_pending;
 ALTER TABLE deliveries DROP COLUMN group_id;
+ALTER TABLE delivery_attempts RESET (fillfactor);
 ALTER TABLE delivery_attempts DROP COLUMN state;
