@@ -146,7 +146,7 @@ func matches(t db.Target, ev db.Event) (bool, string) {
 // within the policy's bounds. Its ledger row is written before the POST and completed after it.
 func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResult, error) {
 	n := in.Offset + int(activity.GetInfo(ctx).Attempt)
-	d, err := a.Repo.GetDelivery(ctx, "", in.DeliveryID)
+	d, err := a.Repo.GetDelivery(ctx, db.AnyApp(), in.DeliveryID)
 	if errors.Is(err, db.ErrNotFound) {
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError("delivery "+in.DeliveryID+" does not exist", ErrTypeNotFound, err)
 	}
@@ -162,7 +162,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	}
 	var t sendTarget
 	if d.SubscriptionID.Valid {
-		sub, err := a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String)
+		sub, err := a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
 		if errors.Is(err, db.ErrNotFound) {
 			return AttemptResult{}, temporal.NewNonRetryableApplicationError("subscription "+d.SubscriptionID.String+" does not exist", ErrTypeNotFound, err)
 		}

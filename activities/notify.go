@@ -13,7 +13,7 @@ import (
 // NotifyFailure e-mails the subscription's contact that a delivery gave up, with the reason and how
 // to replay it. It sends once per delivery: the ledger remembers that it went out.
 func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
-	d, err := a.Repo.GetDelivery(ctx, "", in.DeliveryID)
+	d, err := a.Repo.GetDelivery(ctx, db.AnyApp(), in.DeliveryID)
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
@@ -22,7 +22,7 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	}
 	var sub db.Subscription
 	if d.SubscriptionID.Valid {
-		if sub, err = a.Repo.GetSubscription(ctx, "", d.SubscriptionID.String); err != nil {
+		if sub, err = a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String); err != nil {
 			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 		}
 	}
@@ -34,7 +34,7 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 		a.Log.Warn("delivery failed and nobody to tell", "delivery_id", d.ID, "subscription_id", sub.ID)
 		return nil
 	}
-	ev, err := a.Repo.GetEvent(ctx, "", d.EventID)
+	ev, err := a.Repo.GetEvent(ctx, db.AnyApp(), d.EventID)
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
@@ -93,7 +93,7 @@ func (a *Activities) notifyNow(ctx context.Context, d db.Delivery, disabled bool
 
 // NotifyDisabled e-mails a subscription's contact that it was disabled, and how to enable it again.
 func (a *Activities) NotifyDisabled(ctx context.Context, subscriptionID string) error {
-	sub, err := a.Repo.GetSubscription(ctx, "", subscriptionID)
+	sub, err := a.Repo.GetSubscription(ctx, db.AnyApp(), subscriptionID)
 	if err != nil {
 		return fmt.Errorf("notify disabled %s: %w", subscriptionID, err)
 	}

@@ -184,9 +184,9 @@ func (s *Server) getDelivery(c *gin.Context) {
 // pathDelivery loads the delivery named in the path if the app may see it: it owns the
 // subscription, or published the event. ok is false when a problem was written.
 func (s *Server) pathDelivery(c *gin.Context, appID string) (db.Delivery, bool) {
-	d, err := s.Repo.GetDelivery(c.Request.Context(), "", c.Param("id"))
+	d, err := s.Repo.GetDelivery(c.Request.Context(), db.AnyApp(), c.Param("id"))
 	if err == nil && d.AppID != appID {
-		_, err = s.Repo.GetEvent(c.Request.Context(), appID, d.EventID)
+		_, err = s.Repo.GetEvent(c.Request.Context(), db.OwnedBy(appID), d.EventID)
 	}
 	if err != nil {
 		s.fail(c, err)

@@ -74,7 +74,7 @@ func (s *Server) replayDelivery(c *gin.Context) {
 		problem(c, http.StatusConflict, "delivery is still pending; cancel or retry it instead")
 		return
 	}
-	ev, err := s.Repo.GetEvent(c.Request.Context(), "", d.EventID)
+	ev, err := s.Repo.GetEvent(c.Request.Context(), db.AnyApp(), d.EventID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -190,7 +190,7 @@ func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery, group
 	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
 	if d.SubscriptionID.Valid {
 		target = d.SubscriptionID.String
-		sub, err := s.Repo.GetSubscription(ctx, "", target)
+		sub, err := s.Repo.GetSubscription(ctx, db.AnyApp(), target)
 		if err != nil {
 			return db.Delivery{}, workflows.DeliveryInput{}, err
 		}
@@ -271,7 +271,7 @@ func (s *Server) verifySignature(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "subscriptionId: required")
 		return
 	}
-	sub, err := s.Repo.GetSubscription(c.Request.Context(), app.ID, req.SubscriptionID)
+	sub, err := s.Repo.GetSubscription(c.Request.Context(), db.OwnedBy(app.ID), req.SubscriptionID)
 	if err != nil {
 		s.fail(c, err)
 		return

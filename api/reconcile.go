@@ -76,7 +76,7 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 			if d.Replay == 0 {
 				// The event's workflow starts it once the first attempt failed; while that workflow
 				// runs, it is not an orphan.
-				ev, err := s.Repo.GetEvent(ctx, "", d.EventID)
+				ev, err := s.Repo.GetEvent(ctx, db.AnyApp(), d.EventID)
 				if err != nil {
 					return started, ended, err
 				}
@@ -125,13 +125,13 @@ func (s *Server) workflowStatus(ctx context.Context, workflowID string) (enumspb
 // restartDelivery starts the DeliveryWorkflow of a pending delivery that has none: it carries on
 // from the attempts in the ledger, under its subscription's current policy.
 func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
-	ev, err := s.Repo.GetEvent(ctx, "", d.EventID)
+	ev, err := s.Repo.GetEvent(ctx, db.AnyApp(), d.EventID)
 	if err != nil {
 		return err
 	}
 	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
 	if d.SubscriptionID.Valid {
-		sub, err := s.Repo.GetSubscription(ctx, "", d.SubscriptionID.String)
+		sub, err := s.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
 		if err != nil {
 			return err
 		}

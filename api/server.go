@@ -235,11 +235,15 @@ func (s *Server) ready(c *gin.Context) {
 	defer cancel()
 	checks := gin.H{"postgres": "ok", "temporal": "ok"}
 	status := http.StatusOK
+	// The answer says what is down, never why: errors can name hosts, users and addresses. The log
+	// has them.
 	if err := s.Repo.Ping(ctx); err != nil {
-		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
+		s.Log.Warn("readiness: postgres", "error", err)
+		checks["postgres"], status = "unavailable", http.StatusServiceUnavailable
 	}
 	if _, err := s.Engine.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		checks["temporal"], status = err.Error(), http.StatusServiceUnavailable
+		s.Log.Warn("readiness: temporal", "error", err)
+		checks["temporal"], status = "unavailable", http.StatusServiceUnavailable
 	}
 	c.JSON(status, checks)
 }

@@ -246,7 +246,7 @@ func (s *Server) getSubscription(c *gin.Context) {
 	if !ok {
 		return
 	}
-	sub, err := s.Repo.GetSubscription(c.Request.Context(), app.ID, c.Param("id"))
+	sub, err := s.Repo.GetSubscription(c.Request.Context(), db.OwnedBy(app.ID), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -262,7 +262,7 @@ func (s *Server) setActive(c *gin.Context, active bool, reason string) {
 	if !ok {
 		return
 	}
-	sub, err := s.Repo.SetSubscriptionActive(c.Request.Context(), app.ID, c.Param("id"), active, reason)
+	sub, err := s.Repo.SetSubscriptionActive(c.Request.Context(), db.OwnedBy(app.ID), c.Param("id"), active, reason)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -330,7 +330,7 @@ func (s *Server) updateSubscription(c *gin.Context) {
 	if !bind(c, &req) {
 		return
 	}
-	sub, err := s.Repo.GetSubscription(c.Request.Context(), app.ID, c.Param("id"))
+	sub, err := s.Repo.GetSubscription(c.Request.Context(), db.OwnedBy(app.ID), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -162,10 +162,10 @@ func (r *Repo) GroupDeliveries(ctx context.Context, group string, limit int) ([]
 	return out, nil
 }
 
-// GetDelivery loads a delivery; appID "" skips the ownership check (workers).
-func (r *Repo) GetDelivery(ctx context.Context, appID, id string) (Delivery, error) {
+// GetDelivery loads a delivery within scope.
+func (r *Repo) GetDelivery(ctx context.Context, scope Scope, id string) (Delivery, error) {
 	var d Delivery
-	err := r.db.GetContext(ctx, &d, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = $1 AND ($2 = '' OR app_id = $2)`, id, appID)
+	err := r.db.GetContext(ctx, &d, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = $1 AND ($2 OR app_id = $3)`, id, scope.any, scope.app)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("get delivery %s: %w", id, notFound(err))
 	}

@@ -34,10 +34,10 @@ func (r *Repo) InsertEvent(ctx context.Context, e Event) (Event, bool, error) {
 	return got, true, nil
 }
 
-// GetEvent loads an event; appID "" skips the ownership check (workers).
-func (r *Repo) GetEvent(ctx context.Context, appID, id string) (Event, error) {
+// GetEvent loads an event within scope.
+func (r *Repo) GetEvent(ctx context.Context, scope Scope, id string) (Event, error) {
 	var e Event
-	err := r.db.GetContext(ctx, &e, `SELECT `+eventColumns+` FROM events WHERE id = $1 AND ($2 = '' OR app_id = $2)`, id, appID)
+	err := r.db.GetContext(ctx, &e, `SELECT `+eventColumns+` FROM events WHERE id = $1 AND ($2 OR app_id = $3)`, id, scope.any, scope.app)
 	if err != nil {
 		return Event{}, fmt.Errorf("get event %s: %w", id, notFound(err))
 	}

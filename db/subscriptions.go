@@ -29,12 +29,12 @@ func (r *Repo) CreateSubscription(ctx context.Context, s Subscription) (Subscrip
 	return got, nil
 }
 
-// GetSubscription loads a subscription; appID "" skips the ownership check (workers).
-func (r *Repo) GetSubscription(ctx context.Context, appID, id string) (Subscription, error) {
+// GetSubscription loads a subscription within scope.
+func (r *Repo) GetSubscription(ctx context.Context, scope Scope, id string) (Subscription, error) {
 	var s Subscription
-	// Owners no longer see a deleted subscription; workers still do, to stop its pending retries.
+	// Owners no longer see a deleted subscription; the system still does, to stop its pending retries.
 	err := r.db.GetContext(ctx, &s, `SELECT `+subscriptionColumns+` FROM subscriptions
-		WHERE id = $1 AND ($2 = '' OR (app_id = $2 AND deleted_at IS NULL))`, id, appID)
+		WHERE id = $1 AND ($2 OR (app_id = $3 AND deleted_at IS NULL))`, id, scope.any, scope.app)
 	if err != nil {
 		return Subscription{}, fmt.Errorf("get subscription %s: %w", id, notFound(err))
 	}
@@ -56,11 +56,11 @@ func (r *Repo) ListSubscriptions(ctx context.Context, appID, after string, limit
 
 // SetSubscriptionActive enables or disables a subscription, saying why when disabling.
 // Enabling also forgets the failure streak that disabled it.
-func (r *Repo) SetSubscriptionActive(ctx context.Context, appID, id string, active bool, reason string) (Subscription, error) {
+func (r *Repo) SetSubscriptionActive(ctx context.Context, scope Scope, id string, active bool, reason string) (Subscription, error) {
 	var s Subscription
 	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET active = $3, disabled_reason = $4,
 		consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END, updated_at = now()
-		WHERE id = $1 AND ($2 = '' OR app_id = $2) AND deleted_at IS NULL RETURNING `+subscriptionColumns, id, appID, active, reason)
+		WHERE id = $1 AND ($5 OR app_id = $2) AND deleted_at IS NULL RETURNING `+subscriptionColumns, id, scope.app, active, reason, scope.any)
 	if err != nil {
 		return Subscription{}, fmt.Errorf("set subscription %s active=%v: %w", id, active, notFound(err))
 	}

@@ -181,8 +181,9 @@ func TestDatabaseOutage(t *testing.T) {
 			t.Errorf("during the outage: %d %s", res.Status, res.Raw)
 		}
 	}
-	if ready := s.call("GET", "/readyz", "", nil); ready.Status != http.StatusServiceUnavailable {
-		t.Errorf("/readyz during the outage: %d", ready.Status)
+	if ready := s.call("GET", "/readyz", "", nil); ready.Status != http.StatusServiceUnavailable ||
+		ready.Body["postgres"] != "unavailable" || ready.Body["temporal"] != "ok" || strings.Contains(string(ready.Raw), proxy.Addr) {
+		t.Errorf("/readyz during the outage: %d %s", ready.Status, ready.Raw)
 	}
 	time.Sleep(3 * time.Second)
 	if err := proxy.Restore(); err != nil {

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hookd/hookd/config"
+	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/internal/testenv"
 )
 
@@ -119,5 +121,27 @@ func TestSSRFGuardAtRegistration(t *testing.T) {
 		}
 		s.must(s.call("POST", "/v1/callbacks", app.Key, map[string]any{"url": u, "eventType": "x"}), http.StatusBadRequest)
 		s.must(s.call("POST", "/v1/events?callbackURL="+u, app.Key, map[string]any{"type": "x"}), http.StatusBadRequest)
+	}
+}
+
+// A read without a scope finds nothing: forgetting the tenant cannot read another app's rows.
+func TestRepositoryScope(t *testing.T) {
+	s := newStack(t)
+	app, other := s.newApp("scoped"), s.newApp("scoped other")
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "scoped-1", "type": "nobody.listens"}), http.StatusCreated)
+	repo := db.NewRepo(database.DB)
+	key := app.ID + "/scoped-1"
+	ctx := context.Background()
+	for name, c := range map[string]struct {
+		scope db.Scope
+		found bool
+	}{
+		"zero scope": {db.Scope{}, false}, "empty owner": {db.OwnedBy(""), false}, "other app": {db.OwnedBy(other.ID), false},
+		"owner": {db.OwnedBy(app.ID), true}, "system": {db.AnyApp(), true},
+	} {
+		_, err := repo.GetEvent(ctx, c.scope, key)
+		if found := err == nil; found != c.found || (!found && !errors.Is(err, db.ErrNotFound)) {
+			t.Errorf("%s: found %v (%v), want %v", name, found, err, c.found)
+		}
 	}
 }

@@ -117,7 +117,11 @@ func listenAndServe(addr string, h http.Handler, log *slog.Logger) (stop func() 
 	if err != nil {
 		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Every phase of a connection is bounded, so slow or idle clients cannot hold connections
+	// (and their goroutines) open: headers 10 s, the whole request 30 s, the answer 60 s (a
+	// publish may wait up to 10 s for the engine), idle keep-alive 2 min.
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "addr", addr, "error", err)

@@ -18,7 +18,9 @@ type BlockedError struct {
 func (e *BlockedError) Error() string { return fmt.Sprintf("blocked: %s is %s", e.Addr, e.Reason) }
 
 // Guard refuses callbacks to addresses inside our own network: loopback, private, link-local
-// (which covers cloud metadata at 169.254.169.254), multicast and unspecified addresses.
+// (which covers cloud metadata at 169.254.169.254), multicast, unspecified, reserved and special
+// purpose ranges, and IPv6 addresses that embed one of those IPv4 addresses (NAT64, 6to4,
+// IPv4-compatible).
 type Guard struct {
 	// AllowPrivate lets everything through; for development and tests whose receivers run on loopback.
 	AllowPrivate bool
@@ -58,6 +60,30 @@ func (g *Guard) refuse(ip netip.Addr) string {
 	return why
 }
 
+// special lists the IPv4 ranges that are not the public internet beyond what netip classifies.
+var special = []struct {
+	prefix netip.Prefix
+	why    string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), `a "this network" address`},
+	{netip.MustParsePrefix("100.64.0.0/10"), "a carrier-grade NAT address"},
+	{netip.MustParsePrefix("192.0.0.0/24"), "an IETF protocol address (some clouds' metadata lives there)"},
+	{netip.MustParsePrefix("192.0.2.0/24"), "a documentation address"},
+	{netip.MustParsePrefix("198.18.0.0/15"), "a benchmarking address"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "a documentation address"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "a documentation address"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved address"},
+}
+
+// IPv6 ranges that carry an IPv4 address: the guard judges the IPv4 address inside.
+var (
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")
+	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
+	sixToFour  = netip.MustParsePrefix("2002::/16")
+	compatible = netip.MustParsePrefix("::/96") // IPv4-compatible (deprecated), ::a.b.c.d
+	teredo     = netip.MustParsePrefix("2001::/32")
+)
+
 func classify(ip netip.Addr) string {
 	ip = ip.Unmap()
 	switch {
@@ -71,10 +97,32 @@ func classify(ip netip.Addr) string {
 		return "a multicast address"
 	case ip.IsUnspecified():
 		return "an unspecified address"
-	case netip.MustParsePrefix("100.64.0.0/10").Contains(ip):
-		return "a carrier-grade NAT address"
 	case ip == netip.MustParseAddr("fd00:ec2::254"):
 		return "a cloud metadata address"
+	}
+	if ip.Is4() {
+		for _, r := range special {
+			if r.prefix.Contains(ip) {
+				return r.why
+			}
+		}
+		return ""
+	}
+	b := ip.As16()
+	switch {
+	case nat64Local.Contains(ip):
+		return "a local-use NAT64 address"
+	case nat64.Contains(ip), compatible.Contains(ip):
+		if why := classify(netip.AddrFrom4([4]byte(b[12:16]))); why != "" {
+			return why + ", embedded in an IPv6 address"
+		}
+	case sixToFour.Contains(ip):
+		if why := classify(netip.AddrFrom4([4]byte(b[2:6]))); why != "" {
+			return why + ", embedded in a 6to4 address"
+		}
+	case teredo.Contains(ip):
+		// The client address inside is obfuscated and the relay decides where it goes.
+		return "a Teredo address"
 	}
 	return ""
 }

@@ -25,6 +25,19 @@ func TestCheckURLRefusesInternalTargets(t *testing.T) {
 		"http://[fd00:ec2::254]/":              "private",
 		"http://239.1.1.1/":                    "multicast",
 		"http://0.0.0.0/":                      "unspecified",
+		"http://0.1.2.3/":                      "this network",
+		"http://100.64.0.1/":                   "carrier-grade NAT",
+		"http://192.0.0.192/":                  "IETF protocol",
+		"http://198.18.0.1/":                   "benchmarking",
+		"http://240.0.0.1/":                    "reserved",
+		"http://255.255.255.255/":              "reserved",
+		"http://[64:ff9b::a9fe:a9fe]/":         "link-local address (cloud metadata lives there), embedded",
+		"http://[64:ff9b::7f00:1]/":            "loopback address, embedded",
+		"http://[64:ff9b:1::1]/":               "local-use NAT64",
+		"http://[2002:a00:1::1]/":              "private address, embedded in a 6to4",
+		"http://[::a9fe:a9fe]/":                "link-local",
+		"http://[::ffff:169.254.169.254]/":     "link-local",
+		"http://[2001:0:4136:e378::1]/":        "Teredo",
 		"ftp://example.com/":                   "scheme must be http or https",
 		"http://user:pw@example.com/":          "credentials",
 		"http:///nohost":                       "no host",
@@ -36,8 +49,11 @@ func TestCheckURLRefusesInternalTargets(t *testing.T) {
 			t.Errorf("CheckURL(%.40s) = %v, want %q", u, err, want)
 		}
 	}
-	if err := g.CheckURL(context.Background(), "https://93.184.215.14/hook"); err != nil {
-		t.Errorf("public address refused: %v", err)
+	for _, u := range []string{"https://93.184.215.14/hook", "http://[64:ff9b::5db8:d70e]/", "http://[2002:5db8:d70e::1]/",
+		"http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/"} {
+		if err := g.CheckURL(context.Background(), u); err != nil {
+			t.Errorf("public address %s refused: %v", u, err)
+		}
 	}
 	allow, _ := NewGuard(false, []string{"127.0.0.0/8", "10.9.9.9"})
 	for _, u := range []string{"http://127.0.0.1:9/x", "http://10.9.9.9/"} {
