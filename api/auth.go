@@ -32,7 +32,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		problem(c, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
 		return
 	}
-	if s.Config.OperatorKey != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.Config.OperatorKey)) == 1 {
+	if s.Config.OperatorKey != "" && equalKeys(key, s.Config.OperatorKey) {
 		c.Set(ctxOperator, true)
 		c.Next()
 		return
@@ -47,9 +47,15 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if s.rateLimited(c, key) {
+		return
+	}
 	c.Set(ctxApp, app)
 	c.Next()
 }
+
+// equalKeys compares secrets in constant time.
+func equalKeys(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 // caller returns the authenticated app; operators have none and are refused where an app is needed.
 func caller(c *gin.Context) (db.App, bool) {

@@ -44,6 +44,7 @@ type Server struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // nil: no /metrics
 	keys    keyCache
+	limits  limiters
 	// starting counts workflow starts in flight, to tell a burst from a steady stream.
 	starting atomic.Int64
 }
@@ -63,7 +64,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	if s.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
+		r.GET("/metrics", gin.WrapH(MetricsHandler(s.Config.MetricsToken, s.Metrics.Handler())))
 	}
 	s.docsRoutes(r)
 

@@ -12,24 +12,29 @@ import (
 
 // Config is every setting hookd reads. Field tags name the environment variable.
 type Config struct {
-	DatabaseURL       string        // HOOKD_DATABASE_URL
-	TemporalAddress   string        // HOOKD_TEMPORAL_ADDRESS
-	TemporalNamespace string        // HOOKD_TEMPORAL_NAMESPACE
-	TaskQueue         string        // HOOKD_TASK_QUEUE
-	TemporalUIURL     string        // HOOKD_TEMPORAL_UI_URL
-	HTTPAddr          string        // HOOKD_HTTP_ADDR
-	MetricsAddr       string        // HOOKD_METRICS_ADDR: /metrics of a worker-only process
-	PublicURL         string        // HOOKD_PUBLIC_URL
-	OperatorKey       string        // HOOKD_OPERATOR_KEY
-	Topics            []string      // HOOKD_TOPICS
-	SMTPAddr          string        // HOOKD_SMTP_ADDR
-	SMTPFrom          string        // HOOKD_SMTP_FROM
-	LogLevel          slog.Level    // HOOKD_LOG_LEVEL
-	AllowPrivate      bool          // HOOKD_ALLOW_PRIVATE_TARGETS
-	AllowedTargets    []string      // HOOKD_ALLOWED_TARGETS: CIDRs allowed although private
-	MaxPayloadBytes   int64         // HOOKD_MAX_PAYLOAD_BYTES
-	AttemptTimeout    time.Duration // HOOKD_ATTEMPT_TIMEOUT
-	Retry             RetryDefaults
+	DatabaseURL       string // HOOKD_DATABASE_URL
+	TemporalAddress   string // HOOKD_TEMPORAL_ADDRESS
+	TemporalNamespace string // HOOKD_TEMPORAL_NAMESPACE
+	TaskQueue         string // HOOKD_TASK_QUEUE
+	TemporalUIURL     string // HOOKD_TEMPORAL_UI_URL
+	HTTPAddr          string // HOOKD_HTTP_ADDR
+	MetricsAddr       string // HOOKD_METRICS_ADDR: /metrics of a worker-only process
+	MetricsToken      string // HOOKD_METRICS_TOKEN: when set, /metrics needs Authorization: Bearer <token>
+	// RateLimit is the requests per second each API key may make (0: no limit), in bursts of up
+	// to RateBurst. HOOKD_RATE_LIMIT, HOOKD_RATE_BURST
+	RateLimit       float64
+	RateBurst       int
+	PublicURL       string        // HOOKD_PUBLIC_URL
+	OperatorKey     string        // HOOKD_OPERATOR_KEY
+	Topics          []string      // HOOKD_TOPICS
+	SMTPAddr        string        // HOOKD_SMTP_ADDR
+	SMTPFrom        string        // HOOKD_SMTP_FROM
+	LogLevel        slog.Level    // HOOKD_LOG_LEVEL
+	AllowPrivate    bool          // HOOKD_ALLOW_PRIVATE_TARGETS
+	AllowedTargets  []string      // HOOKD_ALLOWED_TARGETS: CIDRs allowed although private
+	MaxPayloadBytes int64         // HOOKD_MAX_PAYLOAD_BYTES
+	AttemptTimeout  time.Duration // HOOKD_ATTEMPT_TIMEOUT
+	Retry           RetryDefaults
 	// DisableAfterFailures disables a subscription after this many failed deliveries in a row.
 	DisableAfterFailures int // HOOKD_DISABLE_AFTER_FAILURES
 	FanOutConcurrency    int // HOOKD_FANOUT_CONCURRENCY

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,33 @@ func TestRepositoryScope(t *testing.T) {
 		if found := err == nil; found != c.found || (!found && !errors.Is(err, db.ErrNotFound)) {
 			t.Errorf("%s: found %v (%v), want %v", name, found, err, c.found)
 		}
+	}
+}
+
+// Each API key has its own token bucket: past it, 429 with Retry-After, then success once the
+// bucket refills; another key is not slowed. /metrics needs its token when one is set.
+func TestRateLimitAndMetricsToken(t *testing.T) {
+	s := newStack(t, func(c *config.Config) { c.RateLimit, c.RateBurst, c.MetricsToken = 1, 3, "metrics-secret" })
+	noisy, quiet := s.newApp("noisy"), s.newApp("quiet")
+	for i := 0; i < 3; i++ {
+		s.must(s.call("GET", "/v1/subscriptions", noisy.Key, nil), http.StatusOK)
+	}
+	r := s.call("GET", "/v1/subscriptions", noisy.Key, nil)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("4th request in a burst of 3: %d %s", r.Status, r.Raw)
+	}
+	wait, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	if err != nil || wait < 1 || wait > 2 {
+		t.Errorf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	s.must(s.call("GET", "/v1/subscriptions", quiet.Key, nil), http.StatusOK)
+	time.Sleep(time.Duration(wait) * time.Second)
+	s.must(s.call("GET", "/v1/subscriptions", noisy.Key, nil), http.StatusOK)
+
+	if m := s.call("GET", "/metrics", "", nil); m.Status != http.StatusUnauthorized {
+		t.Errorf("/metrics without its token: %d", m.Status)
+	}
+	if m := s.call("GET", "/metrics", "metrics-secret", nil); m.Status != http.StatusOK || !strings.Contains(string(m.Raw), "hookd_") {
+		t.Errorf("/metrics with its token: %d", m.Status)
 	}
 }

@@ -84,7 +84,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		app.stops = append(app.stops, func() error { w.Stop(); return nil })
 		log.Info("worker started", "task_queue", cfg.TaskQueue)
 		if !withAPI && cfg.MetricsAddr != "" {
-			stop, url, err := serveMetrics(cfg.MetricsAddr, m.Handler(), log)
+			stop, url, err := serveMetrics(cfg.MetricsAddr, api.MetricsHandler(cfg.MetricsToken, m.Handler()), log)
 			if err != nil {
 				app.Stop()
 				return nil, err

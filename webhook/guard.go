@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -127,6 +129,24 @@ func classify(ip netip.Addr) string {
 	return ""
 }
 
+// numericHost reports a host that is not a dotted-quad IPv4 address but that inet_aton would read
+// as one: one to four parts, each decimal, octal (leading 0) or hexadecimal (0x).
+func numericHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return false
+	}
+	parts := strings.Split(host, ".")
+	if len(parts) > 4 {
+		return false
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p, 0, 32); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // control runs on every dial, after DNS resolution, so a name that changes its answer is still caught.
 func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 	if g.AllowPrivate {
@@ -165,6 +185,10 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 		return nil
 	}
 	host := u.Hostname()
+	if numericHost(host) {
+		// 2130706433, 0x7f000001, 0177.0.0.1, 127.1: some resolvers read these as IPv4 addresses.
+		return &BlockedError{Addr: host, Reason: "an IP address in a non-standard form; write it as a.b.c.d"}
+	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if why := g.refuse(ip); why != "" {
 			return &BlockedError{Addr: host, Reason: why}
