@@ -130,12 +130,11 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 	results := make(chan done, conc)
 	var rows []db.Attempt
 	flush := func() error {
-		if len(rows) == 0 {
-			return nil
+		if err := a.record(ctx, rows); err != nil {
+			return err
 		}
-		err := a.Repo.RecordAttempts(ctx, rows, "")
 		rows = rows[:0]
-		return err
+		return nil
 	}
 	// outcome folds a completed first attempt into the page's result.
 	outcome := func(x done) {
@@ -149,11 +148,25 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 			return
 		}
 		retry.Gone = x.r.Gone()
-		retry.Delay, _ = it.t.Policy.NextDelay(1, x.r.RetryAfter, it.d.CreatedAt, time.Now())
+		var inTime bool
+		retry.Delay, inTime = it.t.Policy.NextDelay(1, x.r.RetryAfter, it.d.CreatedAt, time.Now())
+		if !inTime || it.t.Policy.MaxAttempts == 1 {
+			retry.Delay = 0 // no attempt left: its workflow closes it at once, not after the wait
+		}
 		p.retries = append(p.retries, retry)
 	}
 
 	inflight, next := 0, 0
+	// fail gives up on the page, but first waits for the attempts under way and records what it can.
+	fail := func(err error) (*page, error) {
+		for ; inflight > 0; inflight-- {
+			rows = append(rows, (<-results).row)
+		}
+		if ferr := flush(); ferr != nil {
+			a.Log.Error("fan-out page lost attempt outcomes", "event_id", ev.ID, "rows", len(rows), "error", ferr)
+		}
+		return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
 	stopped := false
 	flushTimer := time.NewTimer(time.Hour)
 	defer flushTimer.Stop()
@@ -202,7 +215,7 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 			won := map[string]bool{}
 			if len(claims) > 0 {
 				if won, err = a.Repo.ClaimAttempts(ctx, claims); err != nil {
-					return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+					return fail(err)
 				}
 			}
 			for _, i := range launch {
@@ -228,17 +241,17 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 			outcome(x)
 			if len(rows) >= flushEvery {
 				if err := flush(); err != nil {
-					return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+					return fail(err)
 				}
 			}
 		case <-flushTimer.C:
 			if err := flush(); err != nil {
-				return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+				return fail(err)
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
+		return fail(err)
 	}
 	if stopped {
 		p.res.Next = items[next-1].key
@@ -248,6 +261,23 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 	a.Log.Debug("fan-out page", "event_id", ev.ID, "after", after, "next", p.res.Next, "matched", p.res.Matched,
 		"succeeded", p.res.Succeeded, "retrying", len(p.retries))
 	return p, nil
+}
+
+// record writes completed attempts, trying a few times: rows it cannot write are outcomes lost,
+// and their deliveries would be attempted again.
+func (a *Activities) record(ctx context.Context, rows []db.Attempt) error {
+	var err error
+	for try := 1; len(rows) > 0 && try <= 3; try++ {
+		if err = a.Repo.RecordAttempts(ctx, rows, ""); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // recover hands a delivery that an earlier run attempted to a retry workflow.

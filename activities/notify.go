@@ -17,8 +17,8 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
-	if d.NotifiedAt.Valid {
-		return nil
+	if d.NotifiedAt.Valid || d.Status != db.StatusFailed {
+		return nil // sent already, or the delivery did not fail after all
 	}
 	var sub db.Subscription
 	if d.SubscriptionID.Valid {

@@ -160,8 +160,8 @@ func (s *Server) replay(c *gin.Context, ev db.Event, d db.Delivery) (db.Delivery
 	if err != nil {
 		return db.Delivery{}, err
 	}
-	if _, err := s.Engine.ExecuteWorkflow(c.Request.Context(), workflows.StartOptions(&in, s.Config.TaskQueue),
-		workflows.DeliveryWorkflow, in); err != nil {
+	opts := workflows.StartOptions(&in, s.Config.TaskQueue) // before in is passed: it changes in
+	if _, err := s.Engine.ExecuteWorkflow(c.Request.Context(), opts, workflows.DeliveryWorkflow, in); err != nil {
 		err = fmt.Errorf("start replay %s: %w", nd.ID, err)
 		s.abandonReplays([]workflows.DeliveryInput{in}, err)
 		return db.Delivery{}, err

@@ -144,7 +144,8 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 		Retry:   activities.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: pol},
 		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: d.Replay,
 	}
-	_, err = s.Engine.ExecuteWorkflow(ctx, workflows.StartOptions(&in, s.Config.TaskQueue), workflows.DeliveryWorkflow, in)
+	opts := workflows.StartOptions(&in, s.Config.TaskQueue) // before in is passed: it changes in
+	_, err = s.Engine.ExecuteWorkflow(ctx, opts, workflows.DeliveryWorkflow, in)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &already) {
 		return fmt.Errorf("restart %s: %w", d.ID, err)

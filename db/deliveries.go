@@ -256,9 +256,12 @@ func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt, dispatchedEve
 			FROM v JOIN ins USING (delivery_id, attempt)
 			WHERE d.id = v.delivery_id
 			RETURNING d.subscription_id, v.succeeded
+		), streaks AS (
+			-- Locked in id order, so two events' writes for the same subscribers cannot deadlock.
+			SELECT s.id FROM subscriptions s JOIN upd ON s.id = upd.subscription_id
+			WHERE upd.succeeded AND s.consecutive_failures > 0 ORDER BY s.id FOR UPDATE OF s
 		)
-		UPDATE subscriptions s SET consecutive_failures = 0
-		FROM upd WHERE upd.succeeded AND s.id = upd.subscription_id AND s.consecutive_failures > 0`,
+		UPDATE subscriptions s SET consecutive_failures = 0 FROM streaks WHERE s.id = streaks.id`,
 		pq.StringArray(ids), pq.Int64Array(attempts), pq.StringArray(headers), pq.GenericArray{A: statuses},
 		pq.GenericArray{A: respHeaders}, pq.StringArray(bodies), pq.StringArray(errs), pq.Int64Array(durations),
 		pq.StringArray(started), pq.BoolArray(succeeded), dispatchedEvent)

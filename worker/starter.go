@@ -42,7 +42,8 @@ func (s *Starter) StartDeliveries(ctx context.Context, ins []workflows.DeliveryI
 	g.SetLimit(startConcurrency)
 	for _, in := range ins {
 		g.Go(func() error {
-			_, err := s.Client.ExecuteWorkflow(gctx, workflows.StartOptions(&in, s.TaskQueue), workflows.DeliveryWorkflow, in)
+			opts := workflows.StartOptions(&in, s.TaskQueue) // before in is passed: it changes in
+			_, err := s.Client.ExecuteWorkflow(gctx, opts, workflows.DeliveryWorkflow, in)
 			var started *serviceerror.WorkflowExecutionAlreadyStarted
 			if err != nil && !errors.As(err, &started) {
 				return fmt.Errorf("start %s: %w", in.WorkflowID, err)

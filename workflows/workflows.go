@@ -325,6 +325,17 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		}
 		var appErr *temporal.ApplicationError
 		isApp := errors.As(err, &appErr)
+		if attemptFinishes && isApp && appErr.Type() == activities.ErrTypeExhausted {
+			// The last attempt closed the delivery as failed, whatever signal came meanwhile.
+			var f activities.Exhausted
+			_ = appErr.Details(&f)
+			state.Attempts = max(state.Attempts, f.Attempt)
+			if f.Notified {
+				setStatus(db.StatusFailed)
+				return DeliveryResult{Status: db.StatusFailed, Attempts: state.Attempts}, nil
+			}
+			return ended(db.StatusFailed, "", f.Disabled)
+		}
 		if n := attemptOf(appErr); attemptFinishes && signal == "" && n > 0 {
 			state.Attempts = max(state.Attempts, n)
 		} else if err := refreshAttempts(ctx, in.DeliveryID, &state); err != nil {
@@ -344,15 +355,6 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 				return finish(db.StatusFailed, appErr.Error(), true)
 			case activities.ErrTypeInactive:
 				return finish(db.StatusCancelled, "subscription disabled", false)
-			case activities.ErrTypeExhausted:
-				// The last attempt failed and closed the delivery (failure streak included).
-				var f activities.Exhausted
-				_ = appErr.Details(&f)
-				if f.Notified {
-					setStatus(db.StatusFailed)
-					return DeliveryResult{Status: db.StatusFailed, Attempts: state.Attempts}, nil
-				}
-				return ended(db.StatusFailed, "", f.Disabled)
 			case activities.ErrTypeFinished:
 				// An attempt cut short by a retry signal finished after all and closed the delivery.
 				status := db.StatusSucceeded
@@ -372,7 +374,7 @@ func attemptOf(err *temporal.ApplicationError) int {
 		return 0
 	}
 	switch err.Type() {
-	case activities.ErrTypeFailed, activities.ErrTypeExhausted:
+	case activities.ErrTypeFailed:
 		var f activities.Exhausted
 		if err.Details(&f) == nil {
 			return f.Attempt
