@@ -293,7 +293,7 @@ func TestOrphanDeliveriesReconciled(t *testing.T) {
 	t.Cleanup(down.Close)
 	okSub := s.subscribe(app.Key, map[string]any{"url": ok.URL, "eventTypes": []string{"orphan"}})
 	s.subscribe(app.Key, map[string]any{"url": down.URL, "eventTypes": []string{"orphan"},
-		"retryPolicy": map[string]any{"initialIntervalMs": 600000}})
+		"retryPolicy": map[string]any{"initialIntervalMs": 600000, "maxDurationMs": 3600000}})
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "orphan-1", "type": "orphan"}), http.StatusCreated)
 	ds := s.eventDeliveries(app.Key, "orphan-1")
 	eventually(t, 20*time.Second, "first attempts", func() bool { return ok.Count() == 1 && down.Count() == 1 })
