@@ -148,9 +148,9 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 			return
 		}
 		retry.Gone = x.r.Gone()
-		var inTime bool
-		retry.Delay, inTime = it.t.Policy.NextDelay(1, x.r.RetryAfter, it.d.CreatedAt, time.Now())
-		if !inTime || it.t.Policy.MaxAttempts == 1 {
+		// Past the policy's maximum duration the workflow wakes to close the delivery, no attempt made.
+		retry.Delay, _ = it.t.Policy.NextDelay(1, x.r.RetryAfter, it.d.CreatedAt, time.Now())
+		if it.t.Policy.MaxAttempts == 1 {
 			retry.Delay = 0 // no attempt left: its workflow closes it at once, not after the wait
 		}
 		p.retries = append(p.retries, retry)
