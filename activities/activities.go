@@ -202,9 +202,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	switch {
 	case r.Succeeded():
 		a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
-		if err := a.groupEnded(ctx, d.ID); err != nil {
-			a.Log.Warn("group end not signalled; its workflow finds out on its own", "delivery_id", d.ID, "error", err)
-		}
+		a.groupEnded(ctx, d.ID)
 		return AttemptResult{Attempt: n, Status: r.Status}, nil
 	case r.Gone():
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason(), ErrTypeGone, nil, r.Status)
@@ -333,11 +331,7 @@ func (a *Activities) Finish(ctx context.Context, in FinishInput) (FinishResult, 
 		return FinishResult{}, err
 	}
 	a.Metrics.ObserveDelivered(in.Status, time.Time{})
-	if err := a.groupEnded(ctx, in.DeliveryID); err != nil {
-		// Failing here would lose what the finish did (a disabled subscription's e-mail); the
-		// waiting workflow looks on its own every few minutes.
-		a.Log.Warn("group end not signalled", "delivery_id", in.DeliveryID, "error", err)
-	}
+	a.groupEnded(ctx, in.DeliveryID)
 	return FinishResult{Disabled: r.Disabled}, nil
 }
 

@@ -356,10 +356,8 @@ func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (
 
 // handOff starts the DeliveryWorkflows of a page's failed first attempts.
 func (a *Activities) handOff(ctx context.Context, ev db.Event, p *page) error {
-	if len(p.recovered) > 0 {
-		if err := a.Repo.InterruptAttempts(ctx, p.recovered); err != nil {
-			return fmt.Errorf("fan out %s: %w", ev.ID, err)
-		}
+	if err := a.interruptRecovered(ctx, ev, p); err != nil {
+		return err
 	}
 	if len(p.retries) == 0 {
 		return nil
@@ -368,6 +366,17 @@ func (a *Activities) handOff(ctx context.Context, ev db.Event, p *page) error {
 		return fmt.Errorf("fan out %s: %w", ev.ID, err)
 	}
 	p.res.Retrying = len(p.retries)
+	return nil
+}
+
+// interruptRecovered marks the attempts that a stopped run of the page left sending as interrupted.
+func (a *Activities) interruptRecovered(ctx context.Context, ev db.Event, p *page) error {
+	if len(p.recovered) == 0 {
+		return nil
+	}
+	if err := a.Repo.InterruptAttempts(ctx, p.recovered); err != nil {
+		return fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
 	return nil
 }
 
@@ -386,12 +395,16 @@ func (a *Activities) GroupCounts(ctx context.Context, group string) (map[string]
 }
 
 // groupEnded wakes the workflow waiting for a delivery's group when that delivery was its last.
-func (a *Activities) groupEnded(ctx context.Context, deliveryID string) error {
+// A failure is only logged: failing the caller would lose what it did, and the waiting workflow
+// looks on its own every few minutes.
+func (a *Activities) groupEnded(ctx context.Context, deliveryID string) {
 	g, err := a.Repo.EndedGroup(ctx, deliveryID)
-	if err != nil || g == "" {
-		return err
+	if err == nil && g != "" {
+		err = a.Retries.GroupEnded(ctx, g)
 	}
-	return a.Retries.GroupEnded(ctx, g)
+	if err != nil {
+		a.Log.Warn("group end not signalled; its workflow finds out on its own", "delivery_id", deliveryID, "error", err)
+	}
 }
 
 // FanOut is the fan-out of event workflows started before fan-outs were paged (the legacy
@@ -409,10 +422,8 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 		if err != nil {
 			return FanOutResult{}, err
 		}
-		if len(p.recovered) > 0 {
-			if err := a.Repo.InterruptAttempts(ctx, p.recovered); err != nil {
-				return FanOutResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
-			}
+		if err := a.interruptRecovered(ctx, ev, p); err != nil {
+			return FanOutResult{}, err
 		}
 		res.Matched += p.res.Matched
 		res.Succeeded = append(res.Succeeded, p.succeeded...)

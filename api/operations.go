@@ -187,14 +187,12 @@ func (s *Server) abandonReplays(ins []workflows.DeliveryInput, cause error) {
 func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery, group string) (db.Delivery, workflows.DeliveryInput, error) {
 	ctx := c.Request.Context()
 	target := d.URL
-	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
 	if d.SubscriptionID.Valid {
 		target = d.SubscriptionID.String
-		sub, err := s.Repo.GetSubscription(ctx, db.AnyApp(), target)
-		if err != nil {
-			return db.Delivery{}, workflows.DeliveryInput{}, err
-		}
-		pol = activities.PolicyFor(s.Config, sub.RetryPolicy)
+	}
+	pol, err := s.policyOf(ctx, d)
+	if err != nil {
+		return db.Delivery{}, workflows.DeliveryInput{}, err
 	}
 	nd, err := s.Repo.CreateReplay(ctx, d, group, func(n int) (string, string) {
 		wfTarget := target

@@ -109,6 +109,19 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 	return started, ended, nil
 }
 
+// policyOf is the retry policy a delivery's attempts follow: its subscription's, or the defaults
+// for a one-off callback.
+func (s *Server) policyOf(ctx context.Context, d db.Delivery) (activities.Policy, error) {
+	if !d.SubscriptionID.Valid {
+		return activities.PolicyFor(s.Config, db.RetryPolicy{}), nil
+	}
+	sub, err := s.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
+	if err != nil {
+		return activities.Policy{}, err
+	}
+	return activities.PolicyFor(s.Config, sub.RetryPolicy), nil
+}
+
 // workflowStatus is a workflow's status, UNSPECIFIED when there is no such workflow.
 func (s *Server) workflowStatus(ctx context.Context, workflowID string) (enumspb.WorkflowExecutionStatus, error) {
 	resp, err := s.Engine.DescribeWorkflowExecution(ctx, workflowID, "")
@@ -129,13 +142,9 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 	if err != nil {
 		return err
 	}
-	pol := activities.PolicyFor(s.Config, db.RetryPolicy{})
-	if d.SubscriptionID.Valid {
-		sub, err := s.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
-		if err != nil {
-			return err
-		}
-		pol = activities.PolicyFor(s.Config, sub.RetryPolicy)
+	pol, err := s.policyOf(ctx, d)
+	if err != nil {
+		return err
 	}
 	if err := s.Repo.InterruptAttempts(ctx, []string{d.ID}); err != nil {
 		return err

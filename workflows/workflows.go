@@ -211,10 +211,11 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	retryCh := workflow.GetSignalChannel(ctx, SignalRetry)
 	started := workflow.Now(ctx)
 
-	// ended reports how the delivery ended, e-mailing the contact when it failed.
-	ended := func(status, reason string, disabled bool) (DeliveryResult, error) {
+	// ended reports how the delivery ended, e-mailing the contact when it failed (unless the
+	// attempt that closed it did already).
+	ended := func(status, reason string, disabled, notified bool) (DeliveryResult, error) {
 		setStatus(status)
-		if status == db.StatusFailed {
+		if status == db.StatusFailed && !notified {
 			// An SMTP outage delays the e-mail; after a day of it the delivery closes without.
 			mctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 				ScheduleToCloseTimeout: 24 * time.Hour, RetryPolicy: dbRetry})
@@ -238,7 +239,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		}).Get(ctx, &fr); err != nil {
 			return DeliveryResult{}, err
 		}
-		return ended(status, reason, fr.Disabled)
+		return ended(status, reason, fr.Disabled, false)
 	}
 	if in.Gone {
 		return finish(db.StatusFailed, "the receiver answered 410 Gone", true)
@@ -330,11 +331,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			var f activities.Exhausted
 			_ = appErr.Details(&f)
 			state.Attempts = max(state.Attempts, f.Attempt)
-			if f.Notified {
-				setStatus(db.StatusFailed)
-				return DeliveryResult{Status: db.StatusFailed, Attempts: state.Attempts}, nil
-			}
-			return ended(db.StatusFailed, "", f.Disabled)
+			return ended(db.StatusFailed, "", f.Disabled, f.Notified)
 		}
 		if n := attemptOf(appErr); attemptFinishes && signal == "" && n > 0 {
 			state.Attempts = max(state.Attempts, n)
