@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // BlockedError says an address was refused by the SSRF guard.
@@ -27,7 +28,9 @@ type Guard struct {
 	// AllowPrivate lets everything through; for development and tests whose receivers run on loopback.
 	AllowPrivate bool
 	// Allow lists networks that are allowed although they are private (an explicit allow-list).
-	Allow    []netip.Prefix
+	Allow []netip.Prefix
+	// resolver answers both CheckURL and the sender's dials, so what registration vetted and what
+	// delivery connects to come from the same place (and tests can put their own DNS server there).
 	resolver *net.Resolver
 }
 
@@ -77,6 +80,18 @@ var special = []struct {
 	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved address"},
 }
 
+// special6 lists the IPv6 ranges that are not the public internet beyond what netip classifies.
+var special6 = []struct {
+	prefix netip.Prefix
+	why    string
+}{
+	{netip.MustParsePrefix("100::/64"), "a discard-only address"},
+	{netip.MustParsePrefix("2001:db8::/32"), "a documentation address"},
+	{netip.MustParsePrefix("3fff::/20"), "a documentation address"},
+	// Site-local was deprecated, but networks that still route it route it internally.
+	{netip.MustParsePrefix("fec0::/10"), "a site-local address"},
+}
+
 // IPv6 ranges that carry an IPv4 address: the guard judges the IPv4 address inside.
 var (
 	nat64      = netip.MustParsePrefix("64:ff9b::/96")
@@ -87,14 +102,18 @@ var (
 )
 
 func classify(ip netip.Addr) string {
-	ip = ip.Unmap()
+	// Prefixes never contain a zoned address, so a zone (fe80::1%eth0, 64:ff9b::7f00:1%lo) would
+	// slip an address past every range check below; the zone does not change where it goes.
+	ip = ip.WithZone("").Unmap()
 	switch {
 	case ip.IsLoopback():
 		return "a loopback address"
 	case ip.IsPrivate():
 		return "a private address"
-	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
+	case ip.IsLinkLocalUnicast():
 		return "a link-local address (cloud metadata lives there)"
+	case ip.IsLinkLocalMulticast():
+		return "a link-local multicast address"
 	case ip.IsMulticast() || ip.IsInterfaceLocalMulticast():
 		return "a multicast address"
 	case ip.IsUnspecified():
@@ -109,6 +128,11 @@ func classify(ip netip.Addr) string {
 			}
 		}
 		return ""
+	}
+	for _, r := range special6 {
+		if r.prefix.Contains(ip) {
+			return r.why
+		}
 	}
 	b := ip.As16()
 	switch {
@@ -130,12 +154,13 @@ func classify(ip netip.Addr) string {
 }
 
 // numericHost reports a host that is not a dotted-quad IPv4 address but that inet_aton would read
-// as one: one to four parts, each decimal, octal (leading 0) or hexadecimal (0x).
+// as one: one to four parts, each decimal, octal (leading 0) or hexadecimal (0x). A trailing dot
+// counts too (127.0.0.1., 2130706433.): URL parsers and some resolvers drop it.
 func numericHost(host string) bool {
 	if _, err := netip.ParseAddr(host); err == nil {
 		return false
 	}
-	parts := strings.Split(host, ".")
+	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
 	if len(parts) > 4 {
 		return false
 	}
@@ -147,7 +172,8 @@ func numericHost(host string) bool {
 	return true
 }
 
-// control runs on every dial, after DNS resolution, so a name that changes its answer is still caught.
+// control runs on every connect, after DNS resolution, whoever resolved the name: it is the last
+// word on each address the sender actually connects to.
 func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 	if g.AllowPrivate {
 		return nil
@@ -199,10 +225,94 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 	if err != nil {
 		return fmt.Errorf("url host %q does not resolve: %v", host, err)
 	}
+	return g.refuseAny(host, addrs)
+}
+
+// refuseAny refuses a name if any of its addresses is refused. One internal address among public
+// ones is how DNS rebinding is usually set up, and nothing legitimate needs it.
+func (g *Guard) refuseAny(host string, addrs []netip.Addr) error {
 	for _, a := range addrs {
 		if why := g.refuse(a); why != "" {
 			return &BlockedError{Addr: host + " (" + a.String() + ")", Reason: why}
 		}
 	}
 	return nil
+}
+
+// dial is the sender's DialContext. It resolves names itself, with the guard's resolver, and
+// applies CheckURL's rule to the whole answer, so a name rebound since registration to a mix of
+// public and internal addresses is refused rather than half-trusted; d's Control (the guard's
+// control) still judges every address actually connected to, literal ones included.
+func (g *Guard) dial(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return d.DialContext(ctx, network, address)
+	}
+	if !g.AllowPrivate && numericHost(host) {
+		// Some resolvers (getaddrinfo) would read 2130706433 as 127.0.0.1; don't ask them.
+		return nil, &net.OpError{Op: "dial", Net: network,
+			Err: &BlockedError{Addr: host, Reason: "an IP address in a non-standard form; write it as a.b.c.d"}}
+	}
+	lookup := "ip"
+	switch network {
+	case "tcp4", "udp4":
+		lookup = "ip4"
+	case "tcp6", "udp6":
+		lookup = "ip6"
+	}
+	addrs, err := g.resolver.LookupNetIP(ctx, lookup, host)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	if !g.AllowPrivate {
+		if err := g.refuseAny(host, addrs); err != nil {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}}
+	}
+	// Try the addresses in the resolver's order, as net.Dialer does, sharing its timeout among
+	// them so a dead first address does not use up the whole budget.
+	deadline := time.Time{}
+	if d.Timeout > 0 {
+		deadline = time.Now().Add(d.Timeout)
+	}
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	var first error
+	for i, a := range addrs {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if !deadline.IsZero() {
+			actx, cancel = context.WithDeadline(ctx, partialDeadline(time.Now(), deadline, len(addrs)-i))
+		}
+		c, err := d.DialContext(actx, network, net.JoinHostPort(a.String(), port))
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
+}
+
+// partialDeadline gives one of the remaining addresses its share of the time left, but at least
+// two seconds (the same floor net.Dialer uses) when there is that much.
+func partialDeadline(now, deadline time.Time, remaining int) time.Time {
+	left := deadline.Sub(now)
+	share := left / time.Duration(remaining)
+	const floor = 2 * time.Second
+	if share < floor {
+		share = min(floor, left)
+	}
+	return now.Add(share)
 }

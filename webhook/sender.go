@@ -75,12 +75,17 @@ type Sender struct {
 // NewSender builds a sender. guard vets every address the client dials (nil allows all).
 func NewSender(guard *Guard) *Sender {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
 	if guard != nil {
 		dialer.Control = guard.control
+		// The guard resolves names itself so the answer it vets is the one dialled.
+		dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+			return guard.dial(ctx, dialer, network, address)
+		}
 	}
 	tr := &http.Transport{
 		Proxy:                 nil, // a proxy would hide the real target from the SSRF guard
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
