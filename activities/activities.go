@@ -99,6 +99,17 @@ type sendTarget struct {
 	Policy      Policy
 }
 
+// inactiveReason is why a delivery to a subscription that is no longer active ends.
+func inactiveReason(sub db.Subscription) string {
+	switch {
+	case sub.DeletedAt.Valid:
+		return "subscription deleted"
+	case sub.DisabledReason != "":
+		return "subscription disabled: " + sub.DisabledReason
+	}
+	return "subscription disabled"
+}
+
 func subscriptionTarget(c config.Config, sub db.Subscription, apiPath string) sendTarget {
 	return sendTarget{Secrets: sub.Secrets(time.Now()), CallbackKey: sub.CallbackKey.String, APIPath: apiPath,
 		Policy: PolicyFor(c, sub.RetryPolicy)}
@@ -170,7 +181,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 		}
 		if !sub.Active {
-			return AttemptResult{}, temporal.NewNonRetryableApplicationError("subscription is "+map[bool]string{false: "disabled", true: "deleted"}[sub.DeletedAt.Valid], ErrTypeInactive, nil)
+			return AttemptResult{}, temporal.NewNonRetryableApplicationError(inactiveReason(sub), ErrTypeInactive, nil)
 		}
 		var apiPath string
 		if sub.RegisteredEventID.Valid {
@@ -182,6 +193,11 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		}
 		t = subscriptionTarget(a.Config, sub, apiPath)
 	} else {
+		if ev.Kind != db.KindCallback {
+			// Only a one-off callback is signed with the requesting app's secret; a delivery that
+			// lost its subscription must never fall back to another app's key.
+			return AttemptResult{}, temporal.NewNonRetryableApplicationError("delivery "+d.ID+" has no subscription", ErrTypeNotFound, nil)
+		}
 		if t, _, err = a.callbackTarget(ctx, ev); err != nil {
 			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 		}

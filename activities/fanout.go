@@ -18,6 +18,9 @@ import (
 type RetryStarter interface {
 	StartRetries(ctx context.Context, ev db.Event, rs []Retry) error
 	GroupEnded(ctx context.Context, groupWorkflowID string) error
+	// CancelDelivery signals a delivery's workflow to end it as cancelled with the reason; a
+	// workflow that is gone needs no signal.
+	CancelDelivery(ctx context.Context, workflowID, reason string) error
 }
 
 // ErrTypeNotFound is a row an activity needs that does not exist: retrying cannot help.

@@ -65,22 +65,20 @@ func (s *Server) createApp(c *gin.Context) {
 	if perms == nil {
 		perms = []string{}
 	}
+	keyID := newKeyID()
 	app, err := s.Repo.CreateApp(c.Request.Context(), db.App{ID: id, Name: req.Name, Permissions: pq.StringArray(perms),
-		Secret: secret, ContactEmail: req.ContactEmail}, hashKey(key))
+		Secret: secret, ContactEmail: req.ContactEmail}, keyID, hashKey(key))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	data(c, http.StatusCreated, gin.H{"id": app.ID, "name": app.Name, "permissions": app.Permissions,
-		"apiKey": key, "secret": secret, "createdAt": app.CreatedAt})
+		"apiKey": key, "apiKeyId": keyID, "secret": secret, "createdAt": app.CreatedAt})
 }
 
-type appListing struct {
-	db.App
-	Events []db.RegisteredEvent `json:"events"`
-}
-
-// listApps lets subscribers discover publishers and what they publish.
+// listApps lets subscribers discover publishers and what they publish: every app's name, id and
+// registered events; its contact e-mail, permissions and creation time only to the app itself and
+// the operator.
 func (s *Server) listApps(c *gin.Context) {
 	limit, ok := pageSize(c)
 	if !ok {
@@ -104,13 +102,21 @@ func (s *Server) listApps(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := make([]appListing, 0, len(apps))
+	self := ""
+	if app, ok := c.Get(ctxApp); ok {
+		self = app.(db.App).ID
+	}
+	out := make([]gin.H, 0, len(apps))
 	for _, a := range apps {
 		evs := events[a.ID]
 		if evs == nil {
 			evs = []db.RegisteredEvent{}
 		}
-		out = append(out, appListing{App: a, Events: evs})
+		v := gin.H{"id": a.ID, "name": a.Name, "events": evs}
+		if a.ID == self || isOperator(c) {
+			v["contactEmail"], v["permissions"], v["createdAt"] = a.ContactEmail, a.Permissions, a.CreatedAt
+		}
+		out = append(out, v)
 	}
 	data(c, http.StatusOK, gin.H{"apps": out, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
 }

@@ -118,3 +118,17 @@ func (s *Server) appByKey(ctx context.Context, key string) (db.App, error) {
 	s.keys.entries[string(h)] = cachedApp{app: app, expires: now.Add(keyCacheTTL)}
 	return app, nil
 }
+
+// forget drops one key hash from the cache.
+func (k *keyCache) forget(hash string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.entries, hash)
+}
+
+// forgetAll drops every cached key.
+func (k *keyCache) forgetAll() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.entries = nil
+}

@@ -126,7 +126,8 @@ func (s *Server) uiLink(workflowID string) string {
 	return s.Config.TemporalUIURL + "/namespaces/" + url.PathEscape(s.Config.TemporalNamespace) + "/workflows/" + url.PathEscape(workflowID)
 }
 
-// getEvent returns an event with the state of each of its deliveries.
+// getEvent returns an event with the state of each of its deliveries: in full for the deliveries
+// the caller owns, their progress only for other apps' (the caller published the event).
 func (s *Server) getEvent(c *gin.Context) {
 	app, ok := caller(c)
 	if !ok {
@@ -138,7 +139,7 @@ func (s *Server) getEvent(c *gin.Context) {
 	}
 	views := make([]gin.H, 0, len(ds))
 	for _, d := range ds {
-		views = append(views, s.deliveryView(d))
+		views = append(views, s.deliveryFor(app.ID, d))
 	}
 	v := s.eventView(ev)
 	v["dispatched"], v["deliveries"] = ev.DispatchedAt.Valid, views
@@ -158,7 +159,39 @@ func (s *Server) deliveryView(d db.Delivery) gin.H {
 	return v
 }
 
-// getDelivery returns a delivery and its attempt ledger.
+// deliveryFor is what appID may see of a delivery: all of it as its owner (the subscriber, or the
+// app that asked for a one-off callback), only its progress as the publisher of its event: never
+// the subscriber's URL, errors, headers or response bodies.
+func (s *Server) deliveryFor(appID string, d db.Delivery) gin.H {
+	if d.AppID == appID {
+		return s.deliveryView(d)
+	}
+	v := gin.H{"id": d.ID, "eventId": db.ClientEventID(d.EventID), "subscriberAppId": d.AppID, "replay": d.Replay,
+		"status": d.Status, "attempts": d.Attempts, "createdAt": d.CreatedAt, "updatedAt": d.UpdatedAt}
+	if d.LastStatus.Valid {
+		v["lastStatus"] = d.LastStatus.Int32
+	}
+	if d.FinishedAt.Valid {
+		v["finishedAt"] = d.FinishedAt.Time
+	}
+	return v
+}
+
+// attemptFor is what appID may see of one attempt: all of it as the delivery's owner, its number,
+// state, timing and response status as the event's publisher.
+func attemptFor(owner bool, a db.Attempt) any {
+	if owner {
+		return a
+	}
+	v := gin.H{"attempt": a.Attempt, "state": a.State, "startedAt": a.StartedAt, "durationMs": a.DurationMS}
+	if a.ResponseStatus.Valid {
+		v["responseStatus"] = a.ResponseStatus.Int32
+	}
+	return v
+}
+
+// getDelivery returns a delivery and its attempt ledger, in full to its owner and as progress to
+// the publisher of its event.
 func (s *Server) getDelivery(c *gin.Context) {
 	app, ok := caller(c)
 	if !ok {
@@ -173,16 +206,17 @@ func (s *Server) getDelivery(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if atts == nil {
-		atts = []db.Attempt{}
+	ledger := make([]any, 0, len(atts))
+	for _, a := range atts {
+		ledger = append(ledger, attemptFor(d.AppID == app.ID, a))
 	}
-	v := s.deliveryView(d)
-	v["ledger"] = atts
+	v := s.deliveryFor(app.ID, d)
+	v["ledger"] = ledger
 	data(c, http.StatusOK, v)
 }
 
-// pathDelivery loads the delivery named in the path if the app may see it: it owns the
-// subscription, or published the event. ok is false when a problem was written.
+// pathDelivery loads the delivery named in the path if the app may see it: it owns the delivery,
+// or published its event. ok is false when a problem was written.
 func (s *Server) pathDelivery(c *gin.Context, appID string) (db.Delivery, bool) {
 	d, err := s.Repo.GetDelivery(c.Request.Context(), db.AnyApp(), c.Param("id"))
 	if err == nil && d.AppID != appID {
@@ -193,6 +227,19 @@ func (s *Server) pathDelivery(c *gin.Context, appID string) (db.Delivery, bool) 
 		return db.Delivery{}, false
 	}
 	return d, true
+}
+
+// ownDelivery loads the delivery named in the path for an action only its owner may take:
+// another app gets 404, the event's publisher 403 with what it may do instead.
+func (s *Server) ownDelivery(c *gin.Context, appID, action string) (db.Delivery, bool) {
+	d, ok := s.pathDelivery(c, appID)
+	if ok && d.AppID != appID {
+		problem(c, http.StatusForbidden, fmt.Sprintf("only the app that owns delivery %s may %s it; "+
+			"as the publisher of its event you may replay the whole event (POST /v1/events/%s/replay)",
+			d.ID, action, url.PathEscape(db.ClientEventID(d.EventID))))
+		return db.Delivery{}, false
+	}
+	return d, ok
 }
 
 // decodePublish parses and validates a publish request. Everything it refuses is a *requestError.

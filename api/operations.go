@@ -25,11 +25,13 @@ type signalRequest struct {
 	Reason string `json:"reason"`
 }
 
-func (s *Server) cancelDelivery(c *gin.Context) { s.signalDelivery(c, workflows.SignalCancel) }
-func (s *Server) retryDelivery(c *gin.Context)  { s.signalDelivery(c, workflows.SignalRetry) }
+func (s *Server) cancelDelivery(c *gin.Context) {
+	s.signalDelivery(c, workflows.SignalCancel, "cancel")
+}
+func (s *Server) retryDelivery(c *gin.Context) { s.signalDelivery(c, workflows.SignalRetry, "retry") }
 
 // signalDelivery sends cancel or retry to a pending delivery's workflow.
-func (s *Server) signalDelivery(c *gin.Context, signal string) {
+func (s *Server) signalDelivery(c *gin.Context, signal, action string) {
 	app, ok := caller(c)
 	if !ok {
 		return
@@ -38,7 +40,7 @@ func (s *Server) signalDelivery(c *gin.Context, signal string) {
 	if c.Request.ContentLength != 0 && !bind(c, &req) {
 		return
 	}
-	d, ok := s.pathDelivery(c, app.ID)
+	d, ok := s.ownDelivery(c, app.ID, action)
 	if !ok {
 		return
 	}
@@ -66,7 +68,7 @@ func (s *Server) replayDelivery(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, ok := s.pathDelivery(c, app.ID)
+	d, ok := s.ownDelivery(c, app.ID, "replay")
 	if !ok {
 		return
 	}
@@ -141,7 +143,7 @@ func (s *Server) replayEvent(c *gin.Context) {
 			return
 		}
 		inputs = append(inputs, in)
-		out = append(out, s.deliveryView(nd))
+		out = append(out, s.deliveryFor(app.ID, nd))
 	}
 	// One workflow runs the replays as children and makes the callback once all have ended.
 	_, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: workflowID,

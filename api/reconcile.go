@@ -32,6 +32,9 @@ func (s *Server) Reconcile(ctx context.Context, every, grace time.Duration) {
 		} else if n > 0 {
 			s.Log.Info("reconciled events whose workflow had not started", "count", n)
 		}
+		if err := s.ReconcileRemovals(ctx, grace); err != nil {
+			s.Log.Warn("reconcile removals", "error", err)
+		}
 		if started, ended, err := s.ReconcileDeliveries(ctx, s.Config.ReconcileDeliveryGrace, 100); err != nil {
 			s.Log.Warn("reconcile deliveries", "error", err)
 		} else if started+ended > 0 {
@@ -52,6 +55,19 @@ func (s *Server) ReconcileOnce(ctx context.Context, grace time.Duration) (int, e
 		}
 	}
 	return len(evs), nil
+}
+
+// ReconcileRemovals starts the follow-up of registered events removed more than grace ago whose
+// subscribers are not all told yet (the API could not start it, or it failed).
+func (s *Server) ReconcileRemovals(ctx context.Context, grace time.Duration) error {
+	ids, err := s.Repo.UntoldRemovals(ctx, grace, 100)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		s.followUpRemoval(ctx, id)
+	}
+	return nil
 }
 
 // ReconcileDeliveries looks, at most limit at a time, at pending deliveries nothing changed for

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,9 +13,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jmoiron/sqlx/types"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/filter"
+	"github.com/hookd/hookd/workflows"
 )
 
 // MaxBulkDelete is the OS1 limit on names per bulkDeleteEvents request.
@@ -239,23 +243,23 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 	if !ok {
 		return
 	}
-	deleted, err := s.Repo.DeleteRegisteredEvents(c.Request.Context(), app.ID, c.Param("topic"), req.Events)
+	removed, err := s.Repo.RemoveRegisteredEvents(c.Request.Context(), app.ID, c.Param("topic"), req.Events)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	deleted := make([]string, 0, len(removed))
 	gone := map[string]bool{}
-	for _, n := range deleted {
-		gone[n] = true
+	for _, e := range removed {
+		deleted = append(deleted, e.Name)
+		gone[e.Name] = true
+		s.followUpRemoval(c.Request.Context(), e.ID)
 	}
 	notFound := []string{}
 	for _, n := range req.Events {
 		if !gone[n] {
 			notFound = append(notFound, n)
 		}
-	}
-	if deleted == nil {
-		deleted = []string{}
 	}
 	result := gin.H{"deleted": deleted, "notFound": notFound}
 	if notify == "" {
@@ -269,6 +273,19 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 	}
 	result["requestId"] = cb.ClientID
 	data(c, http.StatusAccepted, result)
+}
+
+// followUpRemoval starts the workflow that cancels the pending deliveries to the subscriptions of
+// a removed event and tells their contacts. The removal is committed already: if the start fails,
+// the reconciler starts it later.
+func (s *Server) followUpRemoval(ctx context.Context, registeredEventID int64) {
+	id := workflows.RemovedEventWorkflowID(registeredEventID)
+	_, err := s.Engine.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: s.Config.TaskQueue},
+		workflows.RemovedEventWorkflow, workflows.RemovedEventInput{RegisteredEventID: registeredEventID})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		s.Log.Warn("removal follow-up left to the reconciler", "workflow_id", id, "error", err)
+	}
 }
 
 func pageSize(c *gin.Context) (int, bool) {

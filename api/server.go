@@ -71,6 +71,9 @@ func (s *Server) Handler() http.Handler {
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/apps", s.createApp)
 	v1.GET("/apps", s.listApps)
+	v1.POST("/apps/:id/keys", s.createKey)
+	v1.GET("/apps/:id/keys", s.listKeys)
+	v1.DELETE("/apps/:id/keys/:keyId", s.revokeKey)
 
 	t := v1.Group("/topics/:topic", s.knownTopic)
 	t.POST("/events", s.registerEvents)

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/lib/pq"
 )
@@ -41,7 +42,7 @@ func (r *Repo) RegisterEvents(ctx context.Context, evs []RegisteredEvent) ([]Reg
 func (r *Repo) ListRegisteredEvents(ctx context.Context, appID, topic, afterName string, afterID int64, limit int) ([]RegisteredEvent, error) {
 	var out []RegisteredEvent
 	err := r.db.SelectContext(ctx, &out, `SELECT `+registeredColumns+` FROM registered_events
-		WHERE app_id = $1 AND ($2 = '' OR topic = $2) AND (name, id) > ($3, $4)
+		WHERE app_id = $1 AND ($2 = '' OR topic = $2) AND (name, id) > ($3, $4) AND deleted_at IS NULL
 		ORDER BY name, id LIMIT $5`, appID, topic, afterName, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list registered events: %w", err)
@@ -53,7 +54,7 @@ func (r *Repo) ListRegisteredEvents(ctx context.Context, appID, topic, afterName
 func (r *Repo) GetRegisteredEvent(ctx context.Context, appID, topic, name string) (RegisteredEvent, error) {
 	var e RegisteredEvent
 	err := r.db.GetContext(ctx, &e, `SELECT `+registeredColumns+` FROM registered_events
-		WHERE app_id = $1 AND topic = $2 AND name = $3`, appID, topic, name)
+		WHERE app_id = $1 AND topic = $2 AND name = $3 AND deleted_at IS NULL`, appID, topic, name)
 	if err != nil {
 		return RegisteredEvent{}, fmt.Errorf("get registered event %q: %w", name, notFound(err))
 	}
@@ -65,7 +66,7 @@ func (r *Repo) UpdateRegisteredEvent(ctx context.Context, oldName string, e Regi
 	var got RegisteredEvent
 	err := r.db.GetContext(ctx, &got, `UPDATE registered_events SET name=$4, description=$5, event_type=$6,
 		filter_logic=$7, type=$8, get_api_path=$9, updated_at=now()
-		WHERE app_id=$1 AND topic=$2 AND name=$3 RETURNING `+registeredColumns,
+		WHERE app_id=$1 AND topic=$2 AND name=$3 AND deleted_at IS NULL RETURNING `+registeredColumns,
 		e.AppID, e.Topic, oldName, e.Name, e.Description, e.EventType, e.FilterLogic, e.Type, e.GetAPIPath)
 	if isUniqueViolation(err) {
 		return RegisteredEvent{}, fmt.Errorf("update event %q: %w", oldName, ErrConflict)
@@ -76,15 +77,106 @@ func (r *Repo) UpdateRegisteredEvent(ctx context.Context, oldName string, e Regi
 	return got, nil
 }
 
-// DeleteRegisteredEvents deletes the named events and returns the names it deleted.
-func (r *Repo) DeleteRegisteredEvents(ctx context.Context, appID, topic string, names []string) ([]string, error) {
-	var deleted []string
-	err := r.db.SelectContext(ctx, &deleted, `DELETE FROM registered_events
-		WHERE app_id=$1 AND topic=$2 AND name = ANY($3) RETURNING name`, appID, topic, pq.StringArray(names))
+// RemovedEvent is a registered event its publisher removed.
+type RemovedEvent struct {
+	ID   int64  `db:"id"`
+	Name string `db:"name"`
+}
+
+// RemoveRegisteredEvents removes the named events of an app and disables every subscription to
+// them with the reason. Nothing is deleted: the rows of the subscribers (subscriptions, deliveries,
+// ledgers) are not the publisher's to destroy. It returns the events it removed.
+func (r *Repo) RemoveRegisteredEvents(ctx context.Context, appID, topic string, names []string) ([]RemovedEvent, error) {
+	tx, err := r.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("delete events: %w", err)
+		return nil, fmt.Errorf("remove events: %w", err)
 	}
-	return deleted, nil
+	defer tx.Rollback()
+	var removed []RemovedEvent
+	err = tx.SelectContext(ctx, &removed, `UPDATE registered_events SET deleted_at = now(), updated_at = now()
+		WHERE app_id=$1 AND topic=$2 AND name = ANY($3) AND deleted_at IS NULL RETURNING id, name`,
+		appID, topic, pq.StringArray(names))
+	if err != nil {
+		return nil, fmt.Errorf("remove events: %w", err)
+	}
+	ids := make(pq.Int64Array, len(removed))
+	for i, e := range removed {
+		ids[i] = e.ID
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE subscriptions s SET active = false, updated_at = now(),
+			disabled_reason = 'the publisher removed the event "' || e.name || '" (topic "' || e.topic || '")'
+		FROM registered_events e
+		WHERE e.id = s.registered_event_id AND e.id = ANY($1) AND s.deleted_at IS NULL`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("remove events: disable subscriptions: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("remove events: %w", err)
+	}
+	return removed, nil
+}
+
+// PendingDeliveriesOfRemoved pages (by id) through the pending deliveries to the subscriptions
+// of a removed registered event.
+func (r *Repo) PendingDeliveriesOfRemoved(ctx context.Context, registeredEventID int64, afterID string, limit int) ([]Delivery, error) {
+	var out []Delivery
+	err := r.db.SelectContext(ctx, &out, `SELECT `+prefixed("d", deliveryColumns)+` FROM deliveries d
+		JOIN subscriptions s ON s.id = d.subscription_id
+		WHERE s.registered_event_id = $1 AND d.status = 'pending' AND d.id > $2
+		ORDER BY d.id LIMIT $3`, registeredEventID, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending deliveries of removed event %d: %w", registeredEventID, err)
+	}
+	return out, nil
+}
+
+// RemovalNotice is a subscription whose contact has not yet been told that the event it
+// subscribed to was removed.
+type RemovalNotice struct {
+	SubscriptionID string `db:"id"`
+	AppID          string `db:"app_id"`
+	URL            string `db:"url"`
+	Contact        string `db:"contact"`
+	Reason         string `db:"disabled_reason"`
+}
+
+// RemovalNotices lists up to limit subscriptions of a removed registered event whose contact
+// (the subscription's, else its app's) has not been told yet.
+func (r *Repo) RemovalNotices(ctx context.Context, registeredEventID int64, limit int) ([]RemovalNotice, error) {
+	var out []RemovalNotice
+	err := r.db.SelectContext(ctx, &out, `SELECT s.id, s.app_id, s.url, s.disabled_reason,
+			coalesce(nullif(s.contact_email, ''), a.contact_email) AS contact
+		FROM subscriptions s JOIN apps a ON a.id = s.app_id
+		WHERE s.registered_event_id = $1 AND s.removal_notified_at IS NULL AND s.deleted_at IS NULL
+		ORDER BY s.id LIMIT $2`, registeredEventID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("removal notices of event %d: %w", registeredEventID, err)
+	}
+	return out, nil
+}
+
+// MarkRemovalNotified records that the contacts of these subscriptions were told.
+func (r *Repo) MarkRemovalNotified(ctx context.Context, subscriptionIDs []string) error {
+	_, err := r.db.ExecContext(ctx, `UPDATE subscriptions SET removal_notified_at = now()
+		WHERE id = ANY($1) AND removal_notified_at IS NULL`, pq.StringArray(subscriptionIDs))
+	if err != nil {
+		return fmt.Errorf("mark %d removal notices: %w", len(subscriptionIDs), err)
+	}
+	return nil
+}
+
+// UntoldRemovals lists registered events removed more than grace ago whose subscribers are not all
+// told yet: the reconciler restarts their follow-up.
+func (r *Repo) UntoldRemovals(ctx context.Context, grace time.Duration, limit int) ([]int64, error) {
+	var out []int64
+	err := r.db.SelectContext(ctx, &out, `SELECT e.id FROM registered_events e
+		WHERE e.deleted_at < now() - make_interval(secs => $1) AND EXISTS (SELECT 1 FROM subscriptions s
+			WHERE s.registered_event_id = e.id AND s.removal_notified_at IS NULL AND s.deleted_at IS NULL)
+		ORDER BY e.id LIMIT $2`, grace.Seconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("untold removals: %w", err)
+	}
+	return out, nil
 }
 
 // RegisteredEventByID loads an event by its internal id (workers rendering a payload).
@@ -96,13 +188,23 @@ func (r *Repo) RegisteredEventByID(ctx context.Context, id int64) (RegisteredEve
 	return e, nil
 }
 
+// RegisteredEventRemoved reports whether its publisher removed a registered event.
+func (r *Repo) RegisteredEventRemoved(ctx context.Context, id int64) (bool, error) {
+	var removed bool
+	err := r.db.GetContext(ctx, &removed, `SELECT deleted_at IS NOT NULL FROM registered_events WHERE id = $1`, id)
+	if err != nil {
+		return false, fmt.Errorf("registered event %d: %w", id, notFound(err))
+	}
+	return removed, nil
+}
+
 // RegisteredEventsOf lists the registered events of several apps in one query, at most perApp each,
 // grouped by app id.
 func (r *Repo) RegisteredEventsOf(ctx context.Context, appIDs []string, perApp int) (map[string][]RegisteredEvent, error) {
 	var rows []RegisteredEvent
 	err := r.db.SelectContext(ctx, &rows, `SELECT `+registeredColumns+` FROM (
 			SELECT *, row_number() OVER (PARTITION BY app_id ORDER BY name, id) AS n
-			FROM registered_events WHERE app_id = ANY($1)
+			FROM registered_events WHERE app_id = ANY($1) AND deleted_at IS NULL
 		) e WHERE n <= $2 ORDER BY app_id, name, id`, pq.StringArray(appIDs), perApp)
 	if err != nil {
 		return nil, fmt.Errorf("registered events of %d apps: %w", len(appIDs), err)

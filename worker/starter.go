@@ -64,3 +64,14 @@ func (s *Starter) GroupEnded(ctx context.Context, workflowID string) error {
 	}
 	return nil
 }
+
+// CancelDelivery signals a delivery's workflow to end it as cancelled with the reason. A workflow
+// that is gone (the delivery ended, or its first attempt is still running) needs no signal.
+func (s *Starter) CancelDelivery(ctx context.Context, workflowID, reason string) error {
+	err := s.Client.SignalWorkflow(ctx, workflowID, "", workflows.SignalCancel, workflows.SignalPayload{Reason: reason})
+	var nf *serviceerror.NotFound
+	if err != nil && !errors.As(err, &nf) {
+		return fmt.Errorf("signal %s: %w", workflowID, err)
+	}
+	return nil
+}

@@ -34,4 +34,5 @@ func Register(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.EventWorkflowV1, workflow.RegisterOptions{Name: workflows.EventWorkflowV1Type})
 	r.RegisterWorkflow(workflows.DeliveryWorkflow)
 	r.RegisterWorkflow(workflows.ReplayWorkflow)
+	r.RegisterWorkflow(workflows.RemovedEventWorkflow)
 }

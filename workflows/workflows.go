@@ -351,7 +351,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			case activities.ErrTypeGone:
 				return finish(db.StatusFailed, appErr.Error(), true)
 			case activities.ErrTypeInactive:
-				return finish(db.StatusCancelled, "subscription disabled", false)
+				return finish(db.StatusCancelled, appErr.Message(), false)
 			case activities.ErrTypeFinished:
 				// An attempt cut short by a retry signal finished after all and closed the delivery.
 				status := db.StatusSucceeded

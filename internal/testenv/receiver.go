@@ -10,6 +10,7 @@ import (
 
 // Request is one POST a receiver got.
 type Request struct {
+	Path   string
 	Header http.Header
 	Body   []byte
 	At     time.Time
@@ -44,7 +45,7 @@ func Statuses(statuses ...int) func(int, *http.Request) (int, http.Header, strin
 func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	rc.mu.Lock()
-	rc.reqs = append(rc.reqs, Request{Header: r.Header.Clone(), Body: body, At: time.Now()})
+	rc.reqs = append(rc.reqs, Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, At: time.Now()})
 	n := len(rc.reqs)
 	rc.mu.Unlock()
 	status, hdr, text := http.StatusOK, http.Header(nil), "ok"
