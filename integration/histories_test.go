@@ -16,6 +16,7 @@ import (
 
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/internal/testenv"
+	"github.com/hookd/hookd/workflows"
 )
 
 // TestRecordHistories records real histories of every workflow type into workflows/testdata, for
@@ -107,6 +108,17 @@ func TestRecordHistories(t *testing.T) {
 	// A replay of a whole event with a completion callback.
 	r := s.must(s.call("POST", "/v1/events/h-mixed/replay", app.Key, map[string]any{"callbackUrl": done.URL}), http.StatusAccepted).Data()
 	save("replay-event", "replay/"+app.ID+"/h-mixed/"+r["requestId"].(string))
+
+	// A registered event removed while a subscriber's delivery to it retries.
+	tn := newTenants(s, "histories")
+	tn.pendingDelivery(s, "h-removed")
+	s.must(s.call("POST", "/v1/topics/participant/events/bulk-delete", tn.pub.Key,
+		map[string]any{"events": []string{"usercreated"}}), http.StatusOK)
+	var removed int64
+	if err := database.DB.Get(&removed, `SELECT id FROM registered_events WHERE app_id = $1 AND name = 'usercreated'`, tn.pub.ID); err != nil {
+		t.Fatal(err)
+	}
+	save("registry-removal", workflows.RemovedEventWorkflowID(removed))
 
 	// The fan-out as a regular activity (HOOKD_FANOUT_MODE=activity).
 	s2 := newStack(t, func(c *config.Config) { c.LocalFanOut = false })

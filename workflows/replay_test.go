@@ -26,6 +26,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflowWithOptions(EventWorkflowV1, workflow.RegisterOptions{Name: EventWorkflowV1Type})
 			r.RegisterWorkflow(DeliveryWorkflow)
 			r.RegisterWorkflow(ReplayWorkflow)
+			r.RegisterWorkflow(RemovedEventWorkflow)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}
