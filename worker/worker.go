@@ -35,4 +35,5 @@ func Register(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.DeliveryWorkflow)
 	r.RegisterWorkflow(workflows.ReplayWorkflow)
 	r.RegisterWorkflow(workflows.RemovedEventWorkflow)
+	r.RegisterWorkflow(workflows.RetentionWorkflow)
 }

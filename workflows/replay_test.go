@@ -27,6 +27,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(DeliveryWorkflow)
 			r.RegisterWorkflow(ReplayWorkflow)
 			r.RegisterWorkflow(RemovedEventWorkflow)
+			r.RegisterWorkflow(RetentionWorkflow)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}
