@@ -58,8 +58,10 @@ compose-check: ## validate docker-compose.yml (skipped without docker compose)
 		echo "compose-check: skipped (docker compose plugin not available)"; \
 	fi
 
-clean: ## remove bin/hookd, .dev/ and coverage files (keeps built tools)
-	rm -rf bin/hookd bin/hookd-bench .dev coverage.out coverage.html *.coverprofile
+# .dev/encryption-key stays: without it the secrets in the dev database cannot be read.
+clean: ## remove bin/hookd, .dev/ (but its encryption key) and coverage files (keeps built tools)
+	rm -rf bin/hookd bin/hookd-bench coverage.out coverage.html *.coverprofile
+	if [ -d .dev ]; then find .dev -mindepth 1 -maxdepth 1 ! -name encryption-key -exec rm -rf {} +; fi
 
 distclean: clean ## also remove the built tools in bin/
 	rm -rf bin

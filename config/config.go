@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookd/hookd/keyring"
 )
 
 // Config is every setting hookd reads. Field tags name the environment variable.
@@ -61,6 +63,10 @@ type Config struct {
 	ReconcileDeliveryGrace time.Duration
 	// SearchAttributes makes workflows set hookd's search attributes; the server must have them registered.
 	SearchAttributes bool // HOOKD_SEARCH_ATTRIBUTES
+	// EncryptionKeys seal the secrets stored in PostgreSQL (app and subscription secrets, callback
+	// keys); the first key seals, all of them open. Nil when HOOKD_ENCRYPTION_KEY is unset: only
+	// the processes that open the repository need it (see RequireEncryptionKeys).
+	EncryptionKeys *keyring.Keyring // HOOKD_ENCRYPTION_KEY
 }
 
 // RetryDefaults apply to subscriptions that do not set their own policy.
@@ -124,10 +130,28 @@ func load(getenv func(string) string) (Config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(p.str("HOOKD_LOG_LEVEL", "info"))); err != nil {
 		p.errs = append(p.errs, fmt.Sprintf("HOOKD_LOG_LEVEL: %v", err))
 	}
+	if spec := p.str("HOOKD_ENCRYPTION_KEY", ""); spec != "" {
+		k, err := keyring.Parse(spec)
+		if err != nil {
+			p.errs = append(p.errs, fmt.Sprintf("HOOKD_ENCRYPTION_KEY: %v; the format is %s", err, keyring.Format))
+		}
+		c.EncryptionKeys = k
+	}
 	if len(p.errs) > 0 {
 		return Config{}, fmt.Errorf("config: %s", strings.Join(p.errs, "; "))
 	}
 	return c, nil
+}
+
+// RequireEncryptionKeys returns the keyring, or an error saying how to make one: a process that
+// stores or signs with secrets must not start without it, or it would write them in plain text
+// or fail to read them.
+func (c Config) RequireEncryptionKeys() (*keyring.Keyring, error) {
+	if c.EncryptionKeys == nil {
+		return nil, fmt.Errorf("HOOKD_ENCRYPTION_KEY is not set: secrets are stored encrypted with it. "+
+			"Set it to %s. Keep it safe: without it the stored secrets cannot be read", keyring.Format)
+	}
+	return c.EncryptionKeys, nil
 }
 
 type parser struct {

@@ -12,6 +12,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
+
+	"github.com/hookd/hookd/keyring"
 )
 
 //go:embed migrations/*.sql
@@ -57,10 +59,14 @@ func Migrate(ctx context.Context, d *sqlx.DB) error {
 // Repo is the repository over one database.
 type Repo struct {
 	db *sqlx.DB
+	// keys seal the secrets it writes (app and subscription secrets, callback keys) and open the
+	// ones it reads; see secrets.go.
+	keys *keyring.Keyring
 }
 
-// NewRepo wraps a connection pool.
-func NewRepo(d *sqlx.DB) *Repo { return &Repo{db: d} }
+// NewRepo wraps a connection pool. keys seal and open the stored secrets; with nil keys, reading
+// or writing a sealed secret fails.
+func NewRepo(d *sqlx.DB, keys *keyring.Keyring) *Repo { return &Repo{db: d, keys: keys} }
 
 // Ping checks the database answers (readiness).
 func (r *Repo) Ping(ctx context.Context) error { return r.db.PingContext(ctx) }

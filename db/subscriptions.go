@@ -15,14 +15,21 @@ const subscriptionColumns = `id, app_id, publisher_app_id, registered_event_id, 
 
 // CreateSubscription stores a subscription.
 func (r *Repo) CreateSubscription(ctx context.Context, s Subscription) (Subscription, error) {
+	s, err := r.sealSubscription(s)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("create subscription: %w", err)
+	}
 	var got Subscription
-	err := r.db.GetContext(ctx, &got, `INSERT INTO subscriptions (id, app_id, publisher_app_id, registered_event_id,
+	err = r.db.GetContext(ctx, &got, `INSERT INTO subscriptions (id, app_id, publisher_app_id, registered_event_id,
 		url, secret, callback_key, event_types, filter_logic, contact_email, retry_initial_ms, retry_backoff,
 		retry_max_interval_ms, retry_max_attempts, retry_max_duration_ms, timeout_ms)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) RETURNING `+subscriptionColumns,
 		s.ID, s.AppID, s.PublisherAppID, s.RegisteredEventID, s.URL, s.Secret, s.CallbackKey, s.EventTypes,
 		s.FilterLogic, s.ContactEmail, s.InitialIntervalMS, s.BackoffCoefficient, s.MaxIntervalMS, s.MaxAttempts,
 		s.MaxDurationMS, s.TimeoutMS)
+	if err == nil {
+		err = r.openSubscriptions(&got)
+	}
 	if err != nil {
 		return Subscription{}, fmt.Errorf("create subscription: %w", err)
 	}
@@ -35,6 +42,9 @@ func (r *Repo) GetSubscription(ctx context.Context, scope Scope, id string) (Sub
 	// Owners no longer see a deleted subscription; the system still does, to stop its pending retries.
 	err := r.db.GetContext(ctx, &s, `SELECT `+subscriptionColumns+` FROM subscriptions
 		WHERE id = $1 AND ($2 OR (app_id = $3 AND deleted_at IS NULL))`, id, scope.any, scope.app)
+	if err == nil {
+		err = r.openSubscriptions(&s)
+	}
 	if err != nil {
 		return Subscription{}, fmt.Errorf("get subscription %s: %w", id, notFound(err))
 	}
@@ -48,6 +58,9 @@ func (r *Repo) ListSubscriptions(ctx context.Context, appID, after string, limit
 		WHERE app_id = $1 AND deleted_at IS NULL
 		  AND ($2 = '' OR (created_at, id) > (SELECT created_at, id FROM subscriptions WHERE id = $2))
 		ORDER BY created_at, id LIMIT $3`, appID, after, limit)
+	for i := 0; err == nil && i < len(out); i++ {
+		err = r.openSubscriptions(&out[i])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
@@ -61,6 +74,9 @@ func (r *Repo) SetSubscriptionActive(ctx context.Context, scope Scope, id string
 	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET active = $3, disabled_reason = $4,
 		consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END, updated_at = now()
 		WHERE id = $1 AND ($5 OR app_id = $2) AND deleted_at IS NULL RETURNING `+subscriptionColumns, id, scope.app, active, reason, scope.any)
+	if err == nil {
+		err = r.openSubscriptions(&s)
+	}
 	if err != nil {
 		return Subscription{}, fmt.Errorf("set subscription %s active=%v: %w", id, active, notFound(err))
 	}
@@ -93,6 +109,9 @@ func (r *Repo) Targets(ctx context.Context, appID, topic, eventType, after strin
 		WHERE e.app_id = $1 AND e.event_type = $3 AND ($2 = '' OR e.topic = $2) AND s.active AND s.id > $4
 		ORDER BY s.id LIMIT $5)
 		ORDER BY id LIMIT $5`, appID, topic, eventType, after, limit)
+	for i := 0; err == nil && i < len(out); i++ {
+		err = r.openSubscriptions(&out[i].Subscription)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("targets for %s/%s after %q: %w", topic, eventType, after, err)
 	}
@@ -103,8 +122,32 @@ func (r *Repo) Targets(ctx context.Context, appID, topic, eventType, after strin
 // receivers can switch over without dropping callbacks.
 func (r *Repo) RotateSecret(ctx context.Context, appID, id, secret string, graceUntil time.Time) (Subscription, error) {
 	var s Subscription
-	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET previous_secret = secret, previous_secret_until = $4,
-		secret = $3, updated_at = now() WHERE id = $1 AND app_id = $2 AND deleted_at IS NULL RETURNING `+subscriptionColumns, id, appID, secret, graceUntil)
+	// The old secret is opened and sealed again for its new column rather than copied in SQL: a
+	// sealed value is bound to its column and would not open as previous_secret.
+	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+		var stored string
+		if err := tx.GetContext(ctx, &stored, `SELECT secret FROM subscriptions
+			WHERE id = $1 AND app_id = $2 AND deleted_at IS NULL FOR UPDATE`, id, appID); err != nil {
+			return notFound(err)
+		}
+		old, err := r.open(colSubSecret, id, stored)
+		if err != nil {
+			return err
+		}
+		previous, err := r.seal(colSubPrevious, id, old)
+		if err != nil {
+			return err
+		}
+		next, err := r.seal(colSubSecret, id, secret)
+		if err != nil {
+			return err
+		}
+		if err := tx.GetContext(ctx, &s, `UPDATE subscriptions SET previous_secret = $2, previous_secret_until = $4,
+			secret = $3, updated_at = now() WHERE id = $1 RETURNING `+subscriptionColumns, id, previous, next, graceUntil); err != nil {
+			return err
+		}
+		return r.openSubscriptions(&s)
+	})
 	if err != nil {
 		return Subscription{}, fmt.Errorf("rotate secret of %s: %w", id, notFound(err))
 	}
@@ -146,12 +189,19 @@ func (r *Repo) DeleteSubscription(ctx context.Context, appID, id string) (pendin
 // contact, callback key, retry policy, timeout) as given in s.
 func (r *Repo) UpdateSubscription(ctx context.Context, s Subscription) (Subscription, error) {
 	var got Subscription
-	err := r.db.GetContext(ctx, &got, `UPDATE subscriptions SET url = $3, event_types = $4, filter_logic = $5,
+	var err error
+	if s.CallbackKey, err = r.sealNull(colSubCallbackKey, s.ID, s.CallbackKey); err != nil {
+		return Subscription{}, fmt.Errorf("update subscription %s: %w", s.ID, err)
+	}
+	err = r.db.GetContext(ctx, &got, `UPDATE subscriptions SET url = $3, event_types = $4, filter_logic = $5,
 		contact_email = $6, callback_key = $7, retry_initial_ms = $8, retry_backoff = $9, retry_max_interval_ms = $10,
 		retry_max_attempts = $11, retry_max_duration_ms = $12, timeout_ms = $13, updated_at = now()
 		WHERE id = $1 AND app_id = $2 AND deleted_at IS NULL RETURNING `+subscriptionColumns,
 		s.ID, s.AppID, s.URL, s.EventTypes, s.FilterLogic, s.ContactEmail, s.CallbackKey, s.InitialIntervalMS,
 		s.BackoffCoefficient, s.MaxIntervalMS, s.MaxAttempts, s.MaxDurationMS, s.TimeoutMS)
+	if err == nil {
+		err = r.openSubscriptions(&got)
+	}
 	if err != nil {
 		return Subscription{}, fmt.Errorf("update subscription %s: %w", s.ID, notFound(err))
 	}

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -36,7 +35,8 @@ func TestOperatorCLI(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, hookdBinary(t), args...)
-		cmd.Env = append(os.Environ(), "HOOKD_API_URL="+s.URL, "HOOKD_API_KEY="+app.Key)
+		// Client commands talk to the API only: they must work without the encryption key.
+		cmd.Env = append(environWithout("HOOKD_ENCRYPTION_KEY"), "HOOKD_API_URL="+s.URL, "HOOKD_API_KEY="+app.Key)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("hookd %v: %v\n%s", args, err, out)
@@ -61,7 +61,7 @@ func TestOperatorCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hookdBinary(t), "tail", "-since", start, "-interval", "200ms")
-	cmd.Env = append(os.Environ(), "HOOKD_API_URL="+s.URL, "HOOKD_API_KEY="+app.Key)
+	cmd.Env = append(environWithout("HOOKD_ENCRYPTION_KEY"), "HOOKD_API_URL="+s.URL, "HOOKD_API_KEY="+app.Key)
 	out, _ := cmd.Output()
 	if !strings.Contains(string(out), "cli-1 cli") {
 		t.Errorf("tail:\n%s", out)

@@ -51,6 +51,7 @@ func startWorker(t *testing.T, cfg config.Config) *exec.Cmd {
 	cmd := exec.Command(hookdBinary(t), "worker")
 	cmd.Env = append(os.Environ(),
 		"HOOKD_DATABASE_URL="+cfg.DatabaseURL,
+		"HOOKD_ENCRYPTION_KEY="+encryptionKey,
 		"HOOKD_TEMPORAL_ADDRESS="+cfg.TemporalAddress,
 		"HOOKD_TASK_QUEUE="+cfg.TaskQueue,
 		"HOOKD_SMTP_ADDR="+cfg.SMTPAddr,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/internal/testenv"
+	"github.com/hookd/hookd/keyring"
 	"github.com/hookd/hookd/service"
 )
 
@@ -30,6 +31,10 @@ var (
 	temporalServer *testenv.Temporal
 	database       *testenv.Database
 	queueSeq       atomic.Int64
+	// encryptionKey is the HOOKD_ENCRYPTION_KEY of every stack and hookd process of the run (they
+	// share one database), and testKeys its keyring.
+	encryptionKey string
+	testKeys      *keyring.Keyring
 )
 
 func TestMain(m *testing.M) {
@@ -51,6 +56,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer database.Drop(ctx)
+	if encryptionKey, err = keyring.Generate("test1"); err == nil {
+		testKeys, err = keyring.Parse(encryptionKey)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
 	return m.Run()
 }
 
@@ -63,6 +75,7 @@ type stack struct {
 	Cfg  config.Config
 	Logs *syncBuffer // everything the stack logged
 	app  *service.App
+	stop func() error // stops the stack before the test ends (a restart); idempotent
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -110,6 +123,7 @@ func startStack(t *testing.T, withWorker bool, tweak ...func(*config.Config)) *s
 		MaxInterval: time.Second, MaxAttempts: 5, MaxDuration: time.Minute}
 	cfg.AttemptTimeout = 5 * time.Second
 	cfg.LogLevel = slog.LevelWarn
+	cfg.EncryptionKeys = testKeys
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -123,8 +137,9 @@ func startStack(t *testing.T, withWorker bool, tweak ...func(*config.Config)) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { app.Stop() })
-	return &stack{t: t, URL: app.URL, SMTP: smtp, Cfg: cfg, Logs: logs, app: app}
+	stop := sync.OnceValue(app.Stop)
+	t.Cleanup(func() { stop() })
+	return &stack{t: t, URL: app.URL, SMTP: smtp, Cfg: cfg, Logs: logs, app: app, stop: stop}
 }
 
 type testWriter struct{ t *testing.T }

@@ -130,7 +130,7 @@ func TestRepositoryScope(t *testing.T) {
 	s := newStack(t)
 	app, other := s.newApp("scoped"), s.newApp("scoped other")
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "scoped-1", "type": "nobody.listens"}), http.StatusCreated)
-	repo := db.NewRepo(database.DB)
+	repo := db.NewRepo(database.DB, testKeys)
 	key := app.ID + "/scoped-1"
 	ctx := context.Background()
 	for name, c := range map[string]struct {

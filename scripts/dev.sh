@@ -14,6 +14,8 @@
 #        DEV_MAILPIT_HTTP_PORT (8025) DEV_MAILPIT_SMTP_PORT (1025)
 #        DEV_TEMPORAL_BIN DEV_MAILPIT_BIN DEV_HOOKD_BIN (default bin/*)
 # Logs: .dev/temporal.log, .dev/mailpit.log. Temporal state: .dev/temporal.db
+# Encryption key (HOOKD_ENCRYPTION_KEY, unless set): made once into .dev/encryption-key and kept;
+# the dev database's secrets cannot be read without it.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -144,6 +146,21 @@ export HOOKD_OPERATOR_KEY="${HOOKD_OPERATOR_KEY:-dev-operator-key}"
 export HOOKD_TEMPORAL_UI_URL="${HOOKD_TEMPORAL_UI_URL:-http://127.0.0.1:$DEV_TEMPORAL_UI_PORT}"
 export HOOKD_ALLOW_PRIVATE_TARGETS="${HOOKD_ALLOW_PRIVATE_TARGETS:-true}"
 
+# Secrets are stored encrypted under HOOKD_ENCRYPTION_KEY. The dev key is made once and kept, so
+# the secrets already in the dev database stay readable across runs.
+KEY_FILE="$DEV_DIR/encryption-key"
+KEY_SHOWN="(from the environment)"
+if [[ -z "${HOOKD_ENCRYPTION_KEY:-}" ]]; then
+  if [[ ! -s "$KEY_FILE" ]]; then
+    say "generating the dev encryption key into $KEY_FILE"
+    (umask 077 && "$DEV_HOOKD_BIN" gen-encryption-key -id dev1 >"$KEY_FILE.tmp")
+    mv "$KEY_FILE.tmp" "$KEY_FILE"
+  fi
+  HOOKD_ENCRYPTION_KEY="$(<"$KEY_FILE")"
+  KEY_SHOWN="$KEY_FILE"
+fi
+export HOOKD_ENCRYPTION_KEY
+
 say "running migrations"
 "$DEV_HOOKD_BIN" migrate
 
@@ -156,6 +173,7 @@ cat <<EOF
   Mailpit inbox   http://127.0.0.1:$DEV_MAILPIT_HTTP_PORT   (SMTP $HOOKD_SMTP_ADDR)
   Operator key    $HOOKD_OPERATOR_KEY
   Database        $HOOKD_DATABASE_URL
+  Encryption key  $KEY_SHOWN
   Logs            $DEV_DIR/temporal.log, $DEV_DIR/mailpit.log
   Ctrl-C stops everything this script started.
   ---------------------------------------------------------------

@@ -46,13 +46,18 @@ func (a *App) Stop() error {
 
 // Start connects to PostgreSQL and Temporal and starts the API and/or the worker.
 func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, withWorker bool) (*App, error) {
+	keys, err := cfg.RequireEncryptionKeys()
+	if err != nil {
+		return nil, err
+	}
 	app := &App{}
 	d, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
 	app.stops = append(app.stops, d.Close)
-	repo := db.NewRepo(d)
+	repo := db.NewRepo(d, keys)
+	log.Info("stored secrets encrypted", "current_key", keys.Current(), "keys", keys.IDs())
 	m := metrics.New()
 	app.Metrics = m
 	tc, err := client.DialContext(ctx, client.Options{

@@ -39,6 +39,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/hookd/hookd/internal/testenv"
+	"github.com/hookd/hookd/keyring"
 )
 
 // options are the command line flags.
@@ -211,6 +212,7 @@ type bench struct {
 	svcLog   *slog.Logger
 	svcLevel slog.Level
 	nonce    string
+	keys     *keyring.Keyring // seal the secrets in db, unless HOOKD_ENCRYPTION_KEY is set
 }
 
 func main() {
@@ -291,6 +293,14 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 		}
 	}()
 	say("PostgreSQL database %s", b.db.Name)
+	// The database is the bench's own, so a key made for this run will do.
+	spec, err := keyring.Generate("bench")
+	if err == nil {
+		b.keys, err = keyring.Parse(spec)
+	}
+	if err != nil {
+		return err
+	}
 
 	b.mon = newMonitor(res.TemporalPID)
 	go b.mon.run(ctx)

@@ -145,6 +145,9 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	cfg.AllowPrivate = true      // receivers live on loopback
 	cfg.SearchAttributes = true  // the dev server has hookd's attributes
 	cfg.LogLevel = b.svcLevel
+	if cfg.EncryptionKeys == nil {
+		cfg.EncryptionKeys = b.keys
+	}
 	res.FanOutMode = "activity"
 	if cfg.LocalFanOut {
 		res.FanOutMode = "local"

@@ -1,5 +1,5 @@
 // Command hookd runs the webhook delivery service: `hookd api`, `hookd worker`, `hookd dev` (both in
-// one process) and `hookd migrate`.
+// one process), `hookd migrate` and the encryption key commands.
 package main
 
 import (
@@ -25,6 +25,8 @@ commands:
   receive   a demo receiver that prints callbacks and verifies their signatures
             (flags: -addr 127.0.0.1:9000 -secret whsec_... -status 200)
 
+` + keysUsage + `
+
 ` + ctlUsage + `
 
 Configuration comes from HOOKD_* environment variables (see README.md).`
@@ -39,6 +41,8 @@ func main() {
 	var err error
 	if os.Args[1] == "receive" {
 		err = receive(ctx, os.Args[2:])
+	} else if os.Args[1] == "gen-encryption-key" {
+		err = genEncryptionKey(os.Args[2:], os.Stdout)
 	} else if ctl, ok := ctlCommands[os.Args[1]]; ok {
 		var c *apiClient
 		if c, err = newAPIClient(); err == nil {
@@ -62,7 +66,13 @@ func run(ctx context.Context, cmd string) error {
 	switch cmd {
 	case "migrate":
 		return migrate(ctx, cfg)
+	case "rotate-encryption-key":
+		return rotateEncryptionKey(ctx, cfg, os.Args[2:], os.Stdout)
 	case "api", "worker", "dev":
+		// Refuse before touching anything: without the key, secrets could be neither stored nor read.
+		if _, err := cfg.RequireEncryptionKeys(); err != nil {
+			return err
+		}
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 		return nil
