@@ -61,6 +61,11 @@ type Config struct {
 	// ReconcileDeliveryGrace is how long a pending delivery may go unchanged before the reconciler
 	// checks that a workflow still runs it. HOOKD_RECONCILE_DELIVERY_GRACE
 	ReconcileDeliveryGrace time.Duration
+	// Retention is how long events, their deliveries and attempts are kept; a Temporal Schedule
+	// deletes older ones (never while a delivery is pending) every RetentionEvery. HOOKD_RETENTION
+	// (0 keeps everything), HOOKD_RETENTION_EVERY
+	Retention      time.Duration
+	RetentionEvery time.Duration
 	// SearchAttributes makes workflows set hookd's search attributes; the server must have them registered.
 	SearchAttributes bool // HOOKD_SEARCH_ATTRIBUTES
 	// EncryptionKeys seal the secrets stored in PostgreSQL (app and subscription secrets, callback
@@ -103,6 +108,8 @@ func load(getenv func(string) string) (Config, error) {
 		ReconcileInterval:      p.duration("HOOKD_RECONCILE_INTERVAL", 15*time.Second),
 		ReconcileGrace:         p.duration("HOOKD_RECONCILE_GRACE", 30*time.Second),
 		ReconcileDeliveryGrace: p.duration("HOOKD_RECONCILE_DELIVERY_GRACE", 5*time.Minute),
+		Retention:              p.duration("HOOKD_RETENTION", 30*24*time.Hour),
+		RetentionEvery:         p.duration("HOOKD_RETENTION_EVERY", time.Hour),
 		MaxPayloadBytes:        int64(p.integer("HOOKD_MAX_PAYLOAD_BYTES", 256<<10)),
 		AttemptTimeout:         p.duration("HOOKD_ATTEMPT_TIMEOUT", 20*time.Second),
 		Retry: RetryDefaults{

@@ -7,15 +7,26 @@ import (
 
 const appColumns = `id, name, permissions, secret, contact_email, created_at`
 
-// CreateApp stores an app with the hash of its API key.
-func (r *Repo) CreateApp(ctx context.Context, a App, keyHash []byte) (App, error) {
+// CreateApp stores an app with its first API key (only the key's hash).
+func (r *Repo) CreateApp(ctx context.Context, a App, keyID string, keyHash []byte) (App, error) {
 	sealed, err := r.seal(colAppSecret, a.ID, a.Secret)
 	if err != nil {
 		return App{}, fmt.Errorf("create app: %w", err)
 	}
-	err = r.db.GetContext(ctx, &a, `INSERT INTO apps (id, name, permissions, secret, contact_email, api_key_hash)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+appColumns,
-		a.ID, a.Name, a.Permissions, sealed, a.ContactEmail, keyHash)
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return App{}, fmt.Errorf("create app: %w", err)
+	}
+	defer tx.Rollback()
+	err = tx.GetContext(ctx, &a, `INSERT INTO apps (id, name, permissions, secret, contact_email)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+appColumns,
+		a.ID, a.Name, a.Permissions, sealed, a.ContactEmail)
+	if err == nil {
+		_, err = tx.ExecContext(ctx, `INSERT INTO app_keys (id, app_id, key_hash) VALUES ($1, $2, $3)`, keyID, a.ID, keyHash)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
 	if err == nil {
 		err = r.openApps(&a)
 	}
@@ -25,10 +36,11 @@ func (r *Repo) CreateApp(ctx context.Context, a App, keyHash []byte) (App, error
 	return a, nil
 }
 
-// AppByKeyHash finds the app that owns an API key.
+// AppByKeyHash finds the app that owns an API key that is not revoked.
 func (r *Repo) AppByKeyHash(ctx context.Context, keyHash []byte) (App, error) {
 	var a App
-	err := r.db.GetContext(ctx, &a, `SELECT `+appColumns+` FROM apps WHERE api_key_hash = $1`, keyHash)
+	err := r.db.GetContext(ctx, &a, `SELECT `+prefixed("a", appColumns)+` FROM apps a
+		JOIN app_keys k ON k.app_id = a.id WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, keyHash)
 	if err == nil {
 		err = r.openApps(&a)
 	}

@@ -73,7 +73,9 @@ func (r *Repo) SetSubscriptionActive(ctx context.Context, scope Scope, id string
 	var s Subscription
 	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET active = $3, disabled_reason = $4,
 		consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END, updated_at = now()
-		WHERE id = $1 AND ($5 OR app_id = $2) AND deleted_at IS NULL RETURNING `+subscriptionColumns, id, scope.app, active, reason, scope.any)
+		WHERE id = $1 AND ($5 OR app_id = $2) AND deleted_at IS NULL
+		  AND NOT ($3 AND registered_event_id IN (SELECT id FROM registered_events WHERE deleted_at IS NOT NULL))
+		RETURNING `+subscriptionColumns, id, scope.app, active, reason, scope.any)
 	if err == nil {
 		err = r.openSubscriptions(&s)
 	}
@@ -106,7 +108,7 @@ func (r *Repo) Targets(ctx context.Context, appID, topic, eventType, after strin
 		UNION ALL
 		(SELECT `+prefixed("s", subscriptionColumns)+`, e.filter_logic, e.name, e.get_api_path
 		FROM subscriptions s JOIN registered_events e ON e.id = s.registered_event_id
-		WHERE e.app_id = $1 AND e.event_type = $3 AND ($2 = '' OR e.topic = $2) AND s.active AND s.id > $4
+		WHERE e.app_id = $1 AND e.event_type = $3 AND ($2 = '' OR e.topic = $2) AND s.active AND e.deleted_at IS NULL AND s.id > $4
 		ORDER BY s.id LIMIT $5)
 		ORDER BY id LIMIT $5`, appID, topic, eventType, after, limit)
 	for i := 0; err == nil && i < len(out); i++ {

@@ -32,6 +32,7 @@ type App struct {
 	URL        string // the API, when it runs here
 	MetricsURL string // /metrics of a worker-only process, when HOOKD_METRICS_ADDR is set
 	Metrics    *metrics.Metrics
+	API        *api.Server // when the API runs here: tests drive its reconciler
 	stops      []func() error
 }
 
@@ -88,6 +89,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		}
 		app.stops = append(app.stops, func() error { w.Stop(); return nil })
 		log.Info("worker started", "task_queue", cfg.TaskQueue)
+		if cfg.Retention > 0 {
+			if err := worker.EnsureRetentionSchedule(ctx, tc, cfg.TaskQueue, cfg.RetentionEvery); err != nil {
+				log.Error("old events are not deleted: the retention schedule could not be created", "error", err)
+			}
+		}
 		if !withAPI && cfg.MetricsAddr != "" {
 			stop, url, err := serveMetrics(cfg.MetricsAddr, api.MetricsHandler(cfg.MetricsToken, m.Handler()), log)
 			if err != nil {
@@ -101,8 +107,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	if withAPI {
 		m.Registry.MustRegister(runningWorkflows(tc, cfg.TaskQueue))
 		srv := &api.Server{Repo: repo, Engine: tc, Config: cfg, Guard: guard, Log: log, Metrics: m}
+		app.API = srv
 		rctx, cancel := context.WithCancel(context.Background())
 		go srv.Reconcile(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)
+		go func() {
+			if err := srv.ForgetRevokedKeys(rctx, cfg.DatabaseURL); err != nil {
+				log.Error("key revocations from other processes are not heard: revoked keys work here until their cache entry expires", "error", err)
+			}
+		}()
 		app.stops = append(app.stops, func() error { cancel(); return nil })
 		stop, addr, err := listenAndServe(cfg.HTTPAddr, srv.Handler(), log)
 		if err != nil {
