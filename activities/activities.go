@@ -165,6 +165,11 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 	}
 	if d.Status != db.StatusPending {
+		// A previous try of this activity may have claimed an attempt and died before recording it
+		// while another attempt ended the delivery: that row would stay "sending" for ever.
+		if err := a.Repo.InterruptAttempts(ctx, []string{d.ID}); err != nil {
+			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+		}
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError("delivery already "+d.Status, ErrTypeFinished, nil, d.Status)
 	}
 	ev, err := a.event(ctx, d.EventID)

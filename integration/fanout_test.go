@@ -104,7 +104,14 @@ func assertEveryPOSTInLedger(t *testing.T, eventLike string, receivers ...*teste
 		switch {
 		case r.State == "sending":
 			wrong++
-			t.Errorf("attempt %d of %s still marked sending after its delivery ended", r.Attempt, r.DeliveryID)
+			var ledger []struct {
+				Attempt int       `db:"attempt"`
+				State   string    `db:"state"`
+				Started time.Time `db:"started_at"`
+				Error   string    `db:"error"`
+			}
+			_ = database.DB.Select(&ledger, `SELECT attempt, state, started_at, error FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`, r.DeliveryID)
+			t.Errorf("attempt %d of %s still marked sending after its delivery ended; its ledger: %+v", r.Attempt, r.DeliveryID, ledger)
 		case posts[k] > 0:
 		case r.State == "interrupted" || !r.Status.Valid:
 			unsent++

@@ -48,7 +48,14 @@ func hookdBinary(t *testing.T) string {
 // startWorker runs `hookd worker` as a separate process configured like the stack.
 func startWorker(t *testing.T, cfg config.Config) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(hookdBinary(t), "worker")
+	return startHookd(t, cfg, "worker")
+}
+
+// startHookd runs `hookd <command>` as a separate process configured like the stack, with extra
+// environment variables.
+func startHookd(t *testing.T, cfg config.Config, command string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(hookdBinary(t), command)
 	cmd.Env = append(os.Environ(),
 		"HOOKD_DATABASE_URL="+cfg.DatabaseURL,
 		"HOOKD_ENCRYPTION_KEY="+encryptionKey,
@@ -62,6 +69,7 @@ func startWorker(t *testing.T, cfg config.Config) *exec.Cmd {
 		fmt.Sprintf("HOOKD_RETRY_MAX_ATTEMPTS=%d", cfg.Retry.MaxAttempts),
 		fmt.Sprintf("HOOKD_ATTEMPT_TIMEOUT=%s", cfg.AttemptTimeout),
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = testWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx := context.Background()
 	var err error
-	temporalServer, err = testenv.StartTemporal(ctx, "", nil)
+	temporalServer, err = testenv.SharedTemporal(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
@@ -170,6 +170,15 @@ func (r response) Data() map[string]any {
 // call sends a request with a bearer key; body may be a string (sent as is) or a value (JSON).
 func (s *stack) call(method, path, key string, body any) response {
 	s.t.Helper()
+	r, err := s.try(method, path, key, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return r
+}
+
+// try is call that returns a failed request's error instead of failing the test (safe in goroutines).
+func (s *stack) try(method, path, key string, body any) (response, error) {
 	var reqBody []byte
 	switch b := body.(type) {
 	case nil:
@@ -178,7 +187,7 @@ func (s *stack) call(method, path, key string, body any) response {
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			s.t.Fatal(err)
+			return response{}, err
 		}
 		reqBody = j
 	}
@@ -188,7 +197,7 @@ func (s *stack) call(method, path, key string, body any) response {
 	}
 	req, err := http.NewRequest(method, s.URL+path, rd)
 	if err != nil {
-		s.t.Fatal(err)
+		return response{}, err
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -196,7 +205,7 @@ func (s *stack) call(method, path, key string, body any) response {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatal(err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -205,7 +214,7 @@ func (s *stack) call(method, path, key string, body any) response {
 	}
 	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	_ = json.Unmarshal(raw, &out.Body)
-	return out
+	return out, nil
 }
 
 // must fails the test unless the response has the status.

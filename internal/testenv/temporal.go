@@ -37,10 +37,24 @@ func TemporalCLI() (string, error) {
 	return "", fmt.Errorf("no Temporal CLI: run `make bin/temporal` or set HOOKD_TEMPORAL_CLI")
 }
 
-// Temporal is a running dev server.
+// Temporal is a running Temporal server: a dev server started here, or a server running elsewhere.
 type Temporal struct {
-	Server   *testsuite.DevServer
+	Server   *testsuite.DevServer // nil for a server running elsewhere
 	HostPort string
+}
+
+// ExternalTemporalEnv names a Temporal frontend (host:port) the integration tests use instead of
+// starting a dev server: `make test-cluster` points it at a real server on PostgreSQL, with
+// hookd's search attributes registered in namespace default.
+const ExternalTemporalEnv = "HOOKD_TEST_TEMPORAL_ADDRESS"
+
+// SharedTemporal is the server a test run shares: the one ExternalTemporalEnv names, else a new
+// in-memory dev server.
+func SharedTemporal(ctx context.Context) (*Temporal, error) {
+	if addr := os.Getenv(ExternalTemporalEnv); addr != "" {
+		return &Temporal{HostPort: addr}, nil
+	}
+	return StartTemporal(ctx, "", nil)
 }
 
 // StartTemporal starts an in-memory dev server (dbFile "" ) or one persisted to dbFile, with hookd's
@@ -86,5 +100,10 @@ func StartTemporalAt(ctx context.Context, hostPort, dbFile string, logs io.Write
 	return &Temporal{Server: srv, HostPort: srv.FrontendHostPort()}, nil
 }
 
-// Stop ends the server.
-func (t *Temporal) Stop() error { return t.Server.Stop() }
+// Stop ends the server if it was started here.
+func (t *Temporal) Stop() error {
+	if t.Server == nil {
+		return nil
+	}
+	return t.Server.Stop()
+}
