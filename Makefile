@@ -6,22 +6,25 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 
-# Pinned tool versions (temporal CLI @latest can't be installed with go install).
-TEMPORAL_CLI_VERSION := v1.5.1
-MAILPIT_VERSION      := v1.33.1
+# Pinned versions, shared with scripts/ and docker-compose.yml (temporal CLI @latest can't be
+# installed with go install).
+include versions.env
+TEMPORAL_SERVER := bin/temporal-server-$(TEMPORAL_SERVER_VERSION)
+TEMPORAL_SQL    := bin/temporal-sql-$(TEMPORAL_SERVER_VERSION)
+TEMPORAL_UI     := bin/temporal-ui-$(TEMPORAL_UI_VERSION)
 
 # Extra flags: make test GOTESTFLAGS='-run TestFoo -v'; make bench BENCHFLAGS='...'
 GOTESTFLAGS ?=
 BENCHFLAGS  ?=
 
-.PHONY: help tools build dev test vet ensure-postgres bench compose-check clean distclean
+.PHONY: help tools cluster-tools build dev cluster test test-cluster test-cluster-faults vet ensure-postgres bench compose-check clean distclean
 
 help: ## list targets
 	@echo "hookd make targets:"
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-15s %s\n", $$1, $$2}'
 	@echo "variables: GOTESTFLAGS='$(GOTESTFLAGS)' BENCHFLAGS='$(BENCHFLAGS)'"
-	@echo "pinned tools: temporal CLI $(TEMPORAL_CLI_VERSION), mailpit $(MAILPIT_VERSION)"
+	@echo "pinned (versions.env): temporal CLI $(TEMPORAL_CLI_VERSION), server $(TEMPORAL_SERVER_VERSION), UI $(TEMPORAL_UI_VERSION), mailpit $(MAILPIT_VERSION)"
 
 bin/temporal: ## build the pinned Temporal CLI (dev server) into bin/
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
@@ -31,11 +34,30 @@ bin/mailpit: ## build the pinned Mailpit into bin/
 
 tools: bin/temporal bin/mailpit ## build both dev tools
 
+# The real server's binaries carry their version in their name: changing versions.env rebuilds them.
+$(TEMPORAL_SERVER): ## build the pinned Temporal server (~4 min on 2 cores)
+	GOBIN=$(BIN)/.build $(GO) install go.temporal.io/server/cmd/server@v$(TEMPORAL_SERVER_VERSION)
+	mv $(BIN)/.build/server $@
+
+$(TEMPORAL_SQL):
+	GOBIN=$(BIN)/.build $(GO) install go.temporal.io/server/cmd/tools/sql@v$(TEMPORAL_SERVER_VERSION)
+	mv $(BIN)/.build/sql $@
+
+$(TEMPORAL_UI):
+	GOBIN=$(BIN)/.build $(GO) install github.com/temporalio/ui-server/v2/cmd/server@v$(TEMPORAL_UI_VERSION)
+	mv $(BIN)/.build/server $@
+
+cluster-tools: tools $(TEMPORAL_SERVER) $(TEMPORAL_SQL) $(TEMPORAL_UI) ## build the real Temporal server, its SQL tool and Web UI
+
 build: ## build bin/hookd
 	$(GO) build -o bin/hookd ./cmd/hookd
 
 dev: tools build ## run postgres + temporal + mailpit + hookd in the foreground (Ctrl-C stops)
 	scripts/dev.sh
+
+cluster: cluster-tools build ## production topology: Temporal server on PostgreSQL + Web UI + Mailpit + 2 workers + 2 APIs (Ctrl-C stops)
+	scripts/ensure-postgres.sh
+	scripts/cluster.sh
 
 ensure-postgres: ## make sure PostgreSQL answers on 127.0.0.1:5432 (trust auth)
 	scripts/ensure-postgres.sh
@@ -47,6 +69,14 @@ test: bin/temporal ## ensure postgres, go vet, then go test -race ./... (GOTESTF
 	scripts/ensure-postgres.sh
 	$(GO) vet ./...
 	HOOKD_TEMPORAL_CLI=$(BIN)/temporal $(GO) test -race -count=1 -timeout 20m $(GOTESTFLAGS) ./...
+
+test-cluster: bin/temporal $(TEMPORAL_SERVER) $(TEMPORAL_SQL) ## the integration tests against a real Temporal server on PostgreSQL
+	scripts/ensure-postgres.sh
+	scripts/test-cluster.sh $(GOTESTFLAGS)
+
+test-cluster-faults: bin/temporal $(TEMPORAL_SERVER) $(TEMPORAL_SQL) ## the scale-out fault test against a real Temporal server (CI runs it)
+	scripts/ensure-postgres.sh
+	scripts/test-cluster.sh -run 'TestScaleOutSurvivesKills' -v $(GOTESTFLAGS)
 
 bench: bin/temporal ensure-postgres ## run the end-to-end benchmark (cmd/hookd-bench; BENCHFLAGS for flags)
 	HOOKD_TEMPORAL_CLI=$(BIN)/temporal $(GO) run ./cmd/hookd-bench $(BENCHFLAGS)

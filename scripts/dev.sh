@@ -32,30 +32,17 @@ DEV_TEMPORAL_UI_PORT="${DEV_TEMPORAL_UI_PORT:-8233}"
 DEV_MAILPIT_HTTP_PORT="${DEV_MAILPIT_HTTP_PORT:-8025}"
 DEV_MAILPIT_SMTP_PORT="${DEV_MAILPIT_SMTP_PORT:-1025}"
 
-say() { printf 'dev: %s\n' "$*"; }
-die() { printf 'dev: error: %s\n' "$*" >&2; exit 1; }
+LIB_NAME=dev LIB_LOG_DIR="$DEV_DIR"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 for b in "$DEV_TEMPORAL_BIN" "$DEV_MAILPIT_BIN" "$DEV_HOOKD_BIN"; do
   [[ -x "$b" ]] || die "$b not found; run 'make tools build' (or 'make dev')"
 done
 
 # ---------------------------------------------------------------- cleanup
-PGIDS=()      # process groups we started (temporal, mailpit)
 HOOKD_PID=""
 CLEANED=""
-
-# Send a signal to a process group, wait up to $3 seconds, then SIGKILL it.
-stop_group() {
-  local pgid="$1" sig="$2" secs="$3" i
-  kill -0 -- "-$pgid" 2>/dev/null || return 0
-  kill "-$sig" -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < secs * 10; i++)); do
-    kill -0 -- "-$pgid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$pgid" 2>/dev/null || true
-}
-
 cleanup() {
   [[ -z "$CLEANED" ]] || return 0
   CLEANED=1
@@ -65,42 +52,12 @@ cleanup() {
     stop_group "$HOOKD_PID" TERM 15
     wait "$HOOKD_PID" 2>/dev/null || true
   fi
-  local i
-  for ((i = ${#PGIDS[@]} - 1; i >= 0; i--)); do
-    stop_group "${PGIDS[i]}" TERM 10
-  done
+  stop_all
   [[ ${#PGIDS[@]} -eq 0 ]] || say "stopped temporal/mailpit"
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
-
-# Start "$@" in its own session/process group, output to a log file.
-# In a non-interactive shell the background child is not a group leader, so
-# setsid execs in place and $! is both the pid and the process group id.
-start_bg() {
-  local logf="$1"
-  shift
-  setsid "$@" >>"$logf" 2>&1 </dev/null &
-  PGIDS+=("$!")
-  LAST_PID="$!"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_for NAME PID SECONDS CMD...: poll CMD until it succeeds or PID dies.
-wait_for() {
-  local name="$1" pid="$2" secs="$3" i
-  shift 3
-  for ((i = 0; i < secs * 4; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
-      die "$name exited during startup; see its log in $DEV_DIR"
-    fi
-    sleep 0.25
-  done
-  die "$name not ready after ${secs}s; see its log in $DEV_DIR"
-}
 
 # ---------------------------------------------------------------- postgres
 scripts/ensure-postgres.sh hookd
@@ -148,18 +105,7 @@ export HOOKD_ALLOW_PRIVATE_TARGETS="${HOOKD_ALLOW_PRIVATE_TARGETS:-true}"
 
 # Secrets are stored encrypted under HOOKD_ENCRYPTION_KEY. The dev key is made once and kept, so
 # the secrets already in the dev database stay readable across runs.
-KEY_FILE="$DEV_DIR/encryption-key"
-KEY_SHOWN="(from the environment)"
-if [[ -z "${HOOKD_ENCRYPTION_KEY:-}" ]]; then
-  if [[ ! -s "$KEY_FILE" ]]; then
-    say "generating the dev encryption key into $KEY_FILE"
-    (umask 077 && "$DEV_HOOKD_BIN" gen-encryption-key -id dev1 >"$KEY_FILE.tmp")
-    mv "$KEY_FILE.tmp" "$KEY_FILE"
-  fi
-  HOOKD_ENCRYPTION_KEY="$(<"$KEY_FILE")"
-  KEY_SHOWN="$KEY_FILE"
-fi
-export HOOKD_ENCRYPTION_KEY
+encryption_key "$DEV_DIR/encryption-key" "$DEV_HOOKD_BIN"
 
 say "running migrations"
 "$DEV_HOOKD_BIN" migrate

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a real Temporal server (bin/temporal-server, built from the pinned module) on PostgreSQL with
+# Runs a real Temporal server (bin/temporal-server-<version>, built from the module pinned in versions.env) on PostgreSQL with
 # SQL visibility, in the foreground, after creating or upgrading its schema (idempotent). Once it
 # answers, namespace "default" gets hookd's search attributes and a retention matching
 # HOOKD_RETENTION. Used by `make cluster` and `make test-cluster`.
@@ -30,7 +30,7 @@ src=$(go mod download -json "go.temporal.io/server@v${TEMPORAL_SERVER_VERSION}" 
 [ -d "$src/schema/postgresql/v12" ] || { echo "temporal-server: no schema in $src" >&2; exit 1; }
 
 psql_() { psql -h "$pg_host" -p "$pg_port" -U "$pg_user" -v ON_ERROR_STOP=1 -Atq "$@"; }
-sqltool() { "$bin/temporal-sql" --plugin postgres12 --ep "$pg_host" -p "$pg_port" -u "$pg_user" --db "$1" "${@:2}" >>"$dir/schema.log" 2>&1 ||
+sqltool() { "$bin/temporal-sql-$TEMPORAL_SERVER_VERSION" --plugin postgres12 --ep "$pg_host" -p "$pg_port" -u "$pg_user" --db "$1" "${@:2}" >>"$dir/schema.log" 2>&1 ||
   { echo "temporal-server: schema step failed: $*; see $dir/schema.log" >&2; return 1; }; }
 for db in "$prefix" "${prefix}_visibility"; do
   kind=temporal
@@ -115,7 +115,7 @@ dynamicConfigClient:
   pollInterval: 10s
 EOF
 
-"$bin/temporal-server" --root "$dir" --config config --env production start >"$dir/server.log" 2>&1 &
+"$bin/temporal-server-$TEMPORAL_SERVER_VERSION" --root "$dir" --config config --env production start >"$dir/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
 addr=127.0.0.1:$port

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# cluster.sh (`make cluster`): hookd's production topology on one machine, in the foreground.
+#
+#   PostgreSQL 127.0.0.1:5432         databases hookd_cluster, temporal, temporal_visibility
+#   Temporal server 127.0.0.1:7233    bin/temporal-server-*, PostgreSQL persistence + SQL visibility
+#   Temporal Web UI 127.0.0.1:8233    bin/temporal-ui-* (ui-server) pointed at the server
+#   Mailpit 127.0.0.1:8025, SMTP 1025
+#   hookd worker x2                   /metrics on 127.0.0.1:9091, :9092
+#   hookd api x2                      127.0.0.1:8080, :8081 (/metrics on each)
+#
+# The versions come from versions.env (shared with docker-compose.yml). The Temporal schema is
+# created or upgraded and namespace "default" gets hookd's search attributes and a retention equal
+# to HOOKD_RETENTION (scripts/temporal-server.sh). Ctrl-C stops everything.
+# Logs and state: .cluster/. Every HOOKD_* variable already set is respected.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+STATE="$ROOT/.cluster"
+mkdir -p "$STATE"
+# shellcheck source=versions.env
+source versions.env
+LIB_NAME=cluster LIB_LOG_DIR="$STATE"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+HOOKD_BIN="$ROOT/bin/hookd"
+UI_BIN="$ROOT/bin/temporal-ui-$TEMPORAL_UI_VERSION"
+for b in "$HOOKD_BIN" "$ROOT/bin/temporal" "$ROOT/bin/mailpit" "$UI_BIN" \
+  "$ROOT/bin/temporal-server-$TEMPORAL_SERVER_VERSION" "$ROOT/bin/temporal-sql-$TEMPORAL_SERVER_VERSION"; do
+  [[ -x "$b" ]] || die "$b not found; run 'make cluster'"
+done
+for p in 7233 8233 8025 1025 8080 8081 9091 9092; do
+  ! port_open "$p" || die "port $p is in use (a 'make dev' still running?); stop it first"
+done
+
+CLEANED=""
+cleanup() {
+  [[ -z "$CLEANED" ]] || return 0
+  CLEANED=1
+  trap - INT TERM
+  say "stopping"
+  stop_all
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+export HOOKD_RETENTION="${HOOKD_RETENTION:-720h}"
+scripts/ensure-postgres.sh hookd_cluster
+
+say "starting the Temporal server (log $STATE/temporal.log)"
+start_bg "$STATE/temporal.log" scripts/temporal-server.sh "$STATE/temporal" 7233 temporal
+TEMPORAL_PID=$LAST_PID
+wait_for temporal "$TEMPORAL_PID" 300 grep -q "temporal-server: ready" "$STATE/temporal.log"
+
+say "starting the Temporal Web UI (log $STATE/ui.log)"
+mkdir -p "$STATE/ui/config"
+cat >"$STATE/ui/config/production.yaml" <<EOF
+temporalGrpcAddress: 127.0.0.1:7233
+host: 127.0.0.1
+port: 8233
+enableUi: true
+defaultNamespace: default
+cors:
+  cookieInsecure: true
+EOF
+start_bg "$STATE/ui.log" "$UI_BIN" --root "$STATE/ui" --config config --env production start
+wait_for temporal-ui "$LAST_PID" 60 port_open 8233
+
+say "starting Mailpit (log $STATE/mailpit.log)"
+start_bg "$STATE/mailpit.log" "$ROOT/bin/mailpit" --listen 127.0.0.1:8025 --smtp 127.0.0.1:1025 --disable-version-check
+wait_for mailpit "$LAST_PID" 30 port_open 1025
+
+export HOOKD_DATABASE_URL="${HOOKD_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hookd_cluster?sslmode=disable}"
+export HOOKD_TEMPORAL_ADDRESS=127.0.0.1:7233
+export HOOKD_TEMPORAL_UI_URL="${HOOKD_TEMPORAL_UI_URL:-http://127.0.0.1:8233}"
+export HOOKD_SMTP_ADDR=127.0.0.1:1025
+export HOOKD_OPERATOR_KEY="${HOOKD_OPERATOR_KEY:-dev-operator-key}"
+export HOOKD_PUBLIC_URL="${HOOKD_PUBLIC_URL:-http://127.0.0.1:8080}"
+export HOOKD_ALLOW_PRIVATE_TARGETS="${HOOKD_ALLOW_PRIVATE_TARGETS:-true}"
+encryption_key "$STATE/encryption-key" "$HOOKD_BIN"
+
+say "running migrations"
+"$HOOKD_BIN" migrate
+for i in 1 2; do
+  say "starting worker $i (log $STATE/worker-$i.log, metrics http://127.0.0.1:909$i/metrics)"
+  HOOKD_METRICS_ADDR=127.0.0.1:909$i start_bg "$STATE/worker-$i.log" "$HOOKD_BIN" worker
+done
+for i in 0 1; do
+  say "starting api $((i + 1)) (log $STATE/api-$((i + 1)).log, http://127.0.0.1:808$i)"
+  HOOKD_HTTP_ADDR=127.0.0.1:808$i start_bg "$STATE/api-$((i + 1)).log" "$HOOKD_BIN" api
+  wait_for "api $((i + 1))" "$LAST_PID" 60 curl -fsS "http://127.0.0.1:808$i/readyz"
+done
+
+cat <<EOF
+
+  hookd cluster (production topology)
+  ---------------------------------------------------------------
+  API             http://127.0.0.1:8080  and  http://127.0.0.1:8081
+  Worker metrics  http://127.0.0.1:9091/metrics, http://127.0.0.1:9092/metrics
+  Temporal        127.0.0.1:7233 (server $TEMPORAL_SERVER_VERSION on PostgreSQL)
+  Temporal Web UI $HOOKD_TEMPORAL_UI_URL
+  Mailpit inbox   http://127.0.0.1:8025
+  Operator key    $HOOKD_OPERATOR_KEY
+  Database        $HOOKD_DATABASE_URL
+  Encryption key  $KEY_SHOWN
+  Logs            $STATE/*.log
+  Ctrl-C stops everything.
+  ---------------------------------------------------------------
+
+EOF
+# Runs until Ctrl-C, or until one of the processes exits (then everything stops).
+set +e
+wait -n "${PGIDS[@]}"
+say "a process exited; see the logs in $STATE"
+exit 1
