@@ -81,7 +81,8 @@ test-cluster-faults: bin/temporal $(TEMPORAL_SERVER) $(TEMPORAL_SQL) ## the scal
 bench: bin/temporal ensure-postgres ## run the end-to-end benchmark (cmd/hookd-bench; BENCHFLAGS for flags)
 	HOOKD_TEMPORAL_CLI=$(BIN)/temporal $(GO) run ./cmd/hookd-bench $(BENCHFLAGS)
 
-compose-check: ## validate docker-compose.yml (skipped without docker compose)
+compose-check: ## check docker-compose.yml's versions against versions.env; validate it with docker compose if present
+	scripts/check-versions.sh
 	@if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then \
 		docker compose config -q && echo "compose-check: docker-compose.yml is valid"; \
 	else \

@@ -74,7 +74,8 @@ func (r *Repo) SetSubscriptionActive(ctx context.Context, scope Scope, id string
 	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET active = $3, disabled_reason = $4,
 		consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END, updated_at = now()
 		WHERE id = $1 AND ($5 OR app_id = $2) AND deleted_at IS NULL
-		  AND NOT ($3 AND registered_event_id IN (SELECT id FROM registered_events WHERE deleted_at IS NOT NULL))
+		  AND NOT ($3 AND EXISTS (SELECT 1 FROM registered_events e
+			WHERE e.id = subscriptions.registered_event_id AND e.deleted_at IS NOT NULL))
 		RETURNING `+subscriptionColumns, id, scope.app, active, reason, scope.any)
 	if err == nil {
 		err = r.openSubscriptions(&s)
