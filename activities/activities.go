@@ -38,6 +38,9 @@ type Activities struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // nil disables metrics
 	Retries RetryStarter
+	// HistoryRetention is how long Temporal keeps a closed workflow's history (0: unknown), for
+	// e-mails that say until when their link works.
+	HistoryRetention time.Duration
 }
 
 // DeliveryID derives a delivery's id from what makes it unique, so a retried fan-out finds the

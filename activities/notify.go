@@ -54,7 +54,11 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "To send it again once the receiver is fixed:\n\n  curl -X POST -H 'Authorization: Bearer <your API key>' %s/v1/deliveries/%s/replay\n\n", api, d.ID)
 	if d.WorkflowID != "" && a.Config.TemporalUIURL != "" {
-		fmt.Fprintf(&b, "History in the Temporal Web UI:\n  %s/namespaces/%s/workflows/%s\n", strings.TrimRight(a.Config.TemporalUIURL, "/"),
+		kept := ""
+		if a.HistoryRetention > 0 {
+			kept = fmt.Sprintf(" (kept until %s, then the delivery's ledger in hookd is the record)", time.Now().Add(a.HistoryRetention).UTC().Format("2006-01-02 15:04 MST"))
+		}
+		fmt.Fprintf(&b, "History in the Temporal Web UI%s:\n  %s/namespaces/%s/workflows/%s\n", kept, strings.TrimRight(a.Config.TemporalUIURL, "/"),
 			url.PathEscape(a.Config.TemporalNamespace), url.PathEscape(d.WorkflowID))
 	}
 	if err := a.Mail.Send(ctx, to, fmt.Sprintf("[hookd] delivery failed: %s to %s", ev.Type, d.URL), b.String()); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -151,12 +152,30 @@ func (s *Server) deliveryView(d db.Delivery) gin.H {
 	var v gin.H
 	_ = json.Unmarshal(b, &v)
 	// Deliveries that succeeded on the first try never needed a workflow of their own.
+	wf := activities.EventWorkflowID(d.EventID)
 	if d.Attempts > 1 || d.Status == db.StatusFailed || d.Status == db.StatusCancelled {
-		v["links"] = gin.H{"temporalUi": s.uiLink(d.WorkflowID)}
-	} else {
-		v["links"] = gin.H{"temporalUi": s.uiLink(activities.EventWorkflowID(d.EventID))}
+		wf = d.WorkflowID
 	}
+	var closed time.Time
+	if d.FinishedAt.Valid {
+		closed = d.FinishedAt.Time
+	}
+	v["links"] = s.historyLinks(wf, closed)
 	return v
+}
+
+// historyLinks points at a workflow's history in the Web UI, or says when it was deleted: Temporal
+// keeps a closed workflow for the namespace's retention only. closed is when the workflow closed
+// (zero while it runs).
+func (s *Server) historyLinks(workflowID string, closed time.Time) gin.H {
+	if s.HistoryRetention > 0 && !closed.IsZero() {
+		if gone := closed.Add(s.HistoryRetention); time.Now().After(gone) {
+			return gin.H{"temporalUi": "", "temporalUiExpired": fmt.Sprintf(
+				"the workflow history was deleted at %s (the namespace keeps closed workflows for %s); the ledger above is the record",
+				gone.UTC().Format(time.RFC3339), s.HistoryRetention)}
+		}
+	}
+	return gin.H{"temporalUi": s.uiLink(workflowID)}
 }
 
 // deliveryFor is what appID may see of a delivery: all of it as its owner (the subscriber, or the

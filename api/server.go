@@ -43,8 +43,11 @@ type Server struct {
 	Guard   *webhook.Guard
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // nil: no /metrics
-	keys    keyCache
-	limits  limiters
+	// HistoryRetention is how long the Temporal namespace keeps closed workflows (0: unknown):
+	// links to older histories are replaced by a note saying they are gone.
+	HistoryRetention time.Duration
+	keys             keyCache
+	limits           limiters
 	// starting counts workflow starts in flight, to tell a burst from a steady stream.
 	starting atomic.Int64
 }

@@ -71,6 +71,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	app.stops = append(app.stops, func() error { tc.Close(); return nil })
+	retention := historyRetention(ctx, tc, cfg, log)
 	guard, err := webhook.NewGuard(cfg.AllowPrivate, cfg.AllowedTargets)
 	if err != nil {
 		app.Stop()
@@ -81,7 +82,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		starter := &worker.Starter{Client: tc, TaskQueue: cfg.TaskQueue, SearchAttributes: cfg.SearchAttributes}
 		w := worker.New(tc, cfg.TaskQueue, &activities.Activities{
 			Repo: repo, Sender: webhook.NewSender(guard), Mail: mail.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom},
-			Config: cfg, Log: log, Metrics: m, Retries: starter,
+			Config: cfg, Log: log, Metrics: m, Retries: starter, HistoryRetention: retention,
 		}, starter)
 		if err := w.Start(); err != nil {
 			app.Stop()
@@ -106,7 +107,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	}
 	if withAPI {
 		m.Registry.MustRegister(runningWorkflows(tc, cfg.TaskQueue))
-		srv := &api.Server{Repo: repo, Engine: tc, Config: cfg, Guard: guard, Log: log, Metrics: m}
+		srv := &api.Server{Repo: repo, Engine: tc, Config: cfg, Guard: guard, Log: log, Metrics: m, HistoryRetention: retention}
 		app.API = srv
 		rctx, cancel := context.WithCancel(context.Background())
 		go srv.Reconcile(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)
@@ -189,4 +190,15 @@ func runningWorkflows(tc client.Client, taskQueue string) prometheus.Collector {
 		}
 		return value
 	})
+}
+
+// historyRetention is how long the namespace keeps closed workflows, for links that say when a
+// history is gone; HOOKD_RETENTION (which the namespace's is set to match) if the server won't say.
+func historyRetention(ctx context.Context, tc client.Client, cfg config.Config, log *slog.Logger) time.Duration {
+	resp, err := tc.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: cfg.TemporalNamespace})
+	if err != nil || resp.GetConfig().GetWorkflowExecutionRetentionTtl() == nil {
+		log.Warn("namespace retention unknown; assuming HOOKD_RETENTION", "namespace", cfg.TemporalNamespace, "error", err)
+		return cfg.Retention
+	}
+	return resp.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration()
 }
