@@ -57,6 +57,7 @@ type options struct {
 	Soak              int     `json:"soakDeliveries"`
 	SoakSubs          int     `json:"soakSubscribers"`
 	SQLite            bool    `json:"sqlite"`
+	Temporal          string  `json:"temporal,omitempty"`
 	Out               string  `json:"out"`
 	Wait              float64 `json:"waitSec"`
 	HistorySample     int     `json:"historySample"`
@@ -82,6 +83,7 @@ func parseFlags() (options, []scenarioSize, error) {
 	fs.IntVar(&o.Soak, "soak", 0, "soak: this many deliveries at the fixed rate, sampling RSS (0 skips)")
 	fs.IntVar(&o.SoakSubs, "soak-subs", 10, "subscribers per event during the soak")
 	fs.BoolVar(&o.SQLite, "sqlite", false, "run the Temporal dev server on a sqlite file in a temp dir (default: in memory)")
+	fs.StringVar(&o.Temporal, "temporal", "", "measure against this Temporal server (host:port; namespace default with hookd's search attributes, e.g. `make cluster`'s 127.0.0.1:7233) instead of a dev server")
 	fs.StringVar(&o.Out, "out", "bench-results.json", "JSON file for every figure")
 	fs.Float64Var(&o.Wait, "wait", 180, "seconds to wait for a scenario's deliveries after the last post before reporting what is missing")
 	fs.IntVar(&o.HistorySample, "history-sample", 25, "event workflows per scenario whose Temporal history is counted")
@@ -261,10 +263,16 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 		dbFile = filepath.Join(dir, "temporal.db")
 		res.TemporalStore = "sqlite"
 	}
-	say("starting the Temporal dev server (%s) ...", res.TemporalStore)
-	t, err := testenv.StartTemporal(ctx, dbFile, nil)
-	if err != nil {
-		return err
+	var t *testenv.Temporal
+	var err error
+	if opt.Temporal != "" {
+		t = &testenv.Temporal{HostPort: opt.Temporal}
+		res.TemporalStore = "external server at " + opt.Temporal
+	} else {
+		say("starting the Temporal dev server (%s) ...", res.TemporalStore)
+		if t, err = testenv.StartTemporal(ctx, dbFile, nil); err != nil {
+			return err
+		}
 	}
 	b.temporal = t
 	defer t.Stop()
@@ -272,7 +280,7 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 	if res.TemporalPID == 0 {
 		say("note: could not find the dev server's pid; its RSS is not reported")
 	}
-	say("Temporal dev server at %s (pid %d)", t.HostPort, res.TemporalPID)
+	say("Temporal server at %s (pid %d)", t.HostPort, res.TemporalPID)
 
 	b.tc, err = client.DialContext(ctx, client.Options{HostPort: t.HostPort, Namespace: "default",
 		Logger: tlog.NewStructuredLogger(quietLogger())})
