@@ -44,7 +44,7 @@ func (s *Server) validTarget(c *gin.Context, field, url string) bool {
 	return true
 }
 
-// startCallback stores a one-off callback and starts its workflow; it returns the stored event,
+// startCallback stores a one-off callback and dispatches its workflow; it returns the stored event,
 // whose ClientID is the request id the caller gets.
 func (s *Server) startCallback(ctx context.Context, appID, url, eventType, service string, payload any) (db.Event, error) {
 	ev, err := activities.CallbackEvent(activities.CallbackInput{ID: "req_" + uuid.NewString(), AppID: appID, URL: url,
@@ -55,7 +55,7 @@ func (s *Server) startCallback(ctx context.Context, appID, url, eventType, servi
 	if _, _, err := s.Repo.InsertEvent(ctx, ev); err != nil {
 		return db.Event{}, err
 	}
-	if err := s.StartEvent(ctx, ev); err != nil {
+	if err := s.dispatch(ctx, ev); err != nil {
 		return db.Event{}, err
 	}
 	s.Metrics.AcceptedEvent(db.KindCallback)

@@ -31,8 +31,9 @@ type publishRequest struct {
 	CallbackURL string          `json:"callbackUrl"`
 }
 
-// publishEvent stores an event and starts its workflow before answering. 201 means this call
-// created it; 200 means the id was seen before and nothing new was started.
+// publishEvent stores an event and answers: its workflow starts from the outbox, so neither a
+// burst nor an engine backlog or outage shows in the answer. 201 means this call created it; 200
+// means the id was seen before and nothing new was started.
 func (s *Server) publishEvent(c *gin.Context) {
 	app, ok := caller(c)
 	if !ok {
@@ -71,8 +72,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 		s.respondEvent(c, http.StatusOK, prev)
 		return
 	}
-	if err := s.StartEvent(ctx, ev); err != nil {
-		// The event is stored; the reconciler starts its workflow once the engine is back.
+	if err := s.dispatch(ctx, stored); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -84,6 +84,16 @@ func (s *Server) publishEvent(c *gin.Context) {
 		return
 	}
 	s.respondEvent(c, http.StatusCreated, stored)
+}
+
+// dispatch hands a stored event to the outbox, or starts its workflow now when no outbox runs. An
+// event the outbox cannot take is stored all the same: the reconciler starts it.
+func (s *Server) dispatch(ctx context.Context, ev db.Event) error {
+	if s.out != nil {
+		s.enqueue(ev)
+		return nil
+	}
+	return s.StartEvent(ctx, ev)
 }
 
 // StartEvent starts an event's workflow; starting one that exists is not an error.

@@ -43,18 +43,28 @@ func (s *Server) Reconcile(ctx context.Context, every, grace time.Duration) {
 	}
 }
 
-// ReconcileOnce starts the workflow of every event older than grace that was never dispatched.
+// ReconcileOnce starts the workflow of every event older than grace that is neither known to be
+// started nor dispatched: the outbox could not take it, or the process died before it started it.
 func (s *Server) ReconcileOnce(ctx context.Context, grace time.Duration) (int, error) {
-	evs, err := s.Repo.Undispatched(ctx, time.Now().Add(-grace), 500)
+	evs, err := s.Repo.Unstarted(ctx, time.Now().Add(-grace), 500)
 	if err != nil {
 		return 0, err
 	}
-	for i, ev := range evs {
-		if err := s.StartEvent(ctx, ev); err != nil {
-			return i, err
+	ids := make([]string, 0, len(evs))
+	defer func() {
+		if len(ids) > 0 {
+			if err := s.Repo.MarkStarted(context.WithoutCancel(ctx), ids); err != nil {
+				s.Log.Warn("reconciled events not marked started", "count", len(ids), "error", err)
+			}
 		}
+	}()
+	for _, ev := range evs {
+		if err := s.StartEvent(ctx, ev); err != nil {
+			return len(ids), err
+		}
+		ids = append(ids, ev.ID)
 	}
-	return len(evs), nil
+	return len(ids), nil
 }
 
 // ReconcileRemovals starts the follow-up of registered events removed more than grace ago whose

@@ -46,6 +46,7 @@ type Server struct {
 	// HistoryRetention is how long the Temporal namespace keeps closed workflows (0: unknown):
 	// links to older histories are replaced by a note saying they are gone.
 	HistoryRetention time.Duration
+	out              *outbox // nil: publishes start their workflow before answering
 	keys             keyCache
 	limits           limiters
 	// starting counts workflow starts in flight, to tell a burst from a steady stream.

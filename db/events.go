@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 const eventColumns = `seq, id, app_id, topic, type, payload, workflow_id, received_at, dispatched_at, kind, target_url,
@@ -73,15 +75,25 @@ func (r *Repo) MarkDispatched(ctx context.Context, id string) error {
 	return nil
 }
 
-// Undispatched lists events received before the cutoff whose workflow never dispatched them.
-func (r *Repo) Undispatched(ctx context.Context, before time.Time, limit int) ([]Event, error) {
+// Unstarted lists events received before the cutoff whose workflow is not known to have started
+// (the outbox has not marked them, and no workflow dispatched them).
+func (r *Repo) Unstarted(ctx context.Context, before time.Time, limit int) ([]Event, error) {
 	var out []Event
 	err := r.db.SelectContext(ctx, &out, `SELECT `+eventColumns+` FROM events
-		WHERE dispatched_at IS NULL AND received_at < $1 ORDER BY received_at LIMIT $2`, before, limit)
+		WHERE started_at IS NULL AND dispatched_at IS NULL AND received_at < $1 ORDER BY received_at LIMIT $2`, before, limit)
 	if err != nil {
-		return nil, fmt.Errorf("undispatched events: %w", err)
+		return nil, fmt.Errorf("unstarted events: %w", err)
 	}
 	return out, nil
+}
+
+// MarkStarted records that the workflows of these events were started.
+func (r *Repo) MarkStarted(ctx context.Context, ids []string) error {
+	_, err := r.db.ExecContext(ctx, `UPDATE events SET started_at = now() WHERE id = ANY($1) AND started_at IS NULL`, pq.StringArray(ids))
+	if err != nil {
+		return fmt.Errorf("mark %d events started: %w", len(ids), err)
+	}
+	return nil
 }
 
 // PollFilter narrows an event listing.

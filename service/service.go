@@ -111,6 +111,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		app.API = srv
 		rctx, cancel := context.WithCancel(context.Background())
 		go srv.Reconcile(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)
+		srv.RunOutbox(rctx)
 		go func() {
 			if err := srv.ForgetRevokedKeys(rctx, cfg.DatabaseURL); err != nil {
 				log.Error("key revocations from other processes are not heard: revoked keys work here until their cache entry expires", "error", err)
