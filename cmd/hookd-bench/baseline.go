@@ -141,6 +141,7 @@ func (b *bench) httpBaseline(ctx context.Context) (*HTTPResult, error) {
 
 // EngineResult is the plain-Temporal baseline.
 type EngineResult struct {
+	Shape           string  `json:"shape"` // shapeActivity or shapeLocal
 	Workflows       int     `json:"workflows"`
 	Concurrency     int     `json:"concurrency"`
 	TaskQueue       string  `json:"taskQueue"`
@@ -161,8 +162,15 @@ type EngineResult struct {
 }
 
 const (
-	benchWorkflowName = "HookdBenchTrivialWorkflow"
-	benchActivityName = "HookdBenchTrivialActivity"
+	benchWorkflowName      = "HookdBenchTrivialWorkflow"
+	benchLocalWorkflowName = "HookdBenchLocalActivityWorkflow"
+	benchActivityName      = "HookdBenchTrivialActivity"
+)
+
+// Engine baseline shapes.
+const (
+	shapeActivity = "activity" // one regular activity, started normally
+	shapeLocal    = "local"    // hookd's event workflow shape: one local activity, started eagerly
 )
 
 // benchWorkflow runs one trivial activity.
@@ -173,23 +181,37 @@ func benchWorkflow(ctx workflow.Context, i int) (int, error) {
 	return out, err
 }
 
+// benchLocalWorkflow has the shape of hookd's event workflow: one local activity.
+func benchLocalWorkflow(ctx workflow.Context, i int) (int, error) {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	var out int
+	err := workflow.ExecuteLocalActivity(ctx, benchActivity, i).Get(ctx, &out)
+	return out, err
+}
+
 func benchActivity(_ context.Context, i int) (int, error) { return i + 1, nil }
 
-// engineBaseline starts trivial one-activity workflows as fast as a bounded pool of goroutines can,
-// while a worker built by worker.New (hookd's options) completes them.
-func (b *bench) engineBaseline(ctx context.Context) (*EngineResult, error) {
+// engineBaseline starts trivial workflows of a shape (one activity, or hookd's: one local activity
+// started eagerly) as fast as a bounded pool of goroutines can, while a worker built by worker.New
+// (hookd's options) completes them.
+func (b *bench) engineBaseline(ctx context.Context, shape string) (*EngineResult, error) {
 	n, conc := b.opt.EngineWorkflows, b.opt.EngineConcurrency
-	q := "hookd-bench-engine-" + b.nonce
-	say("\n== engine baseline: %d one-activity workflows, %d concurrent starters, worker with hookd's options ==", n, conc)
+	q := "hookd-bench-engine-" + shape + "-" + b.nonce
+	name, eager := benchWorkflowName, b.opt.EngineEager
+	if shape == shapeLocal {
+		name, eager = benchLocalWorkflowName, true
+	}
+	say("\n== engine baseline (%s): %d workflows, %d concurrent starters, eager %v, worker with hookd's options ==", shape, n, conc, eager)
 	w := worker.New(b.tc, q, &activities.Activities{}, &worker.Starter{})
 	w.RegisterWorkflowWithOptions(benchWorkflow, workflow.RegisterOptions{Name: benchWorkflowName})
+	w.RegisterWorkflowWithOptions(benchLocalWorkflow, workflow.RegisterOptions{Name: benchLocalWorkflowName})
 	w.RegisterActivityWithOptions(benchActivity, activity.RegisterOptions{Name: benchActivityName})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
 
-	res := &EngineResult{Workflows: n, Concurrency: conc, TaskQueue: q,
+	res := &EngineResult{Shape: shape, Workflows: n, Concurrency: conc, TaskQueue: q,
 		WorkerOptions: "worker.New from worker/worker.go (hookd's worker options)"}
 	var started, errs atomic.Int64
 	var lastStart atomic.Int64
@@ -205,8 +227,8 @@ func (b *bench) engineBaseline(ctx context.Context) (*EngineResult, error) {
 	waitStarts := inParallel(ctx, conc, n, func(i int) {
 		t0 := time.Now()
 		_, err := b.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: fmt.Sprintf("bench-engine-%s-%d", b.nonce, i), TaskQueue: q, EnableEagerStart: b.opt.EngineEager,
-		}, benchWorkflowName, i)
+			ID: fmt.Sprintf("bench-engine-%s-%s-%d", shape, b.nonce, i), TaskQueue: q, EnableEagerStart: eager,
+		}, name, i)
 		if err != nil {
 			errs.Add(1)
 			firstErr.Do(func() { res.FirstError = err.Error() })
@@ -272,7 +294,7 @@ func (b *bench) engineBaseline(ctx context.Context) (*EngineResult, error) {
 	// History events of a sample.
 	var total, sampled int
 	for i := 0; i < n && sampled < 5; i += max(1, n/5) {
-		h, err := b.history(ctx, fmt.Sprintf("bench-engine-%s-%d", b.nonce, i))
+		h, err := b.history(ctx, fmt.Sprintf("bench-engine-%s-%s-%d", shape, b.nonce, i))
 		if err != nil {
 			continue
 		}
@@ -282,8 +304,8 @@ func (b *bench) engineBaseline(ctx context.Context) (*EngineResult, error) {
 	if sampled > 0 {
 		res.HistoryEvents = float64(total) / float64(sampled)
 	}
-	say("engine baseline: %d started in %.2fs = %.0f starts/s (start p50 %.1f ms, p99 %.1f ms); %d completed by %.2fs = %.0f workflows/s; %.0f history events each",
-		res.Started, res.StartSec, res.StartsPerSec, res.StartLatency.P50Ms, res.StartLatency.P99Ms, res.Completed, res.CompleteSec,
+	say("engine baseline (%s): %d started in %.2fs = %.0f starts/s (start p50 %.1f ms, p99 %.1f ms); %d completed by %.2fs = %.0f workflows/s; %.0f history events each",
+		shape, res.Started, res.StartSec, res.StartsPerSec, res.StartLatency.P50Ms, res.StartLatency.P99Ms, res.Completed, res.CompleteSec,
 		res.CompletedPerSec, res.HistoryEvents)
 	if res.NotCompleted > 0 {
 		return res, fmt.Errorf("%d of %d workflows did not complete within %.0fs", res.NotCompleted, res.Started, b.opt.Wait)

@@ -172,6 +172,8 @@ type Results struct {
 	Options        options           `json:"options"`
 	HTTPBaseline   *HTTPResult       `json:"httpBaseline,omitempty"`
 	EngineBaseline *EngineResult     `json:"engineBaseline,omitempty"`
+	// EngineLocal is the engine's floor for hookd's event workflow shape: one local activity, eager start.
+	EngineLocal *EngineResult `json:"engineLocalBaseline,omitempty"`
 	Scenarios      []*ScenarioResult `json:"scenarios"`
 	Soak           *SoakResult       `json:"soak,omitempty"`
 	Targets        []Target          `json:"targets"`
@@ -325,12 +327,19 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 	} else {
 		res.HTTPBaseline = h
 	}
-	// 2. Engine baseline.
+	// 2. Engine baselines: one activity, and hookd's shape.
 	if ctx.Err() == nil {
-		if e, err := b.engineBaseline(ctx); err != nil {
+		if e, err := b.engineBaseline(ctx, shapeActivity); err != nil {
 			fail("engine baseline", err)
 		} else {
 			res.EngineBaseline = e
+		}
+	}
+	if ctx.Err() == nil {
+		if e, err := b.engineBaseline(ctx, shapeLocal); err != nil {
+			fail("engine baseline (local activity)", err)
+		} else {
+			res.EngineLocal = e
 		}
 	}
 	// 3. System: each size at full speed, then at half its end-to-end peak.

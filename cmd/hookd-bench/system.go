@@ -68,6 +68,9 @@ type ScenarioResult struct {
 	RSS                RSS           `json:"rss"`
 	CPU                CPU           `json:"cpu"` // first post until the workflows closed
 	CPUPerDelivery     CPUPerDel     `json:"cpuMsPerDelivery"`
+	// SQLPerEvent is PostgreSQL transactions (a statement outside a transaction is one) in hookd's
+	// database per accepted event, from the first post until hookd stopped.
+	SQLPerEvent float64 `json:"sqlTransactionsPerEvent"`
 	Timings            []Timing      `json:"timings,omitempty"` // from hookd's and the Temporal SDK's metrics
 
 	series []rssSample
@@ -215,6 +218,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	if spec.Soak {
 		b.mon.record(tr.arrived.Load)
 	}
+	xacts0, xerr := b.xacts(ctx)
 	start := time.Now()
 	var wg sync.WaitGroup
 	if spec.Rate <= 0 {
@@ -311,11 +315,15 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 		}
 	}
 	stopApp()
+	// hookd's connections are closed now, so their backends have reported their statistics.
+	if xacts1, err := b.xacts(ctx); err == nil && xerr == nil && res.Accepted > 0 {
+		res.SQLPerEvent = round(float64(xacts1-xacts0)/float64(res.Accepted), 2)
+	}
 	res.History = b.sampleHistories(ctx, appID, tag, spec)
 
-	say("%s: %d/%d accepted in %.2fs = %.0f events/s; %d/%d deliveries by %.2fs = %.0f deliveries/s (%.1f events/s end to end); answer->arrival p50 %.1f ms, p95 %.1f ms, p99 %.1f ms",
+	say("%s: %d/%d accepted in %.2fs = %.0f events/s; %d/%d deliveries by %.2fs = %.0f deliveries/s (%.1f events/s end to end); answer->arrival p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; %.1f SQL transactions/event",
 		res.Name, res.Accepted, spec.Events, res.PostSec, res.EventsPerSec, res.Arrived, res.ExpectedDeliveries, res.DeliverySec,
-		res.DeliveriesPerSec, res.EndToEndEventsPerSec, res.Latency.P50Ms, res.Latency.P95Ms, res.Latency.P99Ms)
+		res.DeliveriesPerSec, res.EndToEndEventsPerSec, res.Latency.P50Ms, res.Latency.P95Ms, res.Latency.P99Ms, res.SQLPerEvent)
 	if res.History != nil {
 		h := res.History
 		say("  temporal (fan-out %s): %.1f workflows/event; per event workflow %.1f history events in %.2f runs, %.1f KB, largest event %d B (%s); per delivery %.3g history events, %.3g activities + %.3g local activities",
@@ -329,6 +337,14 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 		return res, fmt.Errorf("%s: %d rejected posts (first: %s), %d deliveries missing", res.Name, res.Rejected, res.FirstError, res.Missing)
 	}
 	return res, nil
+}
+
+// xacts counts the transactions of the bench's database so far (statistics as last reported).
+func (b *bench) xacts(ctx context.Context) (int64, error) {
+	time.Sleep(1100 * time.Millisecond) // backends report at most once a second while busy
+	var n int64
+	err := b.db.DB.GetContext(ctx, &n, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`)
+	return n, err
 }
 
 // sampleHistories counts the history of evenly spread event workflows.
