@@ -96,23 +96,31 @@ func countRows(t *testing.T, q string, args ...any) int {
 	return n
 }
 
-// kill -9 the worker with 200 deliveries in flight; a new worker finishes every one of them.
-func TestWorkerKilledMidRun(t *testing.T) {
-	s := startStack(t, false)
-	app := s.newApp("crashy")
+// halfSlowReceivers subscribes four receivers to eventType, every other one answering after delay,
+// so that deliveries are in flight whenever a test kills something.
+func (s *stack) halfSlowReceivers(app testApp, eventType string, delay time.Duration) []*testenv.Receiver {
+	s.t.Helper()
 	var receivers []*testenv.Receiver
 	for i := 0; i < 4; i++ {
 		slow := i%2 == 1
 		r := testenv.NewReceiver(func(int, *http.Request) (int, http.Header, string) {
 			if slow {
-				time.Sleep(400 * time.Millisecond)
+				time.Sleep(delay)
 			}
 			return 200, nil, "ok"
 		})
-		t.Cleanup(r.Close)
+		s.t.Cleanup(r.Close)
 		receivers = append(receivers, r)
-		s.subscribe(app.Key, map[string]any{"url": r.URL, "eventTypes": []string{"crash"}})
+		s.subscribe(app.Key, map[string]any{"url": r.URL, "eventTypes": []string{eventType}})
 	}
+	return receivers
+}
+
+// kill -9 the worker with 200 deliveries in flight; a new worker finishes every one of them.
+func TestWorkerKilledMidRun(t *testing.T) {
+	s := startStack(t, false)
+	app := s.newApp("crashy")
+	receivers := s.halfSlowReceivers(app, "crash", 400*time.Millisecond)
 	worker := startWorker(t, s.Cfg)
 	const events = 50
 	for i := 0; i < events; i++ {

@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/hookd/hookd/internal/testenv"
 )
 
 // The production shape: two `hookd api` and two `hookd worker` processes on one task queue.
@@ -19,19 +17,7 @@ import (
 func TestScaleOutSurvivesKills(t *testing.T) {
 	s := startStack(t, false) // sets up the app; the run goes through the processes below
 	app := s.newApp("scale-out")
-	var receivers []*testenv.Receiver
-	for i := 0; i < 4; i++ {
-		slow := i%2 == 1
-		r := testenv.NewReceiver(func(int, *http.Request) (int, http.Header, string) {
-			if slow {
-				time.Sleep(300 * time.Millisecond)
-			}
-			return 200, nil, "ok"
-		})
-		t.Cleanup(r.Close)
-		receivers = append(receivers, r)
-		s.subscribe(app.Key, map[string]any{"url": r.URL, "eventTypes": []string{"scale"}})
-	}
+	receivers := s.halfSlowReceivers(app, "scale", 300*time.Millisecond)
 	apis := make([]*stack, 2)
 	var apiCmds, workerCmds []*exec.Cmd
 	for i := range apis {
