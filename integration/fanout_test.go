@@ -19,7 +19,8 @@ import (
 )
 
 // addSubscriptions stores n subscriptions of app to eventType at url in one statement (the API
-// would take minutes for tens of thousands), each with its own contact and the given policy.
+// would take minutes for tens of thousands), each with its own contact and the given policy (and
+// 30 minutes of retrying).
 func addSubscriptions(t *testing.T, app testApp, eventType, url string, n int, maxAttempts int, timeoutMS int) {
 	t.Helper()
 	ids := make([]string, n)
@@ -33,9 +34,11 @@ func addSubscriptions(t *testing.T, app testApp, eventType, url string, n int, m
 	if timeoutMS > 0 {
 		timeout = timeoutMS
 	}
+	// The attempts, not the time, end a delivery: a slow engine (the real server on 2 cores takes
+	// minutes to start thousands of retry workflows) must not cut a series short.
 	_, err := database.DB.Exec(`INSERT INTO subscriptions (id, app_id, publisher_app_id, url, secret, event_types, contact_email,
-			retry_initial_ms, retry_max_attempts, timeout_ms)
-		SELECT id, $2, $2, $3, 'whsec_' || md5(id), ARRAY[$4], id || '@example.test', 100, $5, $6 FROM unnest($1::text[]) AS id`,
+			retry_initial_ms, retry_max_attempts, timeout_ms, retry_max_duration_ms)
+		SELECT id, $2, $2, $3, 'whsec_' || md5(id), ARRAY[$4], id || '@example.test', 100, $5, $6, 1800000 FROM unnest($1::text[]) AS id`,
 		pq.StringArray(ids), app.ID, url, eventType, attempts, timeout)
 	if err != nil {
 		t.Fatal(err)
