@@ -165,6 +165,16 @@ func TestFanOutAllFailing(t *testing.T) {
 	if c := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 		WHERE d.event_id = $1`, key); c != 2*n {
 		t.Errorf("%d attempts recorded, want %d", c, 2*n)
+		var odd []struct {
+			ID       string `db:"id"`
+			Attempts int    `db:"attempts"`
+			Error    string `db:"last_error"`
+			Rows     string `db:"rows"`
+		}
+		_ = database.DB.Select(&odd, `SELECT d.id, d.attempts, d.last_error, (SELECT string_agg(a.attempt || ':' || a.state || ':' || a.error, ' | ' ORDER BY a.attempt)
+			FROM delivery_attempts a WHERE a.delivery_id = d.id) AS rows FROM deliveries d WHERE d.event_id = $1
+			AND (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) <> 2 LIMIT 5`, key)
+		t.Logf("deliveries without 2 attempts: %+v", odd)
 	}
 	eventually(t, 2*time.Minute, "one e-mail per failed delivery", func() bool { return len(s.SMTP.Messages()) >= n })
 	time.Sleep(500 * time.Millisecond) // a second e-mail for one delivery would arrive about now
@@ -274,6 +284,16 @@ func TestFanOutHangingReceivers(t *testing.T) {
 	if c := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 		WHERE d.event_id = $1`, key); c != 2*n {
 		t.Errorf("%d attempts recorded, want %d", c, 2*n)
+		var odd []struct {
+			ID       string `db:"id"`
+			Attempts int    `db:"attempts"`
+			Error    string `db:"last_error"`
+			Rows     string `db:"rows"`
+		}
+		_ = database.DB.Select(&odd, `SELECT d.id, d.attempts, d.last_error, (SELECT string_agg(a.attempt || ':' || a.state || ':' || a.error, ' | ' ORDER BY a.attempt)
+			FROM delivery_attempts a WHERE a.delivery_id = d.id) AS rows FROM deliveries d WHERE d.event_id = $1
+			AND (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) <> 2 LIMIT 5`, key)
+		t.Logf("deliveries without 2 attempts: %+v", odd)
 	}
 	// On a starved machine (the race detector, a busy CI) a workflow task may time out during the
 	// page and the page run again: the attempts it had made are then interrupted, never repeated.
