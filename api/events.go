@@ -97,16 +97,21 @@ func (s *Server) dispatch(ctx context.Context, ev db.Event) error {
 }
 
 // StartEvent starts an event's workflow; starting one that exists is not an error.
-func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
+func (s *Server) StartEvent(ctx context.Context, ev db.Event) error { return s.startEvent(ctx, ev, false) }
+
+// startEvent starts an event's workflow. Eager start hands the first workflow task straight to a
+// worker in this process (if there is one): the cheapest path for the engine. A caller that waits
+// for the start (a publish without the outbox) starts eagerly only while few starts are in flight,
+// so that in a burst the task queue absorbs the load instead of the answers; the outbox, which
+// nobody waits for, always asks (the SDK falls back when the worker has no free slot).
+func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) error {
 	inFlight := s.starting.Add(1)
 	defer s.starting.Add(-1)
 	opts := client.StartWorkflowOptions{
 		ID:                    ev.WorkflowID,
 		TaskQueue:             s.Config.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		// Eager: the first workflow task goes straight to a worker in this process (if there is
-		// one), which is fastest while the load is steady; in a burst the task queue absorbs it.
-		EnableEagerStart: s.Config.EagerStart && inFlight <= int64(s.Config.EagerMaxStarting),
+		EnableEagerStart:      s.Config.EagerStart && (background || inFlight <= int64(s.Config.EagerMaxStarting)),
 	}
 	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType,
 		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes,

@@ -63,7 +63,7 @@ func (s *Server) startFromOutbox(ctx context.Context) {
 		case ev = <-s.out.queue:
 		}
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
-			err := s.StartEvent(ctx, ev)
+			err := s.startEvent(ctx, ev, true)
 			if err == nil {
 				s.out.started <- ev.ID
 				break
