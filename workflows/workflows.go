@@ -268,6 +268,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		return finish(db.StatusCancelled, cancelReason(why), false)
 	}
 
+	lostSeries := 0
 	for {
 		remainingAttempts := 0
 		if in.Policy.MaxAttempts > 0 {
@@ -360,10 +361,28 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 				return DeliveryResult{Status: status, Attempts: state.Attempts}, nil
 			}
 		}
+		// The series' tries ran out before its attempts did: a try timed out or failed before it
+		// made its attempt (a busy worker, a database that did not answer). That must not cost the
+		// delivery its attempts: a new series goes on with the attempts left (the ledger counts
+		// them), after a pause, at most maxLostSeries times.
+		if in.Policy.MaxAttempts > 0 && state.Attempts < in.Policy.MaxAttempts && !(isApp && appErr.NonRetryable()) &&
+			lostSeries < maxLostSeries && workflow.GetVersion(ctx, "lost-tries-continue", workflow.DefaultVersion, 1) == 1 {
+			lostSeries++
+			log.Warn("attempt series ended with attempts left; going on", "delivery_id", in.DeliveryID,
+				"attempts", state.Attempts, "error", err)
+			if cancelled, why := wait(max(in.Policy.InitialInterval, time.Second)); cancelled {
+				return finish(db.StatusCancelled, cancelReason(why), false)
+			}
+			continue
+		}
 		// Attempts or time exhausted: the ledger's last error is the reason.
 		return finish(db.StatusFailed, "", false)
 	}
 }
+
+// maxLostSeries bounds the attempt series a delivery may start again after tries that made no
+// attempt, so that a permanent fault cannot grow a history without end.
+const maxLostSeries = 10
 
 // attemptOf is the attempt number a failed Attempt reports (0 when it reports none).
 func attemptOf(err *temporal.ApplicationError) int {

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,38 @@ func TestExhaustedAttemptClosesTheDelivery(t *testing.T) {
 	}
 	if strings.Join(calls, ",") != "NotifyFailure,NotifyDisabled" {
 		t.Errorf("activities after the attempt: %v", calls)
+	}
+}
+
+// A try that timed out or failed before making its attempt does not cost the delivery one: with
+// one attempt left and that try lost, a new series makes the attempt.
+func TestLostTryDoesNotCostAnAttempt(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	tries := 0
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		tries++
+		if tries == 1 {
+			return activities.AttemptResult{}, errors.New("attempt d1: database did not answer")
+		}
+		return activities.AttemptResult{Attempt: 2, Status: 200}, nil
+	}, activity.RegisterOptions{Name: "Attempt"})
+	env.RegisterActivityWithOptions(func(ctx context.Context, _ string) (int, error) { return 1, nil }, activity.RegisterOptions{Name: "LastAttempt"})
+	finished := ""
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.FinishInput) (activities.FinishResult, error) {
+		finished = in.Status
+		return activities.FinishResult{}, nil
+	}, activity.RegisterOptions{Name: "Finish"})
+	p := policy()
+	p.MaxAttempts = 2
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", SubscriptionID: "s", Attempts: 1,
+		Delay: time.Second, Policy: p}, EventID: "e"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res DeliveryResult
+	env.GetWorkflowResult(&res)
+	if res.Status != db.StatusSucceeded || res.Attempts != 2 || tries != 2 || finished != "" {
+		t.Errorf("result %+v after %d tries (finished %q)", res, tries, finished)
 	}
 }

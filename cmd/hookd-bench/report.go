@@ -122,7 +122,7 @@ func mem(r RSS) string {
 // printSummary prints the tables, the targets and, last, the ratios.
 func printSummary(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "\n================ hookd bench summary ================\n")
-	fmt.Fprintf(w, "%s  %d CPU (GOMAXPROCS %d)  %s/%s  Temporal dev server: %s  load at start %s  total %.0fs\n\n",
+	fmt.Fprintf(w, "%s  %d CPU (GOMAXPROCS %d)  %s/%s  Temporal: %s  load at start %s  total %.0fs\n\n",
 		res.Timestamp.Format("2006-01-02 15:04:05Z"), res.NumCPU, res.GOMAXPROCS, res.GOOS, res.GOARCH, res.TemporalStore, res.LoadAvgStart, res.TotalSec)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
