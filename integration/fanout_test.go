@@ -140,6 +140,26 @@ func assertEveryPOSTInLedger(t *testing.T, eventLike string, receivers ...*teste
 	return unsent
 }
 
+// assertAttemptsEach checks that each of an event's n deliveries has exactly want ledger rows, and
+// shows the ledger of a few that do not.
+func assertAttemptsEach(t *testing.T, eventKey string, n, want int) {
+	t.Helper()
+	if c := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+		WHERE d.event_id = $1`, eventKey); c != want*n {
+		t.Errorf("%d attempts recorded, want %d", c, want*n)
+		var odd []struct {
+			ID       string `db:"id"`
+			Attempts int    `db:"attempts"`
+			Error    string `db:"last_error"`
+			Rows     string `db:"rows"`
+		}
+		_ = database.DB.Select(&odd, `SELECT d.id, d.attempts, d.last_error, (SELECT string_agg(a.attempt || ':' || a.state || ':' || a.error, ' | ' ORDER BY a.attempt)
+			FROM delivery_attempts a WHERE a.delivery_id = d.id) AS rows FROM deliveries d WHERE d.event_id = $1
+			AND (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) <> $2 LIMIT 5`, eventKey, want)
+		t.Logf("deliveries without %d attempts: %+v", want, odd)
+	}
+}
+
 // One event to 2,500 subscribers whose receiver answers 500: far more retry workflows than
 // Temporal's 2,000 pending children, yet every delivery ends failed by its own policy, its contact
 // hears once, the failures are listed and the completion callback reports them.
@@ -162,20 +182,7 @@ func TestFanOutAllFailing(t *testing.T) {
 	if unsent := assertEveryPOSTInLedger(t, key, down); unsent > 0 {
 		t.Errorf("%d attempts recorded that the receiver never got", unsent)
 	}
-	if c := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-		WHERE d.event_id = $1`, key); c != 2*n {
-		t.Errorf("%d attempts recorded, want %d", c, 2*n)
-		var odd []struct {
-			ID       string `db:"id"`
-			Attempts int    `db:"attempts"`
-			Error    string `db:"last_error"`
-			Rows     string `db:"rows"`
-		}
-		_ = database.DB.Select(&odd, `SELECT d.id, d.attempts, d.last_error, (SELECT string_agg(a.attempt || ':' || a.state || ':' || a.error, ' | ' ORDER BY a.attempt)
-			FROM delivery_attempts a WHERE a.delivery_id = d.id) AS rows FROM deliveries d WHERE d.event_id = $1
-			AND (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) <> 2 LIMIT 5`, key)
-		t.Logf("deliveries without 2 attempts: %+v", odd)
-	}
+	assertAttemptsEach(t, key, n, 2)
 	eventually(t, 2*time.Minute, "one e-mail per failed delivery", func() bool { return len(s.SMTP.Messages()) >= n })
 	time.Sleep(500 * time.Millisecond) // a second e-mail for one delivery would arrive about now
 	mails := s.SMTP.Messages()
@@ -281,20 +288,7 @@ func TestFanOutHangingReceivers(t *testing.T) {
 	// A request that timed out may not have reached the handler of an overloaded receiver: that
 	// is the only way a row may lack its POST here.
 	unsent := assertEveryPOSTInLedger(t, key, hang)
-	if c := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-		WHERE d.event_id = $1`, key); c != 2*n {
-		t.Errorf("%d attempts recorded, want %d", c, 2*n)
-		var odd []struct {
-			ID       string `db:"id"`
-			Attempts int    `db:"attempts"`
-			Error    string `db:"last_error"`
-			Rows     string `db:"rows"`
-		}
-		_ = database.DB.Select(&odd, `SELECT d.id, d.attempts, d.last_error, (SELECT string_agg(a.attempt || ':' || a.state || ':' || a.error, ' | ' ORDER BY a.attempt)
-			FROM delivery_attempts a WHERE a.delivery_id = d.id) AS rows FROM deliveries d WHERE d.event_id = $1
-			AND (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) <> 2 LIMIT 5`, key)
-		t.Logf("deliveries without 2 attempts: %+v", odd)
-	}
+	assertAttemptsEach(t, key, n, 2)
 	// On a starved machine (the race detector, a busy CI) a workflow task may time out during the
 	// page and the page run again: the attempts it had made are then interrupted, never repeated.
 	interrupted := countRows(t, `SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
