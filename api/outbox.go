@@ -65,7 +65,10 @@ func (s *Server) startFromOutbox(ctx context.Context) {
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 			err := s.startEvent(ctx, ev, true)
 			if err == nil {
-				s.out.started <- ev.ID
+				select {
+				case s.out.started <- ev.ID:
+				case <-ctx.Done(): // unmarked: the reconciler's start is rejected as a duplicate
+				}
 				break
 			}
 			s.Log.Warn("event workflow not started yet; retrying", "event_id", ev.ID, "error", err)
