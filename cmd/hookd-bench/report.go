@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -166,6 +167,7 @@ func printSummary(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "  events/s in: answered 201 by the API; deliveries/s: receiver arrivals / (first post -> last arrival) = last delivery s; p50-p99: API answer -> receiver arrival")
 
 	printHistories(w, scenarios)
+	printRequests(w, scenarios)
 
 	fmt.Fprintln(w, "\nwhere the time goes (CPU over first post -> workflows closed; means from hookd's Temporal SDK and hookd metrics)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -216,6 +218,25 @@ func printSummary(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "\nratios (system run:", orDash(r.Scenario)+")")
 	fmt.Fprintf(w, "  system deliveries/s / HTTP baseline requests/s          = %.0f / %.0f = %s\n", r.DeliveriesPerSec, r.HTTPBaselineRequestsPerSec, ratio(r.OverHTTPBaseline))
 	fmt.Fprintf(w, "  system deliveries/s / engine completed workflows/s      = %.0f / %.1f = %s\n", r.DeliveriesPerSec, r.EngineCompletedWorkflowsPerSec, ratio(r.OverEngineCompletedWorkflows))
+}
+
+// printRequests prints hookd's Temporal requests per event by method, the most frequent first.
+func printRequests(w io.Writer, scenarios []*ScenarioResult) {
+	fmt.Fprintln(w, "\nTemporal requests per event by method (hookd's SDK client: API and worker; long polls not counted)")
+	for _, s := range scenarios {
+		ops := make([]string, 0, len(s.RequestsPerEvent))
+		total := 0.0
+		for op, n := range s.RequestsPerEvent {
+			ops = append(ops, op)
+			total += n
+		}
+		sort.Slice(ops, func(i, j int) bool { return s.RequestsPerEvent[ops[i]] > s.RequestsPerEvent[ops[j]] })
+		parts := make([]string, 0, len(ops))
+		for _, op := range ops {
+			parts = append(parts, fmt.Sprintf("%s %.3g", op, s.RequestsPerEvent[op]))
+		}
+		fmt.Fprintf(w, "  %s: %.3g in all: %s\n", s.Name, total, strings.Join(parts, ", "))
+	}
 }
 
 // printHistories prints the size of the sampled event workflows' histories, every run of each.

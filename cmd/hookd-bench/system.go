@@ -73,6 +73,9 @@ type ScenarioResult struct {
 	// parameterized statement's two protocol steps with a Sync of its own (checked against
 	// log_statement=all: 10.3 transactions for 5.07 statements per event).
 	SQLPerEvent float64 `json:"sqlStatementsPerEvent"`
+	// RequestsPerEvent is hookd's Temporal gRPC requests per accepted event, by method (from the
+	// SDK's request metrics; long polls are not among them).
+	RequestsPerEvent map[string]float64 `json:"temporalRequestsPerEvent,omitempty"`
 	Timings            []Timing      `json:"timings,omitempty"` // from hookd's and the Temporal SDK's metrics
 
 	series []rssSample
@@ -310,6 +313,19 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 		res.CPUPerDelivery = CPUPerDel{Self: per(st.CPU.SelfSec), Temporal: per(st.CPU.TemporalSec), Postgres: per(st.CPU.PostgresSec)}
 	}
 	res.Timings = timings(app.Metrics)
+	if res.Accepted > 0 {
+		res.RequestsPerEvent = map[string]float64{}
+		for _, t := range res.Timings {
+			if t.Name != "temporal_request_latency_seconds" {
+				continue
+			}
+			for _, l := range strings.Split(t.Labels, ",") {
+				if op, ok := strings.CutPrefix(l, "operation="); ok {
+					res.RequestsPerEvent[op] += round(float64(t.Count)/float64(res.Accepted), 3)
+				}
+			}
+		}
+	}
 	if n, err := b.countWorkflows(ctx, fmt.Sprintf("TaskQueue = %q", res.TaskQueue)); err == nil {
 		res.Workflows = n
 		if res.Accepted > 0 {
