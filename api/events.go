@@ -97,7 +97,9 @@ func (s *Server) dispatch(ctx context.Context, ev db.Event) error {
 }
 
 // StartEvent starts an event's workflow; starting one that exists is not an error.
-func (s *Server) StartEvent(ctx context.Context, ev db.Event) error { return s.startEvent(ctx, ev, false) }
+func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
+	return s.startEvent(ctx, ev, false)
+}
 
 // startEvent starts an event's workflow. Eager start hands the first workflow task straight to a
 // worker in this process (if there is one): the cheapest path for the engine. A caller that waits

@@ -160,26 +160,26 @@ func parseScenarios(s string) ([]scenarioSize, error) {
 
 // Results is everything written to the JSON file.
 type Results struct {
-	Timestamp      time.Time         `json:"timestamp"`
-	GoVersion      string            `json:"goVersion"`
-	GOOS           string            `json:"goos"`
-	GOARCH         string            `json:"goarch"`
-	NumCPU         int               `json:"numCPU"`
-	GOMAXPROCS     int               `json:"gomaxprocs"`
-	LoadAvgStart   string            `json:"loadAvgAtStart"`
-	TemporalStore  string            `json:"temporalStore"` // "memory" or "sqlite"
-	TemporalPID    int               `json:"temporalPid,omitempty"`
-	Options        options           `json:"options"`
-	HTTPBaseline   *HTTPResult       `json:"httpBaseline,omitempty"`
-	EngineBaseline *EngineResult     `json:"engineBaseline,omitempty"`
+	Timestamp      time.Time     `json:"timestamp"`
+	GoVersion      string        `json:"goVersion"`
+	GOOS           string        `json:"goos"`
+	GOARCH         string        `json:"goarch"`
+	NumCPU         int           `json:"numCPU"`
+	GOMAXPROCS     int           `json:"gomaxprocs"`
+	LoadAvgStart   string        `json:"loadAvgAtStart"`
+	TemporalStore  string        `json:"temporalStore"` // "memory" or "sqlite"
+	TemporalPID    int           `json:"temporalPid,omitempty"`
+	Options        options       `json:"options"`
+	HTTPBaseline   *HTTPResult   `json:"httpBaseline,omitempty"`
+	EngineBaseline *EngineResult `json:"engineBaseline,omitempty"`
 	// EngineLocal is the engine's floor for hookd's event workflow shape: one local activity, eager start.
-	EngineLocal *EngineResult `json:"engineLocalBaseline,omitempty"`
-	Scenarios      []*ScenarioResult `json:"scenarios"`
-	Soak           *SoakResult       `json:"soak,omitempty"`
-	Targets        []Target          `json:"targets"`
-	Ratios         Ratios            `json:"ratios"`
-	TotalSec       float64           `json:"totalSec"`
-	Errors         []string          `json:"errors,omitempty"`
+	EngineLocal *EngineResult     `json:"engineLocalBaseline,omitempty"`
+	Scenarios   []*ScenarioResult `json:"scenarios"`
+	Soak        *SoakResult       `json:"soak,omitempty"`
+	Targets     []Target          `json:"targets"`
+	Ratios      Ratios            `json:"ratios"`
+	TotalSec    float64           `json:"totalSec"`
+	Errors      []string          `json:"errors,omitempty"`
 }
 
 // Ratios compare the system with the baselines (system run at the most subscribers per event).

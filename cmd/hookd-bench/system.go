@@ -76,7 +76,7 @@ type ScenarioResult struct {
 	// RequestsPerEvent is hookd's Temporal gRPC requests per accepted event, by method (from the
 	// SDK's request metrics; long polls are not among them).
 	RequestsPerEvent map[string]float64 `json:"temporalRequestsPerEvent,omitempty"`
-	Timings            []Timing      `json:"timings,omitempty"` // from hookd's and the Temporal SDK's metrics
+	Timings          []Timing           `json:"timings,omitempty"` // from hookd's and the Temporal SDK's metrics
 
 	series []rssSample
 }
