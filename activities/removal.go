@@ -30,14 +30,7 @@ func (a *Activities) CancelRemovedDeliveries(ctx context.Context, registeredEven
 			return n, err
 		}
 		for _, d := range ds {
-			if d.WorkflowID == "" {
-				continue
-			}
-			sub, err := a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
-			if err != nil {
-				return n, fmt.Errorf("cancel %s: %w", d.ID, err)
-			}
-			if err := a.Retries.CancelDelivery(ctx, d.WorkflowID, sub.DisabledReason); err != nil {
+			if err := a.Retries.CancelDelivery(ctx, d.WorkflowID, d.Reason); err != nil {
 				return n, fmt.Errorf("cancel %s: %w", d.ID, err)
 			}
 			n++

@@ -89,11 +89,15 @@ func (s *Server) publishEvent(c *gin.Context) {
 // dispatch hands a stored event to the outbox, or starts its workflow now when no outbox runs. An
 // event the outbox cannot take is stored all the same: the reconciler starts it.
 func (s *Server) dispatch(ctx context.Context, ev db.Event) error {
-	if s.out != nil {
-		s.enqueue(ev)
-		return nil
+	if s.out == nil {
+		return s.StartEvent(ctx, ev)
 	}
-	return s.StartEvent(ctx, ev)
+	select {
+	case s.out.queue <- ev:
+	default:
+		s.Log.Debug("outbox full: the reconciler will start the event", "event_id", ev.ID)
+	}
+	return nil
 }
 
 // StartEvent starts an event's workflow; starting one that exists is not an error.

@@ -39,20 +39,6 @@ func (s *Server) RunOutbox(ctx context.Context) {
 	go s.markStarted(ctx)
 }
 
-// enqueue hands an event to the outbox; false when there is none or it is full.
-func (s *Server) enqueue(ev db.Event) bool {
-	if s.out == nil {
-		return false
-	}
-	select {
-	case s.out.queue <- ev:
-		return true
-	default:
-		s.Log.Debug("outbox full: the reconciler will start the event", "event_id", ev.ID)
-		return false
-	}
-}
-
 // startFromOutbox starts queued events' workflows, retrying one while the engine refuses it.
 func (s *Server) startFromOutbox(ctx context.Context) {
 	for {

@@ -262,25 +262,12 @@ func (s *Server) setActive(c *gin.Context, active bool, reason string) {
 	if !ok {
 		return
 	}
-	if active {
-		sub, err := s.Repo.GetSubscription(c.Request.Context(), db.OwnedBy(app.ID), c.Param("id"))
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		if sub.RegisteredEventID.Valid {
-			removed, err := s.Repo.RegisteredEventRemoved(c.Request.Context(), sub.RegisteredEventID.Int64)
-			if err != nil {
-				s.fail(c, err)
-				return
-			}
-			if removed {
-				problem(c, http.StatusConflict, sub.DisabledReason+": this subscription cannot be enabled again; subscribe to an event the publisher offers (GET /v1/apps)")
-				return
-			}
-		}
-	}
 	sub, err := s.Repo.SetSubscriptionActive(c.Request.Context(), db.OwnedBy(app.ID), c.Param("id"), active, reason)
+	if errors.Is(err, db.ErrEventRemoved) {
+		problem(c, http.StatusConflict, db.ErrEventRemoved.Error()+
+			": this subscription cannot be enabled again; subscribe to an event the publisher offers (GET /v1/apps)")
+		return
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

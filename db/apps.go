@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"fmt"
+
+	"github.com/jmoiron/sqlx"
 )
 
 const appColumns = `id, name, permissions, secret, contact_email, created_at`
@@ -13,20 +15,15 @@ func (r *Repo) CreateApp(ctx context.Context, a App, keyID string, keyHash []byt
 	if err != nil {
 		return App{}, fmt.Errorf("create app: %w", err)
 	}
-	tx, err := r.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return App{}, fmt.Errorf("create app: %w", err)
-	}
-	defer tx.Rollback()
-	err = tx.GetContext(ctx, &a, `INSERT INTO apps (id, name, permissions, secret, contact_email)
-		VALUES ($1, $2, $3, $4, $5) RETURNING `+appColumns,
-		a.ID, a.Name, a.Permissions, sealed, a.ContactEmail)
-	if err == nil {
-		_, err = tx.ExecContext(ctx, `INSERT INTO app_keys (id, app_id, key_hash) VALUES ($1, $2, $3)`, keyID, a.ID, keyHash)
-	}
-	if err == nil {
-		err = tx.Commit()
-	}
+	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &a, `INSERT INTO apps (id, name, permissions, secret, contact_email)
+			VALUES ($1, $2, $3, $4, $5) RETURNING `+appColumns,
+			a.ID, a.Name, a.Permissions, sealed, a.ContactEmail); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO app_keys (id, app_id, key_hash) VALUES ($1, $2, $3)`, keyID, a.ID, keyHash)
+		return err
+	})
 	if err == nil {
 		err = r.openApps(&a)
 	}

@@ -23,6 +23,9 @@ var migrations embed.FS
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrEventRemoved: a subscription to a registered event its publisher removed cannot be
+	// enabled again.
+	ErrEventRemoved = errors.New("the publisher removed the event this subscription is to")
 )
 
 // Open connects to PostgreSQL and checks the connection.

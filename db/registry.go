@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -87,42 +88,44 @@ type RemovedEvent struct {
 // them with the reason. Nothing is deleted: the rows of the subscribers (subscriptions, deliveries,
 // ledgers) are not the publisher's to destroy. It returns the events it removed.
 func (r *Repo) RemoveRegisteredEvents(ctx context.Context, appID, topic string, names []string) ([]RemovedEvent, error) {
-	tx, err := r.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("remove events: %w", err)
-	}
-	defer tx.Rollback()
 	var removed []RemovedEvent
-	err = tx.SelectContext(ctx, &removed, `UPDATE registered_events SET deleted_at = now(), updated_at = now()
-		WHERE app_id=$1 AND topic=$2 AND name = ANY($3) AND deleted_at IS NULL RETURNING id, name`,
-		appID, topic, pq.StringArray(names))
+	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.SelectContext(ctx, &removed, `UPDATE registered_events SET deleted_at = now(), updated_at = now()
+			WHERE app_id=$1 AND topic=$2 AND name = ANY($3) AND deleted_at IS NULL RETURNING id, name`,
+			appID, topic, pq.StringArray(names)); err != nil {
+			return err
+		}
+		ids := make(pq.Int64Array, len(removed))
+		for i, e := range removed {
+			ids[i] = e.ID
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE subscriptions s SET active = false, updated_at = now(),
+				disabled_reason = 'the publisher removed the event "' || e.name || '" (topic "' || e.topic || '")'
+			FROM registered_events e
+			WHERE e.id = s.registered_event_id AND e.id = ANY($1) AND s.deleted_at IS NULL`, ids)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("remove events: %w", err)
-	}
-	ids := make(pq.Int64Array, len(removed))
-	for i, e := range removed {
-		ids[i] = e.ID
-	}
-	_, err = tx.ExecContext(ctx, `UPDATE subscriptions s SET active = false, updated_at = now(),
-			disabled_reason = 'the publisher removed the event "' || e.name || '" (topic "' || e.topic || '")'
-		FROM registered_events e
-		WHERE e.id = s.registered_event_id AND e.id = ANY($1) AND s.deleted_at IS NULL`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("remove events: disable subscriptions: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("remove events: %w", err)
 	}
 	return removed, nil
 }
 
-// PendingDeliveriesOfRemoved pages (by id) through the pending deliveries to the subscriptions
-// of a removed registered event.
-func (r *Repo) PendingDeliveriesOfRemoved(ctx context.Context, registeredEventID int64, afterID string, limit int) ([]Delivery, error) {
-	var out []Delivery
-	err := r.db.SelectContext(ctx, &out, `SELECT `+prefixed("d", deliveryColumns)+` FROM deliveries d
+// RemovedDelivery is a pending delivery, run by a workflow, to a subscription of a removed
+// registered event, with the reason its subscription was disabled.
+type RemovedDelivery struct {
+	ID         string `db:"id"`
+	WorkflowID string `db:"workflow_id"`
+	Reason     string `db:"disabled_reason"`
+}
+
+// PendingDeliveriesOfRemoved pages (by id) through the pending deliveries, run by a workflow, to
+// the subscriptions of a removed registered event.
+func (r *Repo) PendingDeliveriesOfRemoved(ctx context.Context, registeredEventID int64, afterID string, limit int) ([]RemovedDelivery, error) {
+	var out []RemovedDelivery
+	err := r.db.SelectContext(ctx, &out, `SELECT d.id, d.workflow_id, s.disabled_reason FROM deliveries d
 		JOIN subscriptions s ON s.id = d.subscription_id
-		WHERE s.registered_event_id = $1 AND d.status = 'pending' AND d.id > $2
+		WHERE s.registered_event_id = $1 AND d.status = 'pending' AND d.workflow_id <> '' AND d.id > $2
 		ORDER BY d.id LIMIT $3`, registeredEventID, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries of removed event %d: %w", registeredEventID, err)
@@ -186,16 +189,6 @@ func (r *Repo) RegisteredEventByID(ctx context.Context, id int64) (RegisteredEve
 		return RegisteredEvent{}, fmt.Errorf("registered event %d: %w", id, notFound(err))
 	}
 	return e, nil
-}
-
-// RegisteredEventRemoved reports whether its publisher removed a registered event.
-func (r *Repo) RegisteredEventRemoved(ctx context.Context, id int64) (bool, error) {
-	var removed bool
-	err := r.db.GetContext(ctx, &removed, `SELECT deleted_at IS NOT NULL FROM registered_events WHERE id = $1`, id)
-	if err != nil {
-		return false, fmt.Errorf("registered event %d: %w", id, notFound(err))
-	}
-	return removed, nil
 }
 
 // RegisteredEventsOf lists the registered events of several apps in one query, at most perApp each,

@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -77,6 +79,16 @@ func (r *Repo) SetSubscriptionActive(ctx context.Context, scope Scope, id string
 		  AND NOT ($3 AND EXISTS (SELECT 1 FROM registered_events e
 			WHERE e.id = subscriptions.registered_event_id AND e.deleted_at IS NOT NULL))
 		RETURNING `+subscriptionColumns, id, scope.app, active, reason, scope.any)
+	if errors.Is(err, sql.ErrNoRows) && active {
+		// Not there, or refused: say which.
+		var removed bool
+		if err := r.db.GetContext(ctx, &removed, `SELECT EXISTS (SELECT 1 FROM subscriptions s
+			JOIN registered_events e ON e.id = s.registered_event_id
+			WHERE s.id = $1 AND ($3 OR s.app_id = $2) AND s.deleted_at IS NULL AND e.deleted_at IS NOT NULL)`,
+			id, scope.app, scope.any); err == nil && removed {
+			return Subscription{}, fmt.Errorf("enable subscription %s: %w", id, ErrEventRemoved)
+		}
+	}
 	if err == nil {
 		err = r.openSubscriptions(&s)
 	}
