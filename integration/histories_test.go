@@ -22,7 +22,7 @@ import (
 // TestRecordHistories records real histories of every workflow type into workflows/testdata, for
 // the replay tests (workflows/replay_test.go) that keep deploys safe. It runs only when asked:
 //
-//	HOOKD_RECORD_HISTORIES=v3 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
+//	HOOKD_RECORD_HISTORIES=v5 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
 //
 // The value names the code version; files are <type>-<scenario>-<version>.json. Record new ones
 // whenever a workflow's commands change, and keep the old ones: they are what running workflows
@@ -119,6 +119,10 @@ func TestRecordHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	save("registry-removal", workflows.RemovedEventWorkflowID(removed))
+
+	// A delivery whose one remaining try met no database and went on (lost-tries-continue).
+	_, _, lostWF := lostTry(t)
+	save("delivery-lost-try", lostWF)
 
 	// The fan-out as a regular activity (HOOKD_FANOUT_MODE=activity).
 	s2 := newStack(t, func(c *config.Config) { c.LocalFanOut = false })
