@@ -120,6 +120,13 @@ func TestRecordHistories(t *testing.T) {
 	}
 	save("registry-removal", workflows.RemovedEventWorkflowID(removed))
 
+	// A retention run (the Schedule starts the same workflow every HOOKD_RETENTION_EVERY).
+	if _, err := tc.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: "retention/histories",
+		TaskQueue: s.Cfg.TaskQueue}, workflows.RetentionWorkflow); err != nil {
+		t.Fatal(err)
+	}
+	save("retention", "retention/histories")
+
 	// A delivery whose one remaining try met no database and went on (lost-tries-continue).
 	_, _, lostWF := lostTry(t)
 	save("delivery-lost-try", lostWF)
