@@ -162,9 +162,9 @@ func TestWorkerKilledMidRun(t *testing.T) {
 		"%d interrupted rows whose POST never arrived", killedAt, events*4, dupes, unsent)
 }
 
-// PostgreSQL refuses connections for a few seconds: the API answers 503 meanwhile, activities
-// retry, and every accepted event is delivered.
-func TestDatabaseOutage(t *testing.T) {
+// proxiedStack is a stack that reaches PostgreSQL through a proxy the test can cut.
+func proxiedStack(t *testing.T) (*stack, *testenv.Proxy) {
+	t.Helper()
 	proxy, err := testenv.StartProxy(strings.TrimPrefix(strings.SplitN(strings.TrimPrefix(testenv.AdminURL(), "postgres://"), "/", 2)[0], "postgres@"))
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +173,13 @@ func TestDatabaseOutage(t *testing.T) {
 	s := newStack(t, func(c *config.Config) {
 		c.DatabaseURL = strings.Replace(database.URL, "127.0.0.1:5432", proxy.Addr, 1)
 	})
+	return s, proxy
+}
+
+// PostgreSQL refuses connections for a few seconds: the API answers 503 meanwhile, activities
+// retry, and every accepted event is delivered.
+func TestDatabaseOutage(t *testing.T) {
+	s, proxy := proxiedStack(t)
 	app := s.newApp("outage")
 	r := testenv.NewReceiver(nil)
 	t.Cleanup(r.Close)

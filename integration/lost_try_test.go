@@ -3,14 +3,12 @@ package integration
 import (
 	"context"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/internal/testenv"
 )
 
@@ -20,14 +18,7 @@ import (
 // ended.
 func lostTry(t *testing.T) (*stack, testApp, string) {
 	t.Helper()
-	proxy, err := testenv.StartProxy(strings.TrimPrefix(strings.SplitN(strings.TrimPrefix(testenv.AdminURL(), "postgres://"), "/", 2)[0], "postgres@"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	s := newStack(t, func(c *config.Config) {
-		c.DatabaseURL = strings.Replace(database.URL, "127.0.0.1:5432", proxy.Addr, 1)
-	})
+	s, proxy := proxiedStack(t)
 	app := s.newApp("lost try")
 	r := testenv.NewReceiver(func(n int, q *http.Request) (int, http.Header, string) {
 		if q.Header.Get("webhook-attempt") == "1" {
