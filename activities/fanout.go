@@ -86,7 +86,7 @@ func (a *Activities) FanOutPage(ctx context.Context, in FanOutPageInput) (FanOut
 
 // event loads an event; a missing one is final.
 func (a *Activities) event(ctx context.Context, id string) (db.Event, error) {
-	ev, err := a.Repo.GetEvent(ctx, db.AnyApp(), id)
+	ev, err := a.Repo.LoadEvent(ctx, id)
 	if errors.Is(err, db.ErrNotFound) {
 		return db.Event{}, temporal.NewNonRetryableApplicationError("event "+id+" does not exist", ErrTypeNotFound, err)
 	}

@@ -65,11 +65,27 @@ type Repo struct {
 	// keys seal the secrets it writes (app and subscription secrets, callback keys) and open the
 	// ones it reads; see secrets.go.
 	keys *keyring.Keyring
+
+	// Concurrent writes on the hot path share statements (batch.go).
+	eventInserts *batcher[Event, insertedEvent]
+	ensures      *batcher[ensureCall, []Ensured]
+	records      *batcher[recordCall, struct{}]
+	eventReads   *batcher[string, Event]
+	targetReads  *batcher[targetQuery, []Target]
 }
 
 // NewRepo wraps a connection pool. keys seal and open the stored secrets; with nil keys, reading
 // or writing a sealed secret fails.
-func NewRepo(d *sqlx.DB, keys *keyring.Keyring) *Repo { return &Repo{db: d, keys: keys} }
+func NewRepo(d *sqlx.DB, keys *keyring.Keyring) *Repo {
+	r := &Repo{db: d, keys: keys}
+	r.eventInserts = newBatcher(func(Event) int { return 1 }, r.insertEvents)
+	r.ensures = newBatcher(func(c ensureCall) int { return len(c.ds) + 1 }, r.ensureDeliveries)
+	r.records = newBatcher(func(c recordCall) int { return len(c.rows) + 1 }, r.recordAttempts)
+	r.eventReads = newBatcher(func(string) int { return 1 }, r.loadEvents)
+	// A target page's rows are unknown until read: weigh a call by a tenth of its limit.
+	r.targetReads = newBatcher(func(q targetQuery) int { return q.limit/10 + 1 }, r.targets)
+	return r
+}
 
 // Ping checks the database answers (readiness).
 func (r *Repo) Ping(ctx context.Context) error { return r.db.PingContext(ctx) }

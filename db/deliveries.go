@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -24,48 +26,148 @@ type Ensured struct {
 // EnsureDeliveries creates the deliveries that do not exist yet and returns all of them, new and old,
 // so that a retried fan-out picks up where the crashed one stopped. New deliveries whose id is in
 // claim also get their first attempt's write-ahead ledger row in the same statement, and
-// dispatchedEvent (when not empty) is marked dispatched: a small fan-out costs one round trip here.
+// dispatchedEvent (when not empty) is marked dispatched: a small fan-out costs one round trip here,
+// shared with the other fan-outs writing at the same time (see batcher).
 func (r *Repo) EnsureDeliveries(ctx context.Context, ds []Delivery, claim map[string]bool, dispatchedEvent string) ([]Ensured, error) {
-	if len(ds) == 0 {
-		if dispatchedEvent != "" {
-			return nil, r.MarkDispatched(ctx, dispatchedEvent)
-		}
+	if len(ds) == 0 && dispatchedEvent == "" {
 		return nil, nil
 	}
-	n := len(ds)
-	ids, evs, apps, urls, wfs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	subs, groups, replays, claims := make([]sql.NullString, n), make([]sql.NullString, n), make([]int64, n), make([]bool, n)
-	for i, d := range ds {
-		ids[i], evs[i], apps[i], urls[i], wfs[i] = d.ID, d.EventID, d.AppID, d.URL, d.WorkflowID
-		subs[i], groups[i], replays[i], claims[i] = d.SubscriptionID, d.GroupID, int64(d.Replay), claim[d.ID]
-	}
-	// Ids derive from (event, target, replay), so the rows a crashed fan-out wrote carry the same
-	// ids. The outer SELECT sees the table as it was before the INSERT, hence the UNION.
-	var out []Ensured
-	err := r.db.SelectContext(ctx, &out, `
-		WITH ins AS (
-			INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, attempts)
-			SELECT id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, CASE WHEN claim THEN 1 ELSE 0 END
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::bool[])
-				AS v(id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, claim)
-			ON CONFLICT DO NOTHING
-			RETURNING `+deliveryColumns+`
-		), claimed AS (
-			INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at)
-			SELECT id, 1, 'sending', now() FROM ins WHERE attempts = 1
-		), disp AS (
-			UPDATE events SET dispatched_at = now() WHERE $10 <> '' AND id = $10 AND dispatched_at IS NULL
-		)
-		SELECT `+deliveryColumns+`, attempts = 1 AS claimed FROM ins
-		UNION ALL
-		SELECT `+deliveryColumns+`, false FROM deliveries WHERE id = ANY($1)
-		ORDER BY id`,
-		pq.StringArray(ids), pq.StringArray(evs), pq.GenericArray{A: subs}, pq.StringArray(apps), pq.StringArray(urls),
-		pq.Int64Array(replays), pq.StringArray(wfs), pq.GenericArray{A: groups}, pq.BoolArray(claims), dispatchedEvent)
+	out, err := r.ensures.do(ctx, ensureCall{ds: ds, claim: claim, dispatched: dispatchedEvent})
 	if err != nil {
 		return nil, fmt.Errorf("ensure deliveries: %w", err)
 	}
 	return out, nil
+}
+
+type ensureCall struct {
+	ds         []Delivery
+	claim      map[string]bool
+	dispatched string
+}
+
+// ensureDeliveries runs a batch of EnsureDeliveries calls, in as few statements as calls that
+// name the same deliveries allow (such calls must not share a statement: both would see the
+// row one of them inserted as theirs).
+func (r *Repo) ensureDeliveries(ctx context.Context, calls []ensureCall) ([][]Ensured, error) {
+	out := make([][]Ensured, len(calls))
+	for _, round := range rounds(calls, func(c ensureCall) []string { return deliveryIDs(c.ds) }) {
+		var ds []Delivery
+		var dispatched []string
+		owner := map[string]int{}
+		for _, i := range round {
+			ds = append(ds, calls[i].ds...)
+			for _, d := range calls[i].ds {
+				owner[d.ID] = i
+			}
+			if calls[i].dispatched != "" {
+				dispatched = append(dispatched, calls[i].dispatched)
+			}
+		}
+		n := len(ds)
+		ids, evs, apps, urls, wfs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		subs, groups, replays, claims := make([]sql.NullString, n), make([]sql.NullString, n), make([]int64, n), make([]bool, n)
+		for k, d := range ds {
+			ids[k], evs[k], apps[k], urls[k], wfs[k] = d.ID, d.EventID, d.AppID, d.URL, d.WorkflowID
+			subs[k], groups[k], replays[k], claims[k] = d.SubscriptionID, d.GroupID, int64(d.Replay), calls[owner[d.ID]].claim[d.ID]
+		}
+		// Ids derive from (event, target, replay), so the rows a crashed fan-out wrote carry the same
+		// ids. The outer SELECT sees the table as it was before the INSERT, hence the UNION.
+		var got []Ensured
+		err := r.db.SelectContext(ctx, &got, `
+			WITH ins AS (
+				INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, attempts)
+				SELECT id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, CASE WHEN claim THEN 1 ELSE 0 END
+				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::bool[])
+					AS v(id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, claim)
+				ON CONFLICT DO NOTHING
+				RETURNING `+deliveryColumns+`
+			), claimed AS (
+				INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at)
+				SELECT id, 1, 'sending', now() FROM ins WHERE attempts = 1
+			), disp AS (
+				UPDATE events SET dispatched_at = now() WHERE id = ANY($10) AND dispatched_at IS NULL
+			)
+			SELECT `+deliveryColumns+`, attempts = 1 AS claimed FROM ins
+			UNION ALL
+			SELECT `+deliveryColumns+`, false FROM deliveries WHERE id = ANY($1)
+			ORDER BY id`,
+			pq.StringArray(ids), pq.StringArray(evs), pq.GenericArray{A: subs}, pq.StringArray(apps), pq.StringArray(urls),
+			pq.Int64Array(replays), pq.StringArray(wfs), pq.GenericArray{A: groups}, pq.BoolArray(claims), pq.StringArray(dispatched))
+		if err != nil {
+			return nil, fmt.Errorf("ensure %d deliveries: %w", n, err)
+		}
+		// A row another statement inserted meanwhile (a fan-out of the same event running twice)
+		// was neither inserted here nor visible to this statement's snapshot: read it again.
+		seen := make(map[string]bool, len(got))
+		for _, e := range got {
+			seen[e.ID] = true
+		}
+		var missing []string
+		for _, id := range ids {
+			if !seen[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			var again []Ensured
+			if err := r.db.SelectContext(ctx, &again, `SELECT `+deliveryColumns+`, false AS claimed FROM deliveries WHERE id = ANY($1)`,
+				pq.StringArray(missing)); err != nil {
+				return nil, fmt.Errorf("ensure %d deliveries: %w", n, err)
+			}
+			got = append(got, again...)
+		}
+		for _, e := range got {
+			i := owner[e.ID]
+			out[i] = append(out[i], e)
+		}
+	}
+	for i := range out {
+		slices.SortFunc(out[i], func(a, b Ensured) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return out, nil
+}
+
+func deliveryIDs(ds []Delivery) []string {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	return ids
+}
+
+// rounds splits a batch of calls into groups that name disjoint keys, in order: the calls of a
+// group can share a statement. A batch of independent calls is one group.
+func rounds[C any](calls []C, keys func(C) []string) [][]int {
+	var out [][]int
+	var taken []map[string]bool
+next:
+	for i, c := range calls {
+		ks := keys(c)
+		for g := range out {
+			if !anyIn(ks, taken[g]) {
+				out[g] = append(out[g], i)
+				for _, k := range ks {
+					taken[g][k] = true
+				}
+				continue next
+			}
+		}
+		m := make(map[string]bool, len(ks))
+		for _, k := range ks {
+			m[k] = true
+		}
+		out, taken = append(out, []int{i}), append(taken, m)
+	}
+	return out
+}
+
+func anyIn(ks []string, set map[string]bool) bool {
+	for _, k := range ks {
+		if set[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // Claim names an attempt about to be made.
@@ -204,19 +306,55 @@ func (r *Repo) LastAttempt(ctx context.Context, deliveryID string) (int, error) 
 }
 
 // RecordAttempts completes ledger rows (written as sending by a claim, or new) and folds them into
-// their deliveries (attempt count, last status and error, success) in one statement. A row that is
-// completed already (the activity ran again after a crash) changes nothing, which is what keeps
-// the ledger exactly-once.
+// their deliveries (attempt count, last status and error, success) in one statement, shared with
+// the other attempts completing at the same time (see batcher). A row that is completed already
+// (the activity ran again after a crash) changes nothing, which is what keeps the ledger
+// exactly-once.
 //
 // dispatchedEvent, when not empty, is also marked dispatched by the same statement (FanOut's last
 // write), so a fan-out costs one commit for its ledger.
 func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt, dispatchedEvent string) error {
-	if len(rows) == 0 {
-		if dispatchedEvent != "" {
-			return r.MarkDispatched(ctx, dispatchedEvent)
-		}
+	if len(rows) == 0 && dispatchedEvent == "" {
 		return nil
 	}
+	if _, err := r.records.do(ctx, recordCall{rows: rows, dispatched: dispatchedEvent}); err != nil {
+		return fmt.Errorf("record %d attempts: %w", len(rows), err)
+	}
+	return nil
+}
+
+type recordCall struct {
+	rows       []Attempt
+	dispatched string
+}
+
+// recordAttempts runs a batch of RecordAttempts calls; calls about the same deliveries go in
+// separate statements, in order, so that each delivery row is updated once per statement.
+func (r *Repo) recordAttempts(ctx context.Context, calls []recordCall) ([]struct{}, error) {
+	key := func(c recordCall) []string {
+		ids := make([]string, len(c.rows))
+		for i, a := range c.rows {
+			ids[i] = a.DeliveryID
+		}
+		return ids
+	}
+	for _, round := range rounds(calls, key) {
+		var rows []Attempt
+		var dispatched []string
+		for _, i := range round {
+			rows = append(rows, calls[i].rows...)
+			if calls[i].dispatched != "" {
+				dispatched = append(dispatched, calls[i].dispatched)
+			}
+		}
+		if err := r.recordRows(ctx, rows, dispatched); err != nil {
+			return nil, err
+		}
+	}
+	return make([]struct{}, len(calls)), nil
+}
+
+func (r *Repo) recordRows(ctx context.Context, rows []Attempt, dispatched []string) error {
 	n := len(rows)
 	ids, headers, bodies, errs, started := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	attempts, durations := make([]int64, n), make([]int64, n)
@@ -247,7 +385,7 @@ func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt, dispatchedEve
 			WHERE delivery_attempts.state <> 'completed'
 			RETURNING delivery_id, attempt
 		), disp AS (
-			UPDATE events SET dispatched_at = now() WHERE $11 <> '' AND id = $11 AND dispatched_at IS NULL
+			UPDATE events SET dispatched_at = now() WHERE id = ANY($11) AND dispatched_at IS NULL
 		), upd AS (
 			UPDATE deliveries d SET attempts = greatest(d.attempts, v.attempt), last_status = v.response_status,
 				last_error = v.error, updated_at = now(),
@@ -264,7 +402,7 @@ func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt, dispatchedEve
 		UPDATE subscriptions s SET consecutive_failures = 0 FROM streaks WHERE s.id = streaks.id`,
 		pq.StringArray(ids), pq.Int64Array(attempts), pq.StringArray(headers), pq.GenericArray{A: statuses},
 		pq.GenericArray{A: respHeaders}, pq.StringArray(bodies), pq.StringArray(errs), pq.Int64Array(durations),
-		pq.StringArray(started), pq.BoolArray(succeeded), dispatchedEvent)
+		pq.StringArray(started), pq.BoolArray(succeeded), pq.StringArray(dispatched))
 	if err != nil {
 		return fmt.Errorf("record %d attempts: %w", n, err)
 	}

@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,7 +14,8 @@ const eventColumns = `seq, id, app_id, topic, type, payload, workflow_id, receiv
 	notify_url, txid::text AS txid, client_id`
 
 // InsertEvent stores an event unless its id exists. It returns the stored row and whether this call
-// stored it (false: the id was taken, and the row is the zero Event).
+// stored it (false: the id was taken, and the row is the zero Event). Concurrent calls share one
+// statement and one commit (see batcher).
 func (r *Repo) InsertEvent(ctx context.Context, e Event) (Event, bool, error) {
 	if e.Kind == "" {
 		e.Kind = KindEvent
@@ -23,17 +23,50 @@ func (r *Repo) InsertEvent(ctx context.Context, e Event) (Event, bool, error) {
 	if e.ClientID == "" {
 		e.ClientID = e.ID
 	}
-	var got Event
-	err := r.db.GetContext(ctx, &got, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url,
-		notify_url, client_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING RETURNING `+eventColumns,
-		e.ID, e.AppID, e.Topic, e.Type, e.Payload, e.WorkflowID, e.Kind, e.TargetURL, e.NotifyURL, e.ClientID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Event{}, false, nil
-	}
+	res, err := r.eventInserts.do(ctx, e)
 	if err != nil {
 		return Event{}, false, fmt.Errorf("insert event %s: %w", e.ID, err)
 	}
-	return got, true, nil
+	return res.Event, res.inserted, nil
+}
+
+type insertedEvent struct {
+	Event
+	inserted bool
+}
+
+// insertEvents stores a batch of events in one statement. Of two inputs with one id, only the
+// first is written: the other is told the id was taken, as if it had come second.
+func (r *Repo) insertEvents(ctx context.Context, es []Event) ([]insertedEvent, error) {
+	first := make(map[string]int, len(es))
+	var ids, apps, topics, types, payloads, wfs, kinds, clients []string
+	var targets, notifies []sql.NullString
+	for i, e := range es {
+		if _, dup := first[e.ID]; dup {
+			continue
+		}
+		first[e.ID] = i
+		ids, apps, topics, types = append(ids, e.ID), append(apps, e.AppID), append(topics, e.Topic), append(types, e.Type)
+		payloads, wfs, kinds, clients = append(payloads, string(e.Payload)), append(wfs, e.WorkflowID), append(kinds, e.Kind), append(clients, e.ClientID)
+		targets, notifies = append(targets, e.TargetURL), append(notifies, e.NotifyURL)
+	}
+	var got []Event
+	err := r.db.SelectContext(ctx, &got, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url,
+		notify_url, client_id)
+		SELECT id, app_id, topic, type, payload::jsonb, workflow_id, kind, target_url, notify_url, client_id
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+			AS v(id, app_id, topic, type, payload, workflow_id, kind, target_url, notify_url, client_id)
+		ON CONFLICT DO NOTHING RETURNING `+eventColumns,
+		pq.StringArray(ids), pq.StringArray(apps), pq.StringArray(topics), pq.StringArray(types), pq.StringArray(payloads),
+		pq.StringArray(wfs), pq.StringArray(kinds), pq.GenericArray{A: targets}, pq.GenericArray{A: notifies}, pq.StringArray(clients))
+	if err != nil {
+		return nil, fmt.Errorf("insert %d events: %w", len(ids), err)
+	}
+	out := make([]insertedEvent, len(es))
+	for _, g := range got {
+		out[first[g.ID]] = insertedEvent{Event: g, inserted: true}
+	}
+	return out, nil
 }
 
 // GetEvent loads an event within scope.
@@ -44,6 +77,36 @@ func (r *Repo) GetEvent(ctx context.Context, scope Scope, id string) (Event, err
 		return Event{}, fmt.Errorf("get event %s: %w", id, notFound(err))
 	}
 	return e, nil
+}
+
+// LoadEvent loads an event whatever its app, for the workflows' activities; concurrent calls
+// share a statement (see batcher).
+func (r *Repo) LoadEvent(ctx context.Context, id string) (Event, error) {
+	got, err := r.eventReads.do(ctx, id)
+	if err == nil && got.ID == "" {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("get event %s: %w", id, err)
+	}
+	return got, nil
+}
+
+// loadEvents reads a batch of events by id; a missing one is the zero Event.
+func (r *Repo) loadEvents(ctx context.Context, ids []string) ([]Event, error) {
+	var got []Event
+	if err := r.db.SelectContext(ctx, &got, `SELECT `+eventColumns+` FROM events WHERE id = ANY($1)`, pq.StringArray(ids)); err != nil {
+		return nil, fmt.Errorf("get %d events: %w", len(ids), err)
+	}
+	byID := make(map[string]Event, len(got))
+	for _, e := range got {
+		byID[e.ID] = e
+	}
+	out := make([]Event, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
 }
 
 // GetEventByClientID finds an app's event by the id the app gave it.

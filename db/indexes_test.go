@@ -60,6 +60,21 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 	}
 	// One connection, so that this backend's statistics are the queries' statistics.
 	d.SetMaxOpenConns(1)
+	// The other backends flush their statistics when they exit, maybe in the middle of a
+	// measurement: have them exit now.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var others int
+		if err := d.GetContext(ctx, &others, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+		if others == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d other backends still connected", others)
+		}
+	}
 	repo := db.NewRepo(d, nil)
 	seqScans := func() map[string]int64 {
 		t.Helper()
@@ -115,10 +130,11 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 			return err
 		}},
 	}
-	for _, q := range queries {
+	scans := func(run func() error) []string {
+		t.Helper()
 		before := seqScans()
-		if err := q.run(); err != nil {
-			t.Fatalf("%s: %v", q.name, err)
+		if err := run(); err != nil {
+			t.Fatal(err)
 		}
 		after := seqScans()
 		var scanned []string
@@ -127,8 +143,16 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 				scanned = append(scanned, table)
 			}
 		}
-		if len(scanned) > 0 {
-			t.Errorf("%s: sequential scan of %s", q.name, strings.Join(scanned, ", "))
+		return scanned
+	}
+	for _, q := range queries {
+		// On a loaded machine a query now and then shows a parallel scan that EXPLAIN of the same
+		// query never shows (seen about once in ten runs under load): a missing index scans on
+		// the second try as well.
+		if scanned := scans(q.run); len(scanned) > 0 {
+			if scanned = scans(q.run); len(scanned) > 0 {
+				t.Errorf("%s: sequential scan of %s", q.name, strings.Join(scanned, ", "))
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 const subscriptionColumns = `id, app_id, publisher_app_id, registered_event_id, url, secret, previous_secret,
@@ -109,26 +110,61 @@ type Target struct {
 // Targets lists, in id order and at most limit at a time, the active subscriptions after the one
 // with id after that could receive an event of eventType on topic from publisher appID: the
 // publisher's own subscriptions for that type, and other apps' subscriptions to the publisher's
-// registered events of that type. Filters are evaluated by the caller.
+// registered events of that type. Filters are evaluated by the caller. Concurrent calls share a
+// statement (see batcher).
 func (r *Repo) Targets(ctx context.Context, appID, topic, eventType, after string, limit int) ([]Target, error) {
-	var out []Target
-	err := r.db.SelectContext(ctx, &out, `
-		(SELECT `+prefixed("s", subscriptionColumns)+`, NULL::jsonb AS event_filter, '' AS event_name, '' AS get_api_path
-		FROM subscriptions s
-		WHERE s.publisher_app_id = $1 AND s.registered_event_id IS NULL AND s.active AND s.id > $4
-		  AND ($3 = ANY(s.event_types) OR '*' = ANY(s.event_types))
-		ORDER BY s.id LIMIT $5)
-		UNION ALL
-		(SELECT `+prefixed("s", subscriptionColumns)+`, e.filter_logic, e.name, e.get_api_path
-		FROM subscriptions s JOIN registered_events e ON e.id = s.registered_event_id
-		WHERE e.app_id = $1 AND e.event_type = $3 AND ($2 = '' OR e.topic = $2) AND s.active AND e.deleted_at IS NULL AND s.id > $4
-		ORDER BY s.id LIMIT $5)
-		ORDER BY id LIMIT $5`, appID, topic, eventType, after, limit)
-	for i := 0; err == nil && i < len(out); i++ {
-		err = r.openSubscriptions(&out[i].Subscription)
-	}
+	out, err := r.targetReads.do(ctx, targetQuery{app: appID, topic: topic, eventType: eventType, after: after, limit: limit})
 	if err != nil {
 		return nil, fmt.Errorf("targets for %s/%s after %q: %w", topic, eventType, after, err)
+	}
+	return out, nil
+}
+
+type targetQuery struct {
+	app, topic, eventType, after string
+	limit                        int
+}
+
+// targets answers a batch of Targets calls in one statement, each call's page read by its own
+// index-driven subquery.
+func (r *Repo) targets(ctx context.Context, qs []targetQuery) ([][]Target, error) {
+	n := len(qs)
+	apps, topics, types, afters, limits := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+	for i, q := range qs {
+		apps[i], topics[i], types[i], afters[i], limits[i] = q.app, q.topic, q.eventType, q.after, int64(q.limit)
+	}
+	var rows []struct {
+		Query int `db:"query"`
+		Target
+	}
+	err := r.db.SelectContext(ctx, &rows, `
+		SELECT q.i - 1 AS query, t.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])
+			WITH ORDINALITY AS q(app, topic, type, after, lim, i)
+		CROSS JOIN LATERAL (
+			SELECT * FROM (
+				(SELECT `+prefixed("s", subscriptionColumns)+`, NULL::jsonb AS event_filter, '' AS event_name, '' AS get_api_path
+				FROM subscriptions s
+				WHERE s.publisher_app_id = q.app AND s.registered_event_id IS NULL AND s.active AND s.id > q.after
+				  AND (q.type = ANY(s.event_types) OR '*' = ANY(s.event_types))
+				ORDER BY s.id LIMIT q.lim)
+				UNION ALL
+				(SELECT `+prefixed("s", subscriptionColumns)+`, e.filter_logic, e.name, e.get_api_path
+				FROM subscriptions s JOIN registered_events e ON e.id = s.registered_event_id
+				WHERE e.app_id = q.app AND e.event_type = q.type AND (q.topic = '' OR e.topic = q.topic) AND s.active
+				  AND e.deleted_at IS NULL AND s.id > q.after
+				ORDER BY s.id LIMIT q.lim)
+			) u ORDER BY id LIMIT q.lim
+		) t
+		ORDER BY q.i, t.id`, pq.StringArray(apps), pq.StringArray(topics), pq.StringArray(types), pq.StringArray(afters), pq.Int64Array(limits))
+	if err != nil {
+		return nil, fmt.Errorf("targets of %d events: %w", n, err)
+	}
+	out := make([][]Target, n)
+	for _, row := range rows {
+		if err := r.openSubscriptions(&row.Target.Subscription); err != nil {
+			return nil, err
+		}
+		out[row.Query] = append(out[row.Query], row.Target)
 	}
 	return out, nil
 }

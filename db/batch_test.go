@@ -1,0 +1,105 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Calls that arrive while the statements under way run share the next one; each caller gets its
+// own result; a row the server refuses fails only its own caller.
+func TestBatcherSharesStatements(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	b := newBatcher(func(int) int { return 1 }, func(ctx context.Context, ins []int) ([]string, error) {
+		mu.Lock()
+		sizes = append(sizes, len(ins))
+		mu.Unlock()
+		<-release
+		out := make([]string, len(ins))
+		for i, in := range ins {
+			if in == 13 {
+				return nil, &pq.Error{Code: "23514", Message: "check violation"}
+			}
+			out[i] = fmt.Sprint("r", in)
+		}
+		return out, nil
+	})
+	const n = 100
+	var wg sync.WaitGroup
+	got := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = b.do(context.Background(), i)
+		}()
+	}
+	// Let the first flushers start and the rest queue up behind them.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b.mu.Lock()
+		queued, active := len(b.queue), b.active
+		b.mu.Unlock()
+		if active == batchFlushers && queued == n-batchFlushers || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	for i := range n {
+		switch {
+		case i == 13 && errs[i] == nil:
+			t.Errorf("input 13: no error, got %q", got[i])
+		case i != 13 && (errs[i] != nil || got[i] != fmt.Sprint("r", i)):
+			t.Errorf("input %d: got %q, %v", i, got[i], errs[i])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 4 lone first calls, then the other 96 in one statement (which failed on 13 and was run again
+	// one by one).
+	if len(sizes) < 6 || sizes[batchFlushers] != n-batchFlushers {
+		t.Errorf("statement sizes %v: want %d single calls, then one of %d", sizes, batchFlushers, n-batchFlushers)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.active != 0 || len(b.queue) != 0 {
+		t.Errorf("after the calls: %d flushers, %d queued", b.active, len(b.queue))
+	}
+}
+
+// A caller whose context ends stops waiting; the others are served.
+func TestBatcherCallerGivesUp(t *testing.T) {
+	release := make(chan struct{})
+	b := newBatcher(func(int) int { return 1 }, func(ctx context.Context, ins []int) ([]int, error) {
+		<-release
+		return ins, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := b.do(ctx, 1); done <- err }()
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	close(release)
+	if v, err := b.do(context.Background(), 2); err != nil || v != 2 {
+		t.Fatalf("next caller: %d, %v", v, err)
+	}
+}
+
+func TestRounds(t *testing.T) {
+	calls := [][]string{{"a", "b"}, {"c"}, {"b"}, {"d"}, {"b", "c"}}
+	got := fmt.Sprint(rounds(calls, func(c []string) []string { return c }))
+	if want := "[[0 1 3] [2] [4]]"; got != want {
+		t.Fatalf("rounds: %s, want %s", got, want)
+	}
+}
