@@ -66,6 +66,9 @@ type Repo struct {
 	// ones it reads; see secrets.go.
 	keys *keyring.Keyring
 
+	// hot runs the hot path's statements prepared (stmts.go).
+	hot *stmts
+
 	// Concurrent writes on the hot path share statements (batch.go).
 	eventInserts *batcher[Event, insertedEvent]
 	ensures      *batcher[ensureCall, []Ensured]
@@ -77,7 +80,7 @@ type Repo struct {
 // NewRepo wraps a connection pool. keys seal and open the stored secrets; with nil keys, reading
 // or writing a sealed secret fails.
 func NewRepo(d *sqlx.DB, keys *keyring.Keyring) *Repo {
-	r := &Repo{db: d, keys: keys}
+	r := &Repo{db: d, keys: keys, hot: &stmts{db: d}}
 	r.eventInserts = newBatcher(func(Event) int { return 1 }, r.insertEvents)
 	r.ensures = newBatcher(func(c ensureCall) int { return len(c.ds) + 1 }, r.ensureDeliveries)
 	r.records = newBatcher(func(c recordCall) int { return len(c.rows) + 1 }, r.recordAttempts)

@@ -73,7 +73,7 @@ func (r *Repo) ensureDeliveries(ctx context.Context, calls []ensureCall) ([][]En
 		// Ids derive from (event, target, replay), so the rows a crashed fan-out wrote carry the same
 		// ids. The outer SELECT sees the table as it was before the INSERT, hence the UNION.
 		var got []Ensured
-		err := r.db.SelectContext(ctx, &got, `
+		err := r.hot.SelectContext(ctx, &got, `
 			WITH ins AS (
 				INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, attempts)
 				SELECT id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, CASE WHEN claim THEN 1 ELSE 0 END
@@ -110,7 +110,7 @@ func (r *Repo) ensureDeliveries(ctx context.Context, calls []ensureCall) ([][]En
 		}
 		if len(missing) > 0 {
 			var again []Ensured
-			if err := r.db.SelectContext(ctx, &again, `SELECT `+deliveryColumns+`, false AS claimed FROM deliveries WHERE id = ANY($1)`,
+			if err := r.hot.SelectContext(ctx, &again, `SELECT `+deliveryColumns+`, false AS claimed FROM deliveries WHERE id = ANY($1)`,
 				pq.StringArray(missing)); err != nil {
 				return nil, fmt.Errorf("ensure %d deliveries: %w", n, err)
 			}
@@ -186,7 +186,7 @@ func (r *Repo) ClaimAttempts(ctx context.Context, cs []Claim) (map[string]bool, 
 		ids[i], attempts[i] = c.DeliveryID, int64(c.Attempt)
 	}
 	var won []string
-	err := r.db.SelectContext(ctx, &won, `
+	err := r.hot.SelectContext(ctx, &won, `
 		WITH ins AS (
 			INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at)
 			SELECT delivery_id, attempt, 'sending', now() FROM unnest($1::text[], $2::int[]) AS v(delivery_id, attempt)
@@ -367,7 +367,7 @@ func (r *Repo) recordRows(ctx context.Context, rows []Attempt, dispatched []stri
 		statuses[i] = a.ResponseStatus
 		respHeaders[i] = sql.NullString{String: string(a.ResponseHeaders.JSONText), Valid: a.ResponseHeaders.Valid}
 	}
-	_, err := r.db.ExecContext(ctx, `
+	_, err := r.hot.ExecContext(ctx, `
 		WITH v AS (
 			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::bigint[],
 				$9::text[], $10::bool[])

@@ -51,7 +51,7 @@ func (r *Repo) insertEvents(ctx context.Context, es []Event) ([]insertedEvent, e
 		targets, notifies = append(targets, e.TargetURL), append(notifies, e.NotifyURL)
 	}
 	var got []Event
-	err := r.db.SelectContext(ctx, &got, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url,
+	err := r.hot.SelectContext(ctx, &got, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url,
 		notify_url, client_id)
 		SELECT id, app_id, topic, type, payload::jsonb, workflow_id, kind, target_url, notify_url, client_id
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
@@ -72,7 +72,7 @@ func (r *Repo) insertEvents(ctx context.Context, es []Event) ([]insertedEvent, e
 // GetEvent loads an event within scope.
 func (r *Repo) GetEvent(ctx context.Context, scope Scope, id string) (Event, error) {
 	var e Event
-	err := r.db.GetContext(ctx, &e, `SELECT `+eventColumns+` FROM events WHERE id = $1 AND ($2 OR app_id = $3)`, id, scope.any, scope.app)
+	err := r.hot.GetContext(ctx, &e, `SELECT `+eventColumns+` FROM events WHERE id = $1 AND ($2 OR app_id = $3)`, id, scope.any, scope.app)
 	if err != nil {
 		return Event{}, fmt.Errorf("get event %s: %w", id, notFound(err))
 	}
@@ -95,7 +95,7 @@ func (r *Repo) LoadEvent(ctx context.Context, id string) (Event, error) {
 // loadEvents reads a batch of events by id; a missing one is the zero Event.
 func (r *Repo) loadEvents(ctx context.Context, ids []string) ([]Event, error) {
 	var got []Event
-	if err := r.db.SelectContext(ctx, &got, `SELECT `+eventColumns+` FROM events WHERE id = ANY($1)`, pq.StringArray(ids)); err != nil {
+	if err := r.hot.SelectContext(ctx, &got, `SELECT `+eventColumns+` FROM events WHERE id = ANY($1)`, pq.StringArray(ids)); err != nil {
 		return nil, fmt.Errorf("get %d events: %w", len(ids), err)
 	}
 	byID := make(map[string]Event, len(got))
@@ -142,7 +142,7 @@ func (r *Repo) MarkDispatched(ctx context.Context, id string) error {
 // (the outbox has not marked them, and no workflow dispatched them).
 func (r *Repo) Unstarted(ctx context.Context, before time.Time, limit int) ([]Event, error) {
 	var out []Event
-	err := r.db.SelectContext(ctx, &out, `SELECT `+eventColumns+` FROM events
+	err := r.hot.SelectContext(ctx, &out, `SELECT `+eventColumns+` FROM events
 		WHERE started_at IS NULL AND dispatched_at IS NULL AND received_at < $1 ORDER BY received_at LIMIT $2`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("unstarted events: %w", err)
@@ -152,7 +152,7 @@ func (r *Repo) Unstarted(ctx context.Context, before time.Time, limit int) ([]Ev
 
 // MarkStarted records that the workflows of these events were started.
 func (r *Repo) MarkStarted(ctx context.Context, ids []string) error {
-	_, err := r.db.ExecContext(ctx, `UPDATE events SET started_at = now() WHERE id = ANY($1) AND started_at IS NULL`, pq.StringArray(ids))
+	_, err := r.hot.ExecContext(ctx, `UPDATE events SET started_at = now() WHERE id = ANY($1) AND started_at IS NULL`, pq.StringArray(ids))
 	if err != nil {
 		return fmt.Errorf("mark %d events started: %w", len(ids), err)
 	}

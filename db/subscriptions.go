@@ -137,7 +137,7 @@ func (r *Repo) targets(ctx context.Context, qs []targetQuery) ([][]Target, error
 		Query int `db:"query"`
 		Target
 	}
-	err := r.db.SelectContext(ctx, &rows, `
+	err := r.hot.SelectContext(ctx, &rows, `
 		SELECT q.i - 1 AS query, t.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])
 			WITH ORDINALITY AS q(app, topic, type, after, lim, i)
 		CROSS JOIN LATERAL (

@@ -58,6 +58,7 @@ type options struct {
 	SoakSubs          int     `json:"soakSubscribers"`
 	SQLite            bool    `json:"sqlite"`
 	Temporal          string  `json:"temporal,omitempty"`
+	Processes         bool    `json:"processes"`
 	Out               string  `json:"out"`
 	Wait              float64 `json:"waitSec"`
 	HistorySample     int     `json:"historySample"`
@@ -84,6 +85,7 @@ func parseFlags() (options, []scenarioSize, error) {
 	fs.IntVar(&o.SoakSubs, "soak-subs", 10, "subscribers per event during the soak")
 	fs.BoolVar(&o.SQLite, "sqlite", false, "run the Temporal dev server on a sqlite file in a temp dir (default: in memory)")
 	fs.StringVar(&o.Temporal, "temporal", "", "measure against this Temporal server (host:port; namespace default with hookd's search attributes, e.g. `make cluster`'s 127.0.0.1:7233) instead of a dev server")
+	fs.BoolVar(&o.Processes, "processes", false, "run hookd as the production topology does: `hookd api` and `hookd worker` as processes of their own, built from this repository (default with -temporal; no eager start then)")
 	fs.StringVar(&o.Out, "out", "bench-results.json", "JSON file for every figure")
 	fs.Float64Var(&o.Wait, "wait", 180, "seconds to wait for a scenario's deliveries after the last post before reporting what is missing")
 	fs.IntVar(&o.HistorySample, "history-sample", 25, "event workflows per scenario whose Temporal history is counted")
@@ -97,9 +99,12 @@ func parseFlags() (options, []scenarioSize, error) {
 	if flag.NArg() > 0 {
 		return o, nil, fmt.Errorf("unexpected arguments %q", flag.Args())
 	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.Temporal != "" && !set["processes"] {
+		o.Processes = true
+	}
 	if o.Quick {
-		set := map[string]bool{}
-		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["scenarios"] {
 			o.Scenarios = "200x10,500x1,1x5000"
 		}
@@ -217,6 +222,8 @@ type bench struct {
 	svcLevel slog.Level
 	nonce    string
 	keys     *keyring.Keyring // seal the secrets in db, unless HOOKD_ENCRYPTION_KEY is set
+	keySpec  string           // the same keys as HOOKD_ENCRYPTION_KEY, for hookd's processes
+	hookdBin string           // -processes: the hookd binary the scenarios run
 }
 
 func main() {
@@ -305,11 +312,26 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 	say("PostgreSQL database %s", b.db.Name)
 	// The database is the bench's own, so a key made for this run will do.
 	spec, err := keyring.Generate("bench")
+	if env := os.Getenv("HOOKD_ENCRYPTION_KEY"); env != "" {
+		spec = env
+	}
 	if err == nil {
 		b.keys, err = keyring.Parse(spec)
 	}
 	if err != nil {
 		return err
+	}
+	b.keySpec = spec
+	if opt.Processes {
+		dir, err := os.MkdirTemp("", "hookd-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if b.hookdBin, err = buildHookd(ctx, dir); err != nil {
+			return err
+		}
+		say("hookd runs as separate api and worker processes (%s)", b.hookdBin)
 	}
 
 	b.mon = newMonitor(res.TemporalPID)

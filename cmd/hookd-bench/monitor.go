@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,8 @@ import (
 type RSS struct {
 	SelfMaxMB     float64 `json:"selfMaxMB"` // this process: API + worker + the bench's own clients and receivers
 	SelfEndMB     float64 `json:"selfEndMB"`
+	HookdMaxMB    float64 `json:"hookdMaxMB,omitempty"` // -processes: hookd's api and worker processes together
+	HookdEndMB    float64 `json:"hookdEndMB,omitempty"`
 	TemporalMaxMB float64 `json:"temporalMaxMB,omitempty"` // the Temporal dev server process
 	TemporalEndMB float64 `json:"temporalEndMB,omitempty"`
 }
@@ -25,13 +28,15 @@ type rssSample struct {
 	AtSec      float64 `json:"atSec"`
 	Deliveries int64   `json:"deliveries"`
 	SelfMB     float64 `json:"selfMB"`
+	HookdMB    float64 `json:"hookdMB,omitempty"` // -processes: api + worker
 	TemporalMB float64 `json:"temporalMB,omitempty"`
 }
 
 // monitor prints a progress line every second and samples RSS for the current phase.
 type monitor struct {
-	tpid int
-	mu   sync.Mutex
+	tpid  int
+	mu    sync.Mutex
+	hookd []int // hookd's own processes (-processes), counted apart from this one
 
 	label    string
 	line     func() string
@@ -79,8 +84,16 @@ func (m *monitor) begin(label string, line func() string) {
 	m.label, m.line, m.begun = label, line, time.Now()
 	m.rss = RSS{}
 	m.series, m.progress = nil, nil
-	m.cpu0 = takeCPU(m.tpid)
+	m.cpu0 = takeCPU(m.tpid, m.hookd)
 	m.sampleLocked()
+}
+
+// watch names hookd's processes, when it does not run in this one.
+func (m *monitor) watch(pids []int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hookd = pids
+	m.cpu0 = takeCPU(m.tpid, m.hookd)
 }
 
 // record keeps an RSS series for the phase, with progress as its x axis.
@@ -103,7 +116,7 @@ func (m *monitor) end() phaseStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sampleLocked()
-	st := phaseStats{RSS: m.rss, CPU: takeCPU(m.tpid).since(m.cpu0), Series: m.series}
+	st := phaseStats{RSS: m.rss, CPU: takeCPU(m.tpid, m.hookd).since(m.cpu0), Series: m.series}
 	m.label, m.line, m.progress, m.series = "", nil, nil, nil
 	return st
 }
@@ -117,6 +130,9 @@ func (m *monitor) tick(print bool) {
 	self, tmp := m.sampleLocked()
 	if print {
 		mem := fmt.Sprintf("rss %.0f MB", self)
+		if len(m.hookd) > 0 {
+			mem += fmt.Sprintf(", hookd %.0f MB", m.rss.HookdEndMB)
+		}
 		if m.tpid != 0 {
 			mem += fmt.Sprintf(", temporal %.0f MB", tmp)
 		}
@@ -128,6 +144,14 @@ func (m *monitor) sampleLocked() (self, tmp float64) {
 	self = readRSS(0)
 	m.rss.SelfEndMB = self
 	m.rss.SelfMaxMB = max(m.rss.SelfMaxMB, self)
+	var hookd float64
+	for _, pid := range m.hookd {
+		hookd += readRSS(pid)
+	}
+	if len(m.hookd) > 0 {
+		m.rss.HookdEndMB = hookd
+		m.rss.HookdMaxMB = max(m.rss.HookdMaxMB, hookd)
+	}
 	if m.tpid != 0 {
 		tmp = readRSS(m.tpid)
 		m.rss.TemporalEndMB = tmp
@@ -135,7 +159,7 @@ func (m *monitor) sampleLocked() (self, tmp float64) {
 	}
 	if m.progress != nil {
 		m.series = append(m.series, rssSample{AtSec: round(time.Since(m.begun).Seconds(), 1), Deliveries: m.progress(),
-			SelfMB: round(self, 1), TemporalMB: round(tmp, 1)})
+			SelfMB: round(self, 1), HookdMB: round(hookd, 1), TemporalMB: round(tmp, 1)})
 	}
 	return self, tmp
 }
@@ -166,7 +190,8 @@ func readRSS(pid int) float64 {
 // the number of cores busy on average.
 type CPU struct {
 	WallSec     float64 `json:"wallSec"`
-	SelfSec     float64 `json:"selfSec"`     // this process: hookd API + worker + the bench's posters and receivers
+	SelfSec     float64 `json:"selfSec"`     // this process: hookd API + worker (unless -processes) + the bench's posters and receivers
+	HookdSec    float64 `json:"hookdSec"`    // -processes: hookd's api and worker processes
 	TemporalSec float64 `json:"temporalSec"` // the dev server
 	PostgresSec float64 `json:"postgresSec"` // every process named postgres (server and backends)
 	OtherSec    float64 `json:"otherSec"`    // the rest of the machine (other workloads, the kernel)
@@ -175,14 +200,17 @@ type CPU struct {
 
 type cpuSnapshot struct {
 	at                                   time.Time
-	self, temporal, postgres, busy, idle float64 // seconds
+	self, hookd, temporal, postgres, busy, idle float64 // seconds
 }
 
 // clkTck is USER_HZ, 100 on every Linux this runs on.
 const clkTck = 100.0
 
-func takeCPU(tpid int) cpuSnapshot {
+func takeCPU(tpid int, hookd []int) cpuSnapshot {
 	s := cpuSnapshot{at: time.Now(), self: procCPU("self", false)}
+	for _, pid := range hookd {
+		s.hookd += procCPU(strconv.Itoa(pid), false)
+	}
 	if tpid != 0 {
 		s.temporal = procCPU(strconv.Itoa(tpid), false)
 	}
@@ -237,9 +265,10 @@ func procCPU(pid string, children bool) float64 {
 }
 
 func (s cpuSnapshot) since(p cpuSnapshot) CPU {
-	c := CPU{WallSec: round(s.at.Sub(p.at).Seconds(), 2), SelfSec: round(s.self-p.self, 2), TemporalSec: round(s.temporal-p.temporal, 2),
+	c := CPU{WallSec: round(s.at.Sub(p.at).Seconds(), 2), SelfSec: round(s.self-p.self, 2), HookdSec: round(s.hookd-p.hookd, 2),
+		TemporalSec: round(s.temporal-p.temporal, 2),
 		PostgresSec: round(max(0, s.postgres-p.postgres), 2), IdleSec: round(s.idle-p.idle, 2)}
-	c.OtherSec = round(max(0, (s.busy-p.busy)-c.SelfSec-c.TemporalSec-c.PostgresSec), 2)
+	c.OtherSec = round(max(0, (s.busy-p.busy)-c.SelfSec-c.HookdSec-c.TemporalSec-c.PostgresSec), 2)
 	return c
 }
 
@@ -249,11 +278,12 @@ func (c CPU) cores() string {
 		return "-"
 	}
 	w := c.WallSec
-	return fmt.Sprintf("%.2f/%.2f/%.2f/%.2f", c.SelfSec/w, c.TemporalSec/w, c.PostgresSec/w, c.OtherSec/w)
+	return fmt.Sprintf("%.2f/%.2f/%.2f/%.2f", (c.SelfSec+c.HookdSec)/w, c.TemporalSec/w, c.PostgresSec/w, c.OtherSec/w)
 }
 
-// findTemporalPID finds the dev server serving hostPort: testenv does not expose its process, so
-// scan /proc for a "temporal server start-dev ... --port <port>" command line.
+// findTemporalPID finds the Temporal server serving hostPort: testenv does not expose its process,
+// so scan /proc for a "temporal server start-dev ... --port <port>" command line, or else for the
+// one real server built by `make cluster-tools` (bin/temporal-server-<version>) running here.
 func findTemporalPID(hostPort string) int {
 	_, port, err := net.SplitHostPort(hostPort)
 	if err != nil {
@@ -263,16 +293,24 @@ func findTemporalPID(hostPort string) int {
 	if err != nil {
 		return 0
 	}
+	var servers []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
 		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !bytes.Contains(raw, []byte("start-dev")) {
+		if err != nil {
 			continue
 		}
 		args := strings.Split(string(raw), "\x00")
+		if strings.HasPrefix(filepath.Base(args[0]), "temporal-server-") {
+			servers = append(servers, pid)
+			continue
+		}
+		if !bytes.Contains(raw, []byte("start-dev")) {
+			continue
+		}
 		for i, a := range args {
 			if (a == "--port" || a == "-p") && i+1 < len(args) && args[i+1] == port {
 				return pid
@@ -281,6 +319,9 @@ func findTemporalPID(hostPort string) int {
 				return pid
 			}
 		}
+	}
+	if len(servers) == 1 {
+		return servers[0]
 	}
 	return 0
 }

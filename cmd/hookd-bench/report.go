@@ -114,10 +114,14 @@ func passFail(ok bool) string {
 }
 
 func mem(r RSS) string {
-	if r.TemporalMaxMB > 0 {
-		return fmt.Sprintf("%.0f / %.0f", r.SelfMaxMB, r.TemporalMaxMB)
+	self := fmt.Sprintf("%.0f", r.SelfMaxMB)
+	if r.HookdMaxMB > 0 { // -processes: the bench, then hookd's api + worker
+		self += fmt.Sprintf("+%.0f", r.HookdMaxMB)
 	}
-	return fmt.Sprintf("%.0f / -", r.SelfMaxMB)
+	if r.TemporalMaxMB > 0 {
+		return fmt.Sprintf("%s / %.0f", self, r.TemporalMaxMB)
+	}
+	return self + " / -"
 }
 
 // printSummary prints the tables, the targets and, last, the ratios.
@@ -169,7 +173,7 @@ func printSummary(w io.Writer, res *Results) {
 	printHistories(w, scenarios)
 	printRequests(w, scenarios)
 
-	fmt.Fprintln(w, "\nwhere the time goes (CPU over first post -> workflows closed; means from hookd's Temporal SDK and hookd metrics)")
+	fmt.Fprintln(w, "\nwhere the time goes (CPU over first post -> workflows closed; self is this process with hookd in it, or with -processes this one plus hookd's api and worker; means from hookd's Temporal SDK and hookd metrics)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "system scenario\tcores self/temporal/pg/other\tCPU ms/delivery self/temporal/pg\tSQL stmts/event\tAPI start wf ms\twf task queued ms\tcomplete wf task ms\tFanOut queued ms\tFanOut ran ms\tHTTP attempt ms\tarrived before 201\t")
 	for _, s := range scenarios {
@@ -178,7 +182,7 @@ func printSummary(w io.Writer, res *Results) {
 		if s.FanOutMode == "local" {
 			fanOutRan = timing(s.Timings, "temporal_local_activity_execution_latency_seconds", "activity_type=FanOut") + " (local)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f/%.2f/%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", s.Name, s.CPU.cores(), c.Self, c.Temporal, c.Postgres, s.SQLPerEvent,
+		fmt.Fprintf(tw, "%s\t%s\t%.2f/%.2f/%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", s.Name, s.CPU.cores(), c.Self+c.Hookd, c.Temporal, c.Postgres, s.SQLPerEvent,
 			timing(s.Timings, "temporal_request_latency_seconds", "operation=StartWorkflowExecution"),
 			timing(s.Timings, "temporal_workflow_task_schedule_to_start_latency_seconds", "workflow_type="+workflows.EventWorkflowType),
 			timing(s.Timings, "temporal_request_latency_seconds", "operation=RespondWorkflowTaskCompleted"),

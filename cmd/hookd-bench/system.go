@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,10 +69,10 @@ type ScenarioResult struct {
 	RSS                RSS           `json:"rss"`
 	CPU                CPU           `json:"cpu"` // first post until the workflows closed
 	CPUPerDelivery     CPUPerDel     `json:"cpuMsPerDelivery"`
-	// SQLPerEvent is SQL statements in hookd's database per accepted event, from the first post
-	// until hookd stopped: PostgreSQL's transaction count halved, because lib/pq ends each
-	// parameterized statement's two protocol steps with a Sync of its own (checked against
-	// log_statement=all: 10.3 transactions for 5.07 statements per event).
+	// SQLPerEvent is PostgreSQL transactions in hookd's database per accepted event, from the first
+	// post until hookd stopped. Each statement is a transaction of its own; the hot path's are
+	// prepared (one Sync each), the others unnamed, which lib/pq ends with two Syncs and PostgreSQL
+	// counts twice: off the hot path this over-counts statements, never under-counts them.
 	SQLPerEvent float64 `json:"sqlStatementsPerEvent"`
 	// RequestsPerEvent is hookd's Temporal gRPC requests per accepted event, by method (from the
 	// SDK's request metrics; long polls are not among them).
@@ -84,6 +85,7 @@ type ScenarioResult struct {
 // CPUPerDel is CPU milliseconds per delivery by process group.
 type CPUPerDel struct {
 	Self     float64 `json:"self"`
+	Hookd    float64 `json:"hookd,omitempty"` // -processes: hookd's api and worker processes (else within self)
 	Temporal float64 `json:"temporal"`
 	Postgres float64 `json:"postgres"`
 }
@@ -160,7 +162,15 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	if cfg.LocalFanOut {
 		res.FanOutMode = "local"
 	}
-	app, err := service.Start(ctx, cfg, b.svcLog, true, true)
+	var app system
+	if b.hookdBin != "" {
+		app, err = startProcesses(ctx, b.hookdBin, cfg, b.keySpec, os.Stderr)
+	} else {
+		var a *service.App
+		if a, err = service.Start(ctx, cfg, b.svcLog, true, true); err == nil {
+			app = inProcess{a}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start hookd: %w", err)
 	}
@@ -168,14 +178,16 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	stopApp := func() {
 		if !stopped {
 			stopped = true
-			if err := app.Stop(); err != nil {
+			if err := app.stop(); err != nil {
 				say("stop hookd: %v", err)
 			}
 		}
 	}
 	defer stopApp()
+	b.mon.watch(app.pids())
+	defer b.mon.watch(nil)
 
-	api := newAPIClient(app.URL, spec.Concurrency)
+	api := newAPIClient(app.url(), spec.Concurrency)
 	defer api.hc.CloseIdleConnections()
 	appID, key, err := api.createApp(ctx, operatorKey, "bench "+tag)
 	if err != nil {
@@ -310,9 +322,10 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	res.RSS, res.CPU, res.series = st.RSS, st.CPU, st.Series
 	if res.Arrived > 0 {
 		per := func(sec float64) float64 { return round(sec*1000/float64(res.Arrived), 3) }
-		res.CPUPerDelivery = CPUPerDel{Self: per(st.CPU.SelfSec), Temporal: per(st.CPU.TemporalSec), Postgres: per(st.CPU.PostgresSec)}
+		res.CPUPerDelivery = CPUPerDel{Self: per(st.CPU.SelfSec), Hookd: per(st.CPU.HookdSec), Temporal: per(st.CPU.TemporalSec),
+			Postgres: per(st.CPU.PostgresSec)}
 	}
-	res.Timings = timings(app.Metrics)
+	res.Timings = timings(app.gather())
 	if res.Accepted > 0 {
 		res.RequestsPerEvent = map[string]float64{}
 		for _, t := range res.Timings {
@@ -335,7 +348,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	stopApp()
 	// hookd's connections are closed now, so their backends have reported their statistics.
 	if xacts1, err := b.xacts(ctx); err == nil && xerr == nil && res.Accepted > 0 {
-		res.SQLPerEvent = round(float64(xacts1-xacts0)/2/float64(res.Accepted), 2)
+		res.SQLPerEvent = round(float64(xacts1-xacts0)/float64(res.Accepted), 2)
 	}
 	res.History = b.sampleHistories(ctx, appID, tag, spec)
 

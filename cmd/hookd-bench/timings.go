@@ -6,7 +6,6 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/hookd/hookd/metrics"
 )
 
 // Timing is the mean of one latency histogram of a scenario's hookd process: where the time goes.
@@ -26,14 +25,7 @@ var timingFamilies = []string{"schedule_to_start", "execution_latency", "request
 var keptLabels = map[string]bool{"operation": true, "activity_type": true, "workflow_type": true}
 
 // timings reads the means of the interesting histograms from a hookd process's registry.
-func timings(m *metrics.Metrics) []Timing {
-	if m == nil || m.Registry == nil {
-		return nil
-	}
-	fams, err := m.Registry.Gather()
-	if err != nil && len(fams) == 0 {
-		return nil
-	}
+func timings(fams []*dto.MetricFamily) []Timing {
 	var out []Timing
 	for _, f := range fams {
 		name := f.GetName()
