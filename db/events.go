@@ -150,9 +150,12 @@ func (r *Repo) Unstarted(ctx context.Context, before time.Time, limit int) ([]Ev
 	return out, nil
 }
 
-// MarkStarted records that the workflows of these events were started.
+// MarkStarted records that the workflows of these events were started. An event dispatched
+// already (its workflow usually creates the deliveries before the outbox's batch comes) is left
+// alone: the reconciler skips it either way, and each update rewrites the row and its indexes.
 func (r *Repo) MarkStarted(ctx context.Context, ids []string) error {
-	_, err := r.hot.ExecContext(ctx, `UPDATE events SET started_at = now() WHERE id = ANY($1) AND started_at IS NULL`, pq.StringArray(ids))
+	_, err := r.hot.ExecContext(ctx, `UPDATE events SET started_at = now()
+		WHERE id = ANY($1) AND started_at IS NULL AND dispatched_at IS NULL`, pq.StringArray(ids))
 	if err != nil {
 		return fmt.Errorf("mark %d events started: %w", len(ids), err)
 	}

@@ -9,7 +9,8 @@
 # DIR holds the generated config and the log; PORT is the frontend's gRPC port (default 7233; the
 # other services use PORT+1.., PORT-300.. for membership); DB_PREFIX names the two databases
 # (default temporal: temporal, temporal_visibility). PostgreSQL: HOOKD_PG_HOST/PORT/USER (default
-# 127.0.0.1:5432, postgres, trust).
+# 127.0.0.1:5432, postgres, trust). HOOKD_TEMPORAL_PARTITIONS: task-queue partitions (read and
+# write; default 4, the server's own default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source versions.env
@@ -21,6 +22,7 @@ pg_host=${HOOKD_PG_HOST:-127.0.0.1}
 pg_port=${HOOKD_PG_PORT:-5432}
 pg_user=${HOOKD_PG_USER:-postgres}
 retention=${HOOKD_RETENTION:-720h}
+partitions=${HOOKD_TEMPORAL_PARTITIONS:-4}
 bin=$PWD/bin
 mkdir -p "$dir/config/dynamicconfig"
 dir=$(cd "$dir" && pwd)
@@ -48,6 +50,12 @@ done
 cat > "$dir/config/dynamicconfig/hookd.yaml" <<EOF
 limit.maxIDLength:
   - value: 255
+    constraints: {}
+matching.numTaskqueueReadPartitions:
+  - value: $partitions
+    constraints: {}
+matching.numTaskqueueWritePartitions:
+  - value: $partitions
     constraints: {}
 EOF
 cat > "$dir/config/production.yaml" <<EOF
