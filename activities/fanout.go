@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -143,7 +144,8 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 	outcome := func(x done) {
 		it := items[x.i]
 		rows = append(rows, x.row)
-		retry := Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Attempts: 1, Policy: it.t.Policy}
+		retry := Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Attempts: 1, Policy: it.t.Policy,
+			Host: HostOf(it.d.URL)}
 		if x.r.Succeeded() {
 			a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
 			p.res.Succeeded++
@@ -283,10 +285,19 @@ func (a *Activities) record(ctx context.Context, rows []db.Attempt) error {
 	return err
 }
 
+// HostOf is a URL's host, or "" if it has none.
+func HostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
 // recover hands a delivery that an earlier run attempted to a retry workflow.
 func (p *page) recover(it *pageItem) {
 	p.recovered = append(p.recovered, it.d.ID)
-	p.retries = append(p.retries, Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String,
+	p.retries = append(p.retries, Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Host: HostOf(it.d.URL),
 		Attempts: it.d.Attempts, Delay: it.t.Policy.Backoff(it.d.Attempts), Policy: it.t.Policy})
 }
 

@@ -3,6 +3,7 @@
 package activities
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -15,6 +16,20 @@ type Policy struct {
 	MaxAttempts        int           // total attempts, the first included; 0 = unlimited
 	MaxDuration        time.Duration // from the first attempt; 0 = unlimited
 	Timeout            time.Duration // one attempt
+}
+
+// String reads the policy out for operators (the Web UI's workflow details).
+func (p Policy) String() string {
+	attempts := "unlimited attempts"
+	if p.MaxAttempts > 0 {
+		attempts = fmt.Sprintf("up to %d attempts", p.MaxAttempts)
+	}
+	within := ""
+	if p.MaxDuration > 0 {
+		within = " within " + p.MaxDuration.String()
+	}
+	return fmt.Sprintf("%s%s; waits from %s (×%g) up to %s; %s per attempt", attempts, within, p.InitialInterval,
+		p.BackoffCoefficient, p.MaxInterval, p.Timeout)
 }
 
 // Backoff is the wait after failed attempt n (n ≥ 1).
@@ -57,6 +72,9 @@ type Retry struct {
 	Delay          time.Duration // wait before the next attempt (backoff or Retry-After)
 	Gone           bool          // the receiver answered 410: finish at once
 	Policy         Policy
+	// Host is the receiver's host, for the summaries the Web UI shows (never its path or query,
+	// which may hold a token).
+	Host string `json:",omitempty"`
 }
 
 // Skipped is a subscription that did not receive the event, and why.

@@ -119,6 +119,7 @@ func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) e
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		EnableEagerStart:      s.Config.EagerStart && (background || inFlight <= int64(s.Config.EagerMaxStarting)),
 	}
+	opts.StaticSummary, opts.StaticDetails = eventSummary(ev)
 	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType,
 		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes,
 			LocalFanOut: s.Config.LocalFanOut, PageTimeout: s.Config.FanOutPageTimeout})
@@ -127,6 +128,22 @@ func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) e
 		return fmt.Errorf("start workflow for %s: %w", ev.ID, err)
 	}
 	return nil
+}
+
+// eventSummary is what the Web UI shows of an event's workflow, in words (user metadata): its
+// current details then say how its deliveries stand.
+func eventSummary(ev db.Event) (summary, details string) {
+	if ev.Kind == db.KindCallback {
+		summary = fmt.Sprintf("%s callback to %s", ev.Type, activities.HostOf(ev.TargetURL.String))
+	} else {
+		summary = fmt.Sprintf("%s from %s", ev.Type, ev.AppID)
+		if ev.Topic != "" {
+			summary = fmt.Sprintf("%s (topic %s) from %s", ev.Type, ev.Topic, ev.AppID)
+		}
+	}
+	details = fmt.Sprintf("event `%s` received %s, %d bytes of data\n\nits deliveries: `GET /v1/events/%s`",
+		ev.ClientID, ev.ReceivedAt.UTC().Format(time.RFC3339), len(ev.Payload), url.PathEscape(ev.ClientID))
+	return summary, details
 }
 
 func (s *Server) respondEvent(c *gin.Context, status int, ev db.Event) {

@@ -207,7 +207,7 @@ func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery, group
 		return db.Delivery{}, workflows.DeliveryInput{}, err
 	}
 	return nd, workflows.DeliveryInput{
-		Retry:   activities.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol},
+		Retry:   activities.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: activities.HostOf(d.URL)},
 		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: nd.Replay,
 	}, nil
 }

@@ -68,6 +68,9 @@ func EventWorkflowV2(ctx workflow.Context, in EventInput) (EventResult, error) {
 		}
 	}
 	group := workflow.GetInfo(ctx).WorkflowExecution.ID
+	// Current details are the Web UI's view of where the event stands (user metadata, no command).
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("%d subscribers matched: %d delivered at the first attempt, %d in delivery workflows of their own; %d skipped by filters",
+		res.Matched, res.Succeeded, res.Retrying, res.SkippedCount))
 	if res.Retrying > 0 {
 		if err := waitForGroup(ctx, in.LocalFanOut, group); err != nil {
 			return res, err
@@ -77,6 +80,8 @@ func EventWorkflowV2(ctx workflow.Context, in EventInput) (EventResult, error) {
 			return res, fmt.Errorf("outcome of %s: %w", in.EventID, err)
 		}
 		res.Succeeded, res.Failed, res.Cancelled = counts[db.StatusSucceeded], counts[db.StatusFailed], counts[db.StatusCancelled]
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("%d subscribers matched, every delivery ended: %d succeeded, %d failed, %d cancelled; %d skipped by filters",
+			res.Matched, res.Succeeded, res.Failed, res.Cancelled, res.SkippedCount))
 	}
 	if last.NotifyURL != "" {
 		err := sendCallback(ctx, activities.CallbackInput{ID: "cb_" + last.ClientID, AppID: last.AppID, URL: last.NotifyURL,
@@ -100,7 +105,7 @@ func fanOutPage(ctx workflow.Context, ev EventInput, in activities.FanOutPageInp
 		// A crashed worker's workflow task times out and the next worker runs the page again; the
 		// ledger makes that skip every attempt already made.
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: timeout, RetryPolicy: dbRetry,
+			StartToCloseTimeout: timeout, RetryPolicy: dbRetry, Summary: pageSummary(in),
 		})
 		return workflow.ExecuteLocalActivity(lctx, a.FanOutPage, in)
 	}
@@ -109,8 +114,17 @@ func fanOutPage(ctx workflow.Context, ev EventInput, in activities.FanOutPageInp
 		// A crashed worker's page is retried elsewhere after this long without a heartbeat.
 		HeartbeatTimeout: 10 * time.Second,
 		RetryPolicy:      dbRetry,
+		Summary:          pageSummary(in),
 	})
 	return workflow.ExecuteActivity(actx, a.FanOutPage, in)
+}
+
+// pageSummary is what the Web UI shows of a fan-out page.
+func pageSummary(in activities.FanOutPageInput) string {
+	if in.After == "" {
+		return "deliver to the first page of subscribers"
+	}
+	return "deliver to the subscribers after " + in.After
 }
 
 // groupActivity runs a short database read about a group of deliveries.
@@ -162,6 +176,7 @@ func sendCallbackAs(ctx workflow.Context, workflowType string, in activities.Cal
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:        activities.EventWorkflowID(id),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		StaticSummary:     fmt.Sprintf("%s callback to %s", in.EventType, activities.HostOf(in.URL)),
 	}
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), workflowType,
 		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs, LocalFanOut: true})

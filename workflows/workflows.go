@@ -109,7 +109,28 @@ func StartOptions(in *DeliveryInput, queue string) client.StartWorkflowOptions {
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(in.searchAttributes()...)
 		in.AttributesAtStart = true
 	}
+	opts.StaticSummary, opts.StaticDetails = in.summary()
 	return opts
+}
+
+// summary is what the Web UI shows of a delivery's workflow: where it goes and how it retries, in
+// words (user metadata, not part of the workflow's logic).
+func (in DeliveryInput) summary() (summary, details string) {
+	to := in.Host
+	if to == "" {
+		to = "its receiver"
+	}
+	verb := "retrying"
+	if in.Replay > 0 {
+		verb = fmt.Sprintf("replay %d of", in.Replay)
+	}
+	summary = fmt.Sprintf("%s delivery of %s to %s", verb, in.EventType, to)
+	details = fmt.Sprintf("delivery `%s` of event `%s`", in.DeliveryID, in.EventID)
+	if in.SubscriptionID != "" {
+		details += fmt.Sprintf(" to subscription `%s`", in.SubscriptionID)
+	}
+	details += fmt.Sprintf("\n\nretry policy: %s\n\nattempts before this workflow: %d", in.Policy, in.Attempts)
+	return summary, details
 }
 
 // DeliveryResult is how a delivery ended.
@@ -254,7 +275,9 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		tctx, stopTimer := workflow.WithCancel(ctx)
 		defer stopTimer()
 		sel := workflow.NewSelector(ctx)
-		sel.AddFuture(workflow.NewTimer(tctx, d), func(workflow.Future) {})
+		timer := workflow.NewTimerWithOptions(tctx, d, workflow.TimerOptions{
+			Summary: fmt.Sprintf("wait %s before attempt %d", d, state.Attempts+1)})
+		sel.AddFuture(timer, func(workflow.Future) {})
 		sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 		sel.AddReceive(cancelCh, func(c workflow.ReceiveChannel, _ bool) {
 			var p SignalPayload
@@ -278,6 +301,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			}
 		}
 		opts := workflow.ActivityOptions{
+			Summary: attemptSummary(in, state.Attempts+1),
 			// The HTTP timeout fires first; this only catches a worker that died mid-attempt.
 			StartToCloseTimeout: in.Policy.Timeout + 10*time.Second,
 			// A signal cancels an attempt waiting in backoff at once; one already sending runs to its
@@ -397,6 +421,15 @@ func attemptOf(err *temporal.ApplicationError) int {
 		}
 	}
 	return 0
+}
+
+// attemptSummary is what the Web UI shows of an Attempt activity, whose retries (Temporal's retry
+// policy) make the attempts from n on; each failed one's status is its failure.
+func attemptSummary(in DeliveryInput, n int) string {
+	if in.Host == "" {
+		return fmt.Sprintf("POST, attempts from %d", n)
+	}
+	return fmt.Sprintf("POST to %s, attempts from %d", in.Host, n)
 }
 
 func cancelReason(why string) string {
