@@ -176,7 +176,7 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 		return err
 	}
 	in := workflows.DeliveryInput{
-		Retry:   activities.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: pol,
+		Retry: activities.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: pol,
 			Host: activities.HostOf(d.URL)},
 		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: d.Replay,
 	}

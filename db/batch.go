@@ -21,7 +21,7 @@ type batcher[In, Out any] struct {
 	// batch; the batcher then runs its calls one by one, so one bad input fails only its caller.
 	run      func(ctx context.Context, ins []In) ([]Out, error)
 	weight   func(In) int // an input's rows; a statement takes inputs up to batchMaxRows of them
-	flushers int // statements in flight at most
+	flushers int          // statements in flight at most
 
 	mu     sync.Mutex
 	queue  []*batchCall[In, Out]

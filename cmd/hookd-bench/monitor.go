@@ -199,7 +199,7 @@ type CPU struct {
 }
 
 type cpuSnapshot struct {
-	at                                   time.Time
+	at                                          time.Time
 	self, hookd, temporal, postgres, busy, idle float64 // seconds
 }
 

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
-
 )
 
 // Timing is the mean of one latency histogram of a scenario's hookd process: where the time goes.
