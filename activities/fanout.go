@@ -226,7 +226,10 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 			for _, i := range launch {
 				it := items[i]
 				if !it.d.Claimed && !won[it.d.ID] {
-					p.recover(&items[i]) // another run of this page is making that attempt
+					// Another run of this page made or is making that attempt (claims leave the
+					// delivery's count as it is until the attempt is recorded).
+					items[i].d.Attempts = max(items[i].d.Attempts, 1)
+					p.recover(&items[i])
 					continue
 				}
 				inflight++

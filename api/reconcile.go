@@ -175,8 +175,13 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 	if err := s.Repo.InterruptAttempts(ctx, []string{d.ID}); err != nil {
 		return err
 	}
+	// The ledger counts a claimed attempt that was never recorded; the delivery's row does not.
+	last, err := s.Repo.LastAttempt(ctx, d.ID)
+	if err != nil {
+		return err
+	}
 	in := workflows.DeliveryInput{
-		Retry: activities.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: d.Attempts, Policy: pol,
+		Retry: activities.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: max(d.Attempts, last), Policy: pol,
 			Host: activities.HostOf(d.URL)},
 		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: d.Replay,
 	}

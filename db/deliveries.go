@@ -179,7 +179,9 @@ type Claim struct {
 // ClaimAttempts writes the ledger rows (state sending) of attempts about to be made, before their
 // POSTs, and returns the delivery ids whose claim this call won: a row that exists already means
 // that attempt was made, or is being made, elsewhere. Older attempts of the same deliveries still
-// marked sending are marked interrupted: their worker stopped before it could record them.
+// marked sending are marked interrupted: their worker stopped before it could record them. The
+// delivery row is left alone (its attempt count moves when an attempt is recorded): rewriting it
+// for every claim cost a row version and an entry in each of its indexes per POST.
 func (r *Repo) ClaimAttempts(ctx context.Context, cs []Claim) (map[string]bool, error) {
 	ids, attempts := make([]string, len(cs)), make([]int64, len(cs))
 	for i, c := range cs {
@@ -195,9 +197,6 @@ func (r *Repo) ClaimAttempts(ctx context.Context, cs []Claim) (map[string]bool, 
 		), intr AS (
 			UPDATE delivery_attempts a SET state = 'interrupted', error = $3
 			FROM ins WHERE a.delivery_id = ins.delivery_id AND a.attempt < ins.attempt AND a.state = 'sending'
-		), upd AS (
-			UPDATE deliveries d SET attempts = greatest(d.attempts, ins.attempt), updated_at = now()
-			FROM ins WHERE d.id = ins.delivery_id
 		)
 		SELECT delivery_id FROM ins`, pq.StringArray(ids), pq.Int64Array(attempts), InterruptedReason)
 	if err != nil {
