@@ -73,6 +73,14 @@ func evaluate(res *Results) ([]Target, Ratios) {
 			Measured: s.Latency.P99Ms, Bound: targetP99Ms, Pass: s.Latency.P99Ms < targetP99Ms && s.Missing == 0,
 			Detail: fmt.Sprintf("%s at %.1f events/s: p99 %.1f ms (p50 %.1f, p95 %.1f), %d missing", s.Name, s.TargetRate, s.Latency.P99Ms, s.Latency.P50Ms, s.Latency.P95Ms, s.Missing)})
 	}
+	if sk := res.Soak; sk != nil && sk.Deliveries > 0 {
+		detail := fmt.Sprintf("%d deliveries: bench process %+.1f%%", sk.Deliveries, sk.SelfDriftPct)
+		if sk.HookdMaxMB > 0 {
+			detail += fmt.Sprintf(", hookd's api + worker %.0f -> %.0f MB (%+.1f%%)", sk.HookdWarmMB, sk.HookdLastMB, sk.HookdDriftPct)
+		}
+		ts = append(ts, Target{Name: "RSS flat (±10% after warm-up) over the soak", Measured: sk.SelfDriftPct, Bound: 10,
+			Pass: sk.Flat, Detail: detail})
+	}
 	var local float64
 	if res.EngineLocal != nil {
 		local = res.EngineLocal.CompletedPerSec
@@ -197,6 +205,9 @@ func printSummary(w io.Writer, res *Results) {
 	if s := res.Soak; s != nil {
 		fmt.Fprintf(w, "\nsoak: %d deliveries at %.1f events/s x %d: RSS self start %.0f, after warm-up %.0f, last %.0f, max %.0f MB -> drift %+.1f%%, flat within ±10%%: %s",
 			s.Deliveries, s.Rate, s.Scenario.Subscribers, s.SelfStartMB, s.SelfWarmMB, s.SelfLastMB, s.SelfMaxMB, s.SelfDriftPct, yesNo(s.Flat))
+		if s.HookdMaxMB > 0 {
+			fmt.Fprintf(w, "; hookd's processes after warm-up %.0f, last %.0f, max %.0f MB -> drift %+.1f%%", s.HookdWarmMB, s.HookdLastMB, s.HookdMaxMB, s.HookdDriftPct)
+		}
 		if s.TemporalMaxMB > 0 {
 			fmt.Fprintf(w, "; temporal %.0f -> %.0f MB (max %.0f, drift %+.1f%%)", s.TemporalWarmMB, s.TemporalLastMB, s.TemporalMaxMB, s.TemporalDriftPct)
 		}

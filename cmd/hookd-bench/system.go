@@ -561,7 +561,11 @@ type SoakResult struct {
 	SelfLastMB         float64         `json:"selfLastMB"`
 	SelfMaxMB          float64         `json:"selfMaxMB"`
 	SelfDriftPct       float64         `json:"selfDriftPct"` // last vs after warm-up
-	Flat               bool            `json:"flatWithin10Pct"`
+	Flat               bool            `json:"flatWithin10Pct"` // self, and hookd's processes with -processes
+	HookdWarmMB        float64         `json:"hookdAfterWarmupMB,omitempty"` // -processes: api + worker
+	HookdLastMB        float64         `json:"hookdLastMB,omitempty"`
+	HookdMaxMB         float64         `json:"hookdMaxMB,omitempty"`
+	HookdDriftPct      float64         `json:"hookdDriftPct,omitempty"`
 	TemporalWarmMB     float64         `json:"temporalAfterWarmupMB,omitempty"`
 	TemporalLastMB     float64         `json:"temporalLastMB,omitempty"`
 	TemporalMaxMB      float64         `json:"temporalMaxMB,omitempty"`
@@ -596,6 +600,15 @@ func (s *SoakResult) summarize() {
 	}
 	if warm.TemporalMB > 0 {
 		s.TemporalDriftPct = round((last.TemporalMB-warm.TemporalMB)/warm.TemporalMB*100, 1)
+	}
+	if warm.HookdMB > 0 {
+		s.ProcessDescription = "self = the bench's receivers and posters; hookd = its api and worker processes; temporal = the server"
+		s.HookdWarmMB, s.HookdLastMB = warm.HookdMB, last.HookdMB
+		for _, p := range s.Series {
+			s.HookdMaxMB = max(s.HookdMaxMB, p.HookdMB)
+		}
+		s.HookdDriftPct = round((last.HookdMB-warm.HookdMB)/warm.HookdMB*100, 1)
+		s.Flat = s.Flat && s.HookdDriftPct >= -10 && s.HookdDriftPct <= 10
 	}
 }
 
