@@ -560,8 +560,8 @@ type SoakResult struct {
 	SelfWarmMB         float64         `json:"selfAfterWarmupMB"` // first sample after 10% of the deliveries
 	SelfLastMB         float64         `json:"selfLastMB"`
 	SelfMaxMB          float64         `json:"selfMaxMB"`
-	SelfDriftPct       float64         `json:"selfDriftPct"` // last vs after warm-up
-	Flat               bool            `json:"flatWithin10Pct"` // self, and hookd's processes with -processes
+	SelfDriftPct       float64         `json:"selfDriftPct"`                 // last vs after warm-up
+	Flat               bool            `json:"flatWithin10Pct"`              // self, and hookd's processes with -processes
 	HookdWarmMB        float64         `json:"hookdAfterWarmupMB,omitempty"` // -processes: api + worker
 	HookdLastMB        float64         `json:"hookdLastMB,omitempty"`
 	HookdMaxMB         float64         `json:"hookdMaxMB,omitempty"`
