@@ -137,7 +137,10 @@ func (r *Repo) targets(ctx context.Context, qs []targetQuery) ([][]Target, error
 		Query int `db:"query"`
 		Target
 	}
-	err := r.hot.SelectContext(ctx, &rows, `
+	// Not prepared: a generic plan walks every subscription after the cursor for the registered
+	// events' branch (1x50000 fell from 1,675 to 647 deliveries/s); a custom plan starts from the
+	// publisher's registered events.
+	err := r.db.SelectContext(ctx, &rows, `
 		SELECT q.i - 1 AS query, t.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])
 			WITH ORDINALITY AS q(app, topic, type, after, lim, i)
 		CROSS JOIN LATERAL (
