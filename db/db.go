@@ -3,6 +3,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -29,11 +30,28 @@ var (
 )
 
 // Open connects to PostgreSQL and checks the connection.
+//
+// Its sessions plan every statement for its parameters (plan_cache_mode force_custom_plan, unless
+// the URL sets it): the hot path's statements are prepared (stmts.go), and PostgreSQL's generic
+// plans for them, chosen after five runs, walked whole indexes for a wide fan-out (one event to
+// 50,000 subscribers: 1,079 deliveries/s with generic plans, 2,266 with custom ones). Preparing
+// still saves the parsing.
 func Open(ctx context.Context, url string) (*sqlx.DB, error) {
-	d, err := sqlx.Open("postgres", url)
+	cfg, err := pq.NewConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if cfg.Runtime == nil {
+		cfg.Runtime = map[string]string{}
+	}
+	if _, set := cfg.Runtime["plan_cache_mode"]; !set {
+		cfg.Runtime["plan_cache_mode"] = "force_custom_plan"
+	}
+	conn, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	d := sqlx.NewDb(sql.OpenDB(conn), "postgres")
 	d.SetMaxOpenConns(32)
 	d.SetMaxIdleConns(32)
 	if err := d.PingContext(ctx); err != nil {

@@ -74,6 +74,8 @@ else
   start_bg "$DEV_DIR/temporal.log" "$DEV_TEMPORAL_BIN" server start-dev \
     --ip 127.0.0.1 --port "$DEV_TEMPORAL_PORT" --ui-port "$DEV_TEMPORAL_UI_PORT" \
     --db-filename "$DEV_DIR/temporal.db" --log-level warn \
+    --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
+    --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
     --search-attribute HookdEventType=Keyword \
     --search-attribute HookdTopic=Keyword \
     --search-attribute HookdSubscriptionId=Keyword \
