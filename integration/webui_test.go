@@ -105,6 +105,11 @@ func TestWebUIReadsAsAStory(t *testing.T) {
 	if len(acts) != 1 || text(acts[0]) != "POST to "+host+", attempts from 2" {
 		t.Errorf("attempt activity summaries %v", acts)
 	}
+	// The event's wait for its deliveries says what it waits for.
+	if got := historyMetadata(t, tc, eventWF, enumspb.EVENT_TYPE_TIMER_STARTED); len(got) == 0 ||
+		text(got[0]) != "1 deliveries pending: look again in 15m0s unless the last one signals first" {
+		t.Errorf("event workflow timer summaries %v", got)
+	}
 	// The event's current details tell how its deliveries ended.
 	eventually(t, 30*time.Second, "the event workflow's current details", func() bool {
 		q, err := tc.QueryWorkflow(ctx, eventWF, "", "__temporal_workflow_metadata")

@@ -152,7 +152,9 @@ func waitForGroup(ctx workflow.Context, local bool, group string) error {
 		tctx, stopTimer := workflow.WithCancel(ctx)
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(ended, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
-		sel.AddFuture(workflow.NewTimer(tctx, groupCheckEvery), func(workflow.Future) {})
+		timer := workflow.NewTimerWithOptions(tctx, groupCheckEvery, workflow.TimerOptions{
+			Summary: fmt.Sprintf("%d deliveries pending: look again in %s unless the last one signals first", pending, groupCheckEvery)})
+		sel.AddFuture(timer, func(workflow.Future) {})
 		sel.Select(ctx)
 		stopTimer()
 		for ended.ReceiveAsync(nil) {
