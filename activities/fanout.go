@@ -297,6 +297,11 @@ func HostOf(raw string) string {
 	return u.Host
 }
 
+// CallbackSummary is what the Web UI shows of a one-off callback's workflow.
+func CallbackSummary(eventType, url string) string {
+	return fmt.Sprintf("%s callback to %s", eventType, HostOf(url))
+}
+
 // recover hands a delivery that an earlier run attempted to a retry workflow.
 func (p *page) recover(it *pageItem) {
 	p.recovered = append(p.recovered, it.d.ID)

@@ -134,7 +134,7 @@ func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) e
 // current details then say how its deliveries stand.
 func eventSummary(ev db.Event) (summary, details string) {
 	if ev.Kind == db.KindCallback {
-		summary = fmt.Sprintf("%s callback to %s", ev.Type, activities.HostOf(ev.TargetURL.String))
+		summary = activities.CallbackSummary(ev.Type, ev.TargetURL.String)
 	} else {
 		summary = fmt.Sprintf("%s from %s", ev.Type, ev.AppID)
 		if ev.Topic != "" {

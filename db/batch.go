@@ -13,15 +13,14 @@ import (
 // at the application's level. PostgreSQL spends most of a small write on the statement and its
 // commit (parse, plan, a WAL flush), not on the row, so under load many callers share one.
 //
-// A call that finds fewer than flushers statements under way starts one at once, so a lone call
+// A call that finds fewer than batchFlushers statements under way starts one at once, so a lone call
 // waits for nothing; calls that arrive while they all run queue up and go together in the next.
 // No goroutine outlives the queue: a flusher ends when it finds the queue empty.
 type batcher[In, Out any] struct {
 	// run executes one batch and returns one result per input, in order. An error fails the whole
 	// batch; the batcher then runs its calls one by one, so one bad input fails only its caller.
-	run      func(ctx context.Context, ins []In) ([]Out, error)
-	weight   func(In) int // an input's rows; a statement takes inputs up to batchMaxRows of them
-	flushers int          // statements in flight at most
+	run    func(ctx context.Context, ins []In) ([]Out, error)
+	weight func(In) int // an input's rows; a statement takes inputs up to batchMaxRows of them
 
 	mu     sync.Mutex
 	queue  []*batchCall[In, Out]
@@ -47,7 +46,7 @@ const (
 const batchTimeout = 30 * time.Second
 
 func newBatcher[In, Out any](weight func(In) int, run func(context.Context, []In) ([]Out, error)) *batcher[In, Out] {
-	return &batcher[In, Out]{run: run, weight: weight, flushers: batchFlushers}
+	return &batcher[In, Out]{run: run, weight: weight}
 }
 
 // do runs in with whatever other calls are waiting. A caller whose ctx ends stops waiting; its
@@ -56,7 +55,7 @@ func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	c := &batchCall[In, Out]{in: in, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
-	start := b.active < b.flushers
+	start := b.active < batchFlushers
 	if start {
 		b.active++
 	}
@@ -78,8 +77,12 @@ func (b *batcher[In, Out]) flush(ctx context.Context) {
 	for {
 		b.mu.Lock()
 		n, rows := 0, 0
-		for n < len(b.queue) && (n == 0 || rows+b.weight(b.queue[n].in) <= batchMaxRows) {
-			rows += b.weight(b.queue[n].in)
+		for n < len(b.queue) {
+			w := b.weight(b.queue[n].in)
+			if n > 0 && rows+w > batchMaxRows {
+				break
+			}
+			rows += w
 			n++
 		}
 		if n == 0 {

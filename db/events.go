@@ -129,15 +129,6 @@ func ClientEventID(key string) string {
 	return key // events stored before ids were per app
 }
 
-// MarkDispatched records that an event's deliveries exist, so the reconciler leaves it alone.
-func (r *Repo) MarkDispatched(ctx context.Context, id string) error {
-	_, err := r.db.ExecContext(ctx, `UPDATE events SET dispatched_at = now() WHERE id = $1 AND dispatched_at IS NULL`, id)
-	if err != nil {
-		return fmt.Errorf("mark event %s dispatched: %w", id, err)
-	}
-	return nil
-}
-
 // Unstarted lists events received before the cutoff whose workflow is not known to have started
 // (the outbox has not marked them, and no workflow dispatched them).
 func (r *Repo) Unstarted(ctx context.Context, before time.Time, limit int) ([]Event, error) {

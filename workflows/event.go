@@ -178,7 +178,7 @@ func sendCallbackAs(ctx workflow.Context, workflowType string, in activities.Cal
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:        activities.EventWorkflowID(id),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		StaticSummary:     fmt.Sprintf("%s callback to %s", in.EventType, activities.HostOf(in.URL)),
+		StaticSummary:     activities.CallbackSummary(in.EventType, in.URL),
 	}
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), workflowType,
 		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs, LocalFanOut: true})

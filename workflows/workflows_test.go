@@ -101,15 +101,7 @@ func TestExhaustedAttemptClosesTheDelivery(t *testing.T) {
 		calls = append(calls, "NotifyDisabled")
 		return nil
 	}, activity.RegisterOptions{Name: "NotifyDisabled"})
-	p := policy()
-	p.MaxAttempts = 2
-	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", SubscriptionID: "s", Attempts: 1,
-		Delay: time.Second, Policy: p}, EventID: "e"})
-	if err := env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
-	var res DeliveryResult
-	env.GetWorkflowResult(&res)
+	res := runLastAttempt(t, env)
 	if res.Status != db.StatusFailed || res.Attempts != 2 || !got.FinishWhenExhausted {
 		t.Errorf("result %+v, attempt input %+v", res, got)
 	}
@@ -137,6 +129,16 @@ func TestLostTryDoesNotCostAnAttempt(t *testing.T) {
 		finished = in.Status
 		return activities.FinishResult{}, nil
 	}, activity.RegisterOptions{Name: "Finish"})
+	res := runLastAttempt(t, env)
+	if res.Status != db.StatusSucceeded || res.Attempts != 2 || tries != 2 || finished != "" {
+		t.Errorf("result %+v after %d tries (finished %q)", res, tries, finished)
+	}
+}
+
+// runLastAttempt runs the DeliveryWorkflow of a delivery whose first attempt failed, with one
+// attempt left (MaxAttempts 2), and returns its result.
+func runLastAttempt(t *testing.T, env *testsuite.TestWorkflowEnvironment) DeliveryResult {
+	t.Helper()
 	p := policy()
 	p.MaxAttempts = 2
 	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", SubscriptionID: "s", Attempts: 1,
@@ -146,7 +148,5 @@ func TestLostTryDoesNotCostAnAttempt(t *testing.T) {
 	}
 	var res DeliveryResult
 	env.GetWorkflowResult(&res)
-	if res.Status != db.StatusSucceeded || res.Attempts != 2 || tries != 2 || finished != "" {
-		t.Errorf("result %+v after %d tries (finished %q)", res, tries, finished)
-	}
+	return res
 }
