@@ -22,7 +22,7 @@ import (
 // TestRecordHistories records real histories of every workflow type into workflows/testdata, for
 // the replay tests (workflows/replay_test.go) that keep deploys safe. It runs only when asked:
 //
-//	HOOKD_RECORD_HISTORIES=v5 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
+//	HOOKD_RECORD_HISTORIES=v6 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
 //
 // The value names the code version; files are <type>-<scenario>-<version>.json. Record new ones
 // whenever a workflow's commands change, and keep the old ones: they are what running workflows
