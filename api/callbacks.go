@@ -52,6 +52,7 @@ func (s *Server) startCallback(ctx context.Context, appID, url, eventType, servi
 	if err != nil {
 		return db.Event{}, err
 	}
+	ev.TraceParent = traceParent(ctx)
 	if _, _, err := s.Repo.InsertEvent(ctx, ev); err != nil {
 		return db.Event{}, err
 	}

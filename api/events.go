@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx/types"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/tracing"
 	"github.com/hookd/hookd/workflows"
 )
 
@@ -56,7 +58,8 @@ func (s *Server) publishEvent(c *gin.Context) {
 	ctx := c.Request.Context()
 	key := activities.EventKey(app.ID, req.ID)
 	ev := db.Event{ID: key, ClientID: req.ID, AppID: app.ID, Topic: req.Topic, Type: req.Type, Payload: types.JSONText(data),
-		WorkflowID: activities.EventWorkflowID(key), NotifyURL: sql.NullString{String: notify, Valid: notify != ""}}
+		WorkflowID: activities.EventWorkflowID(key), NotifyURL: sql.NullString{String: notify, Valid: notify != ""},
+		TraceParent: traceParent(ctx)}
 	stored, inserted, err := s.Repo.InsertEvent(ctx, ev)
 	if err != nil {
 		s.fail(c, err)
@@ -120,6 +123,9 @@ func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) e
 		EnableEagerStart:      s.Config.EagerStart && (background || inFlight <= int64(s.Config.EagerMaxStarting)),
 	}
 	opts.StaticSummary, opts.StaticDetails = eventSummary(ev)
+	if ev.TraceParent.Valid && !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = tracing.ContextWithTraceParent(ctx, ev.TraceParent.String) // started by the outbox or the reconciler
+	}
 	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType,
 		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes,
 			LocalFanOut: s.Config.LocalFanOut, PageTimeout: s.Config.FanOutPageTimeout})
@@ -128,6 +134,13 @@ func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) e
 		return fmt.Errorf("start workflow for %s: %w", ev.ID, err)
 	}
 	return nil
+}
+
+// traceParent is the publish's span, stored with the event so that its workflow, however late it
+// starts, continues the publisher's trace.
+func traceParent(ctx context.Context) sql.NullString {
+	tp := tracing.TraceParent(ctx)
+	return sql.NullString{String: tp, Valid: tp != ""}
 }
 
 // eventSummary is what the Web UI shows of an event's workflow, in words (user metadata): its

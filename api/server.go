@@ -18,12 +18,16 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"github.com/lib/pq"
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/metrics"
+	"github.com/hookd/hookd/tracing"
 	"github.com/hookd/hookd/webhook"
 )
 
@@ -43,6 +47,9 @@ type Server struct {
 	Guard   *webhook.Guard
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // nil: no /metrics
+	// Tracer gets a span per request (nil or no-op: tracing off); a publish's span is stored with
+	// its event and continues in the event's workflow.
+	Tracer trace.TracerProvider
 	// HistoryRetention is how long the Temporal namespace keeps closed workflows (0: unknown):
 	// links to older histories are replaced by a note saying they are gone.
 	HistoryRetention time.Duration
@@ -57,6 +64,12 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	if s.Tracer != nil {
+		if _, off := s.Tracer.(noop.TracerProvider); !off {
+			r.Use(otelgin.Middleware("hookd", otelgin.WithTracerProvider(s.Tracer), otelgin.WithPropagators(tracing.Propagator()),
+				otelgin.WithGinFilter(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/v1/") })))
+		}
+	}
 	r.Use(s.recover, s.logRequests, s.limitBody)
 	r.HandleMethodNotAllowed = true
 	r.NoMethod(func(c *gin.Context) {

@@ -11,7 +11,7 @@ import (
 )
 
 const eventColumns = `seq, id, app_id, topic, type, payload, workflow_id, received_at, dispatched_at, kind, target_url,
-	notify_url, txid::text AS txid, client_id`
+	notify_url, txid::text AS txid, client_id, trace_parent`
 
 // InsertEvent stores an event unless its id exists. It returns the stored row and whether this call
 // stored it (false: the id was taken, and the row is the zero Event). Concurrent calls share one
@@ -40,7 +40,7 @@ type insertedEvent struct {
 func (r *Repo) insertEvents(ctx context.Context, es []Event) ([]insertedEvent, error) {
 	first := make(map[string]int, len(es))
 	var ids, apps, topics, types, payloads, wfs, kinds, clients []string
-	var targets, notifies []sql.NullString
+	var targets, notifies, traces []sql.NullString
 	for i, e := range es {
 		if _, dup := first[e.ID]; dup {
 			continue
@@ -48,17 +48,19 @@ func (r *Repo) insertEvents(ctx context.Context, es []Event) ([]insertedEvent, e
 		first[e.ID] = i
 		ids, apps, topics, types = append(ids, e.ID), append(apps, e.AppID), append(topics, e.Topic), append(types, e.Type)
 		payloads, wfs, kinds, clients = append(payloads, string(e.Payload)), append(wfs, e.WorkflowID), append(kinds, e.Kind), append(clients, e.ClientID)
-		targets, notifies = append(targets, e.TargetURL), append(notifies, e.NotifyURL)
+		targets, notifies, traces = append(targets, e.TargetURL), append(notifies, e.NotifyURL), append(traces, e.TraceParent)
 	}
 	var got []Event
 	err := r.hot.SelectContext(ctx, &got, `INSERT INTO events (id, app_id, topic, type, payload, workflow_id, kind, target_url,
-		notify_url, client_id)
-		SELECT id, app_id, topic, type, payload::jsonb, workflow_id, kind, target_url, notify_url, client_id
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-			AS v(id, app_id, topic, type, payload, workflow_id, kind, target_url, notify_url, client_id)
+		notify_url, client_id, trace_parent)
+		SELECT id, app_id, topic, type, payload::jsonb, workflow_id, kind, target_url, notify_url, client_id, trace_parent
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+			$11::text[])
+			AS v(id, app_id, topic, type, payload, workflow_id, kind, target_url, notify_url, client_id, trace_parent)
 		ON CONFLICT DO NOTHING RETURNING `+eventColumns,
 		pq.StringArray(ids), pq.StringArray(apps), pq.StringArray(topics), pq.StringArray(types), pq.StringArray(payloads),
-		pq.StringArray(wfs), pq.StringArray(kinds), pq.GenericArray{A: targets}, pq.GenericArray{A: notifies}, pq.StringArray(clients))
+		pq.StringArray(wfs), pq.StringArray(kinds), pq.GenericArray{A: targets}, pq.GenericArray{A: notifies}, pq.StringArray(clients),
+		pq.GenericArray{A: traces})
 	if err != nil {
 		return nil, fmt.Errorf("insert %d events: %w", len(ids), err)
 	}

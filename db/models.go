@@ -86,6 +86,9 @@ type Event struct {
 	TargetURL    sql.NullString `db:"target_url" json:"-"`
 	NotifyURL    sql.NullString `db:"notify_url" json:"-"`
 	TxID         string         `db:"txid" json:"-"`
+	// TraceParent is the W3C traceparent of the publish that stored the event, so the workflow
+	// started later (by the outbox or the reconciler) joins the publisher's trace.
+	TraceParent sql.NullString `db:"trace_parent" json:"-"`
 }
 
 // Event kinds.

@@ -103,6 +103,12 @@ func newStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 
 func startStack(t *testing.T, withWorker bool, tweak ...func(*config.Config)) *stack {
 	t.Helper()
+	return startStackWith(t, withWorker, nil, tweak...)
+}
+
+// startStackWith is startStack with options for service.Start (a tracer provider, say).
+func startStackWith(t *testing.T, withWorker bool, opts []service.Option, tweak ...func(*config.Config)) *stack {
+	t.Helper()
 	smtp, err := testenv.StartSMTP()
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +139,7 @@ func startStack(t *testing.T, withWorker bool, tweak ...func(*config.Config)) *s
 		logOut = io.MultiWriter(logs, os.Stderr)
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	app, err := service.Start(context.Background(), cfg, log, true, withWorker)
+	app, err := service.Start(context.Background(), cfg, log, true, withWorker, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

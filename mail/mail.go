@@ -8,18 +8,35 @@ import (
 	"net/smtp"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SMTP sends through one relay without authentication (a local MTA or a sink such as Mailpit).
 type SMTP struct {
-	Addr string
-	From string
+	Addr   string
+	From   string
+	Tracer trace.Tracer // nil: no spans
 }
 
 // Send delivers one message. It honours ctx for the dial and overall deadline.
-func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
+func (s SMTP) Send(ctx context.Context, to, subject, body string) (err error) {
 	if to == "" {
 		return nil
+	}
+	if s.Tracer != nil {
+		var span trace.Span
+		// The address stays out of the span: traces leave for a collector, e-mail addresses are personal.
+		ctx, span = s.Tracer.Start(ctx, "smtp send", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("server.address", s.Addr), attribute.String("mail.subject", oneLine(subject))))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, "smtp send failed") // err names the recipient
+			}
+			span.End()
+		}()
 	}
 	d := net.Dialer{Timeout: 10 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", s.Addr)

@@ -14,7 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/hookd/hookd/activities"
@@ -23,6 +27,7 @@ import (
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/mail"
 	"github.com/hookd/hookd/metrics"
+	"github.com/hookd/hookd/tracing"
 	"github.com/hookd/hookd/webhook"
 	"github.com/hookd/hookd/worker"
 )
@@ -45,13 +50,54 @@ func (a *App) Stop() error {
 	return errors.Join(errs...)
 }
 
+// Option changes how Start builds a part.
+type Option func(*options)
+
+type options struct {
+	tracer trace.TracerProvider
+}
+
+// WithTracerProvider sends traces to tp instead of the exporter the OTEL_* variables describe.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracer = tp }
+}
+
 // Start connects to PostgreSQL and Temporal and starts the API and/or the worker.
-func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, withWorker bool) (*App, error) {
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, withWorker bool, opts ...Option) (*App, error) {
 	keys, err := cfg.RequireEncryptionKeys()
 	if err != nil {
 		return nil, err
 	}
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	app := &App{}
+	if o.tracer == nil {
+		tp, shutdown, err := tracing.FromEnv(ctx, "hookd")
+		if err != nil {
+			return nil, err
+		}
+		app.stops = append(app.stops, func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return shutdown(sctx)
+		})
+		o.tracer = tp
+	}
+	_, tracingOff := o.tracer.(noop.TracerProvider)
+	var interceptors []interceptor.ClientInterceptor
+	if !tracingOff {
+		// One interceptor for the client and every worker built on it: spans cross from the
+		// API's start into the workflow, its activities and the workflows they start.
+		ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{
+			Tracer: o.tracer.Tracer(tracing.Name), TextMapPropagator: tracing.Propagator()})
+		if err != nil {
+			return nil, fmt.Errorf("temporal tracing interceptor: %w", err)
+		}
+		interceptors = append(interceptors, ti)
+		log.Info("tracing on")
+	}
 	d, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -65,6 +111,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
 		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
 		MetricsHandler: m.TemporalHandler(),
+		Interceptors:   interceptors,
 	})
 	if err != nil {
 		app.Stop()
@@ -81,7 +128,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	if withWorker {
 		starter := &worker.Starter{Client: tc, TaskQueue: cfg.TaskQueue, SearchAttributes: cfg.SearchAttributes}
 		w := worker.New(tc, cfg.TaskQueue, &activities.Activities{
-			Repo: repo, Sender: webhook.NewSender(guard), Mail: mail.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom},
+			Repo: repo, Sender: webhook.NewSender(guard, o.tracer), Mail: mail.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Tracer: o.tracer.Tracer(tracing.Name)},
 			Config: cfg, Log: log, Metrics: m, Retries: starter, HistoryRetention: retention,
 		}, starter)
 		if err := w.Start(); err != nil {
@@ -107,7 +154,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	}
 	if withAPI {
 		m.Registry.MustRegister(runningWorkflows(tc, cfg.TaskQueue))
-		srv := &api.Server{Repo: repo, Engine: tc, Config: cfg, Guard: guard, Log: log, Metrics: m, HistoryRetention: retention}
+		srv := &api.Server{Repo: repo, Engine: tc, Tracer: o.tracer, Config: cfg, Guard: guard, Log: log, Metrics: m, HistoryRetention: retention}
 		app.API = srv
 		rctx, cancel := context.WithCancel(context.Background())
 		go srv.Reconcile(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)

@@ -232,7 +232,7 @@ func TestSenderRefusesInternalTargetsWhenDialling(t *testing.T) {
 
 	// The same names through a guard that allows private targets do reach the receiver, so the
 	// test resolver is the one the sender dials with (and a dead address falls back to the next).
-	open := NewSender(testGuard(t, dns, true))
+	open := NewSender(testGuard(t, dns, true), nil)
 	for _, host := range []string{"loop4.test", "fallback.test", "mapped.test"} {
 		resp, err := open.client.Get("http://" + host + ":" + port + "/")
 		if err != nil {
@@ -244,7 +244,7 @@ func TestSenderRefusesInternalTargetsWhenDialling(t *testing.T) {
 		t.Fatalf("receiver hit %d times with private targets allowed, want 3", n)
 	}
 
-	s := NewSender(testGuard(t, dns, false))
+	s := NewSender(testGuard(t, dns, false), nil)
 	for _, c := range internalTargets {
 		t.Run(c.host, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -281,7 +281,7 @@ func TestSenderRefusesRebindingAtDelivery(t *testing.T) {
 	if err := g.CheckURL(context.Background(), u); err != nil {
 		t.Fatalf("registration refused the public answer: %v", err)
 	}
-	r, err := NewSender(g).Send(context.Background(), Request{URL: u, MessageID: "m", Attempt: 1,
+	r, err := NewSender(g, nil).Send(context.Background(), Request{URL: u, MessageID: "m", Attempt: 1,
 		Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Body: []byte(`{}`), Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +297,7 @@ func TestSenderRefusesInternalAddressAtDelivery(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
 	defer srv.Close()
 	g, _ := NewGuard(false, nil)
-	s := NewSender(g)
+	s := NewSender(g, nil)
 	r, err := s.Send(context.Background(), Request{URL: srv.URL, MessageID: "m", Attempt: 1,
 		Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Body: []byte(`{}`), Timeout: time.Second})
 	if err != nil {
@@ -318,7 +318,7 @@ func TestSenderDoesNotFollowRedirects(t *testing.T) {
 	}))
 	defer redir.Close()
 	g, _ := NewGuard(true, nil)
-	r, err := NewSender(g).Send(context.Background(), Request{URL: redir.URL, MessageID: "m", Attempt: 1,
+	r, err := NewSender(g, nil).Send(context.Background(), Request{URL: redir.URL, MessageID: "m", Attempt: 1,
 		Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Body: []byte(`{}`), Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/hookd/hookd/signature"
+	"github.com/hookd/hookd/tracing"
 )
 
 // MaxBodyExcerpt is how much of a receiver's answer the ledger keeps.
@@ -70,10 +76,12 @@ type Sender struct {
 	client    *http.Client
 	userAgent string
 	now       func() time.Time
+	tracer    trace.Tracer // nil: tracing off
 }
 
-// NewSender builds a sender. guard vets every address the client dials (nil allows all).
-func NewSender(guard *Guard) *Sender {
+// NewSender builds a sender. guard vets every address the client dials (nil allows all); tp, when
+// it records, gets a span per attempt, and each POST carries it as a W3C traceparent header.
+func NewSender(guard *Guard, tp trace.TracerProvider) *Sender {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
 	if guard != nil {
@@ -100,12 +108,28 @@ func NewSender(guard *Guard) *Sender {
 		},
 		userAgent: "hookd/1",
 		now:       time.Now,
+		tracer:    tracerOf(tp),
 	}
+}
+
+func tracerOf(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	if _, off := tp.(noop.TracerProvider); off {
+		return nil
+	}
+	return tp.Tracer(tracing.Name)
 }
 
 // Send makes one attempt. It returns an error only when the request cannot be built; every
 // outcome of the network round trip is in the Result.
-func (s *Sender) Send(ctx context.Context, req Request) (Result, error) {
+func (s *Sender) Send(ctx context.Context, req Request) (res Result, err error) {
+	if s.tracer != nil {
+		var span trace.Span
+		ctx, span = s.startSpan(ctx, req)
+		defer func() { endSpan(span, res, err) }()
+	}
 	started := s.now()
 	sig, err := signature.Header(req.Secrets, req.MessageID, started, req.Body)
 	if err != nil {
@@ -128,6 +152,13 @@ func (s *Sender) Send(ctx context.Context, req Request) (Result, error) {
 		signature.HeaderSignature: sig,
 		"webhook-attempt":         strconv.Itoa(req.Attempt),
 	}
+	if s.tracer != nil {
+		// The receiver may join the trace; the header is not signed (Standard Webhooks signs the
+		// id, timestamp and body only).
+		if tp := tracing.TraceParent(ctx); tp != "" {
+			sent["traceparent"] = tp
+		}
+	}
 	for k, v := range sent {
 		hr.Header.Set(k, v)
 	}
@@ -135,7 +166,7 @@ func (s *Sender) Send(ctx context.Context, req Request) (Result, error) {
 		hr.Header.Set("Authorization", "Basic "+req.CallbackKey)
 		sent["Authorization"] = "Basic [redacted]"
 	}
-	res := Result{SentHeaders: sent, StartedAt: started}
+	res = Result{SentHeaders: sent, StartedAt: started}
 	resp, err := s.client.Do(hr)
 	res.Duration = s.now().Sub(started)
 	if err != nil {
@@ -157,6 +188,42 @@ func (s *Sender) Send(ctx context.Context, req Request) (Result, error) {
 		res.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), s.now())
 	}
 	return res, nil
+}
+
+// startSpan opens the span of one attempt. Only the host is recorded: a callback URL's path or
+// query may hold a token.
+func (s *Sender) startSpan(ctx context.Context, req Request) (context.Context, trace.Span) {
+	attrs := []attribute.KeyValue{
+		attribute.String("http.request.method", http.MethodPost),
+		attribute.String("webhook.id", req.MessageID),
+		attribute.Int("webhook.attempt", req.Attempt),
+	}
+	if u, err := url.Parse(req.URL); err == nil {
+		attrs = append(attrs, attribute.String("server.address", u.Hostname()))
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err == nil {
+				attrs = append(attrs, attribute.Int("server.port", n))
+			}
+		}
+	}
+	return s.tracer.Start(ctx, "POST", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+}
+
+func endSpan(span trace.Span, res Result, err error) {
+	switch {
+	case err != nil:
+		span.SetStatus(codes.Error, err.Error())
+	case res.Err != "":
+		span.SetAttributes(attribute.String("error.type", "transport"))
+		span.SetStatus(codes.Error, res.Err)
+	default:
+		span.SetAttributes(attribute.Int("http.response.status_code", res.Status))
+		if !res.Succeeded() {
+			span.SetAttributes(attribute.String("error.type", strconv.Itoa(res.Status)))
+			span.SetStatus(codes.Error, "HTTP "+strconv.Itoa(res.Status))
+		}
+	}
+	span.End()
 }
 
 // describe turns a transport error into a short reason a receiver's operator understands.
