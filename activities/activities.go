@@ -38,6 +38,8 @@ type Activities struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // nil disables metrics
 	Retries RetryStarter
+	// Events starts the workflows of operational webhooks.
+	Events EventStarter
 	// HistoryRetention is how long Temporal keeps a closed workflow's history (0: unknown), for
 	// e-mails that say until when their link works.
 	HistoryRetention time.Duration
@@ -227,6 +229,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	case r.Succeeded():
 		a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
 		a.groupEnded(ctx, d.ID)
+		a.recovered(ctx, ev, d, n, r)
 		return AttemptResult{Attempt: n, Status: r.Status}, nil
 	case r.Gone():
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason(), ErrTypeGone, nil, r.Status)

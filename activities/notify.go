@@ -20,6 +20,19 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if d.NotifiedAt.Valid || d.Status != db.StatusFailed {
 		return nil // sent already, or the delivery did not fail after all
 	}
+	ev, err := a.Repo.GetEvent(ctx, db.AnyApp(), d.EventID)
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+	}
+	if !IsOperational(ev) {
+		at := time.Now()
+		if d.FinishedAt.Valid {
+			at = d.FinishedAt.Time
+		}
+		if err := a.emit(ctx, d.AppID, OpDeliveryFailed, d.ID, DeliveryData(d, ev, at)); err != nil {
+			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
+		}
+	}
 	var sub db.Subscription
 	if d.SubscriptionID.Valid {
 		if sub, err = a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String); err != nil {
@@ -33,10 +46,6 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if to == "" {
 		a.Log.Warn("delivery failed and nobody to tell", "delivery_id", d.ID, "subscription_id", sub.ID)
 		return nil
-	}
-	ev, err := a.Repo.GetEvent(ctx, db.AnyApp(), d.EventID)
-	if err != nil {
-		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
 	api := a.publicURL()
 	var b strings.Builder
@@ -100,6 +109,15 @@ func (a *Activities) NotifyDisabled(ctx context.Context, subscriptionID string) 
 	sub, err := a.Repo.GetSubscription(ctx, db.AnyApp(), subscriptionID)
 	if err != nil {
 		return fmt.Errorf("notify disabled %s: %w", subscriptionID, err)
+	}
+	if !sub.Active {
+		cause := "failures"
+		if strings.Contains(sub.DisabledReason, "410") {
+			cause = "gone"
+		}
+		if err := a.emit(ctx, sub.AppID, OpSubscriptionDisabled, SubscriptionChangeKey(sub), SubscriptionData(sub, cause)); err != nil {
+			return fmt.Errorf("notify disabled %s: %w", subscriptionID, err)
+		}
 	}
 	to, err := a.contact(ctx, sub, sub.AppID)
 	if err != nil || to == "" {

@@ -65,6 +65,12 @@ func (a *Activities) NotifyRemoval(ctx context.Context, registeredEventID int64)
 			contacts = append(contacts, c)
 		}
 		sort.Strings(contacts)
+		for _, n := range ns {
+			sub := db.Subscription{ID: n.SubscriptionID, AppID: n.AppID, URL: n.URL, DisabledReason: n.Reason, UpdatedAt: n.UpdatedAt}
+			if err := a.emit(ctx, n.AppID, OpSubscriptionDisabled, n.SubscriptionID+"_removed", SubscriptionData(sub, "registry")); err != nil {
+				return sent, fmt.Errorf("notify removal of event %d: %w", registeredEventID, err)
+			}
+		}
 		for _, to := range contacts {
 			group := byContact[to]
 			if to != "" {

@@ -16,7 +16,8 @@ import (
 type createAppRequest struct {
 	Name         string   `json:"name"`
 	Permissions  []string `json:"permissions"`
-	ContactEmail string   `json:"contactEmail"`
+	ContactEmail  string   `json:"contactEmail"`
+	OperationsURL string   `json:"operationsUrl"`
 }
 
 // createApp (createAppConfig) registers an app and shows its API key and signing secret once.
@@ -43,6 +44,9 @@ func (s *Server) createApp(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
 		return
 	}
+	if req.OperationsURL != "" && !s.validTarget(c, "operationsUrl", req.OperationsURL) {
+		return
+	}
 	id := "app:" + uuid.NewString()
 	if req.Name == "" {
 		req.Name = "app " + id[4:12]
@@ -67,13 +71,13 @@ func (s *Server) createApp(c *gin.Context) {
 	}
 	keyID := newKeyID()
 	app, err := s.Repo.CreateApp(c.Request.Context(), db.App{ID: id, Name: req.Name, Permissions: pq.StringArray(perms),
-		Secret: secret, ContactEmail: req.ContactEmail}, keyID, hashKey(key))
+		Secret: secret, ContactEmail: req.ContactEmail, OperationsURL: req.OperationsURL}, keyID, hashKey(key))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	data(c, http.StatusCreated, gin.H{"id": app.ID, "name": app.Name, "permissions": app.Permissions,
-		"apiKey": key, "apiKeyId": keyID, "secret": secret, "createdAt": app.CreatedAt})
+		"apiKey": key, "apiKeyId": keyID, "secret": secret, "operationsUrl": app.OperationsURL, "createdAt": app.CreatedAt})
 }
 
 // listApps lets subscribers discover publishers and what they publish: every app's name, id and
@@ -114,7 +118,7 @@ func (s *Server) listApps(c *gin.Context) {
 		}
 		v := gin.H{"id": a.ID, "name": a.Name, "events": evs}
 		if a.ID == self || isOperator(c) {
-			v["contactEmail"], v["permissions"], v["createdAt"] = a.ContactEmail, a.Permissions, a.CreatedAt
+			v["contactEmail"], v["permissions"], v["createdAt"], v["operationsUrl"] = a.ContactEmail, a.Permissions, a.CreatedAt, a.OperationsURL
 		}
 		out = append(out, v)
 	}

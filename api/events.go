@@ -15,9 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx/types"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
@@ -116,19 +114,13 @@ func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
 func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) error {
 	inFlight := s.starting.Add(1)
 	defer s.starting.Add(-1)
-	opts := client.StartWorkflowOptions{
-		ID:                    ev.WorkflowID,
-		TaskQueue:             s.Config.TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		EnableEagerStart:      s.Config.EagerStart && (background || inFlight <= int64(s.Config.EagerMaxStarting)),
-	}
-	opts.StaticSummary, opts.StaticDetails = eventSummary(ev)
+	opts, in := workflows.EventStart(ev, s.Config.TaskQueue, workflows.EventInput{SearchAttributes: s.Config.SearchAttributes,
+		LocalFanOut: s.Config.LocalFanOut, PageTimeout: s.Config.FanOutPageTimeout})
+	opts.EnableEagerStart = s.Config.EagerStart && (background || inFlight <= int64(s.Config.EagerMaxStarting))
 	if ev.TraceParent.Valid && !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = tracing.ContextWithTraceParent(ctx, ev.TraceParent.String) // started by the outbox or the reconciler
 	}
-	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType,
-		workflows.EventInput{EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes,
-			LocalFanOut: s.Config.LocalFanOut, PageTimeout: s.Config.FanOutPageTimeout})
+	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
 		return fmt.Errorf("start workflow for %s: %w", ev.ID, err)
@@ -141,22 +133,6 @@ func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) e
 func traceParent(ctx context.Context) sql.NullString {
 	tp := tracing.TraceParent(ctx)
 	return sql.NullString{String: tp, Valid: tp != ""}
-}
-
-// eventSummary is what the Web UI shows of an event's workflow, in words (user metadata): its
-// current details then say how its deliveries stand.
-func eventSummary(ev db.Event) (summary, details string) {
-	if ev.Kind == db.KindCallback {
-		summary = activities.CallbackSummary(ev.Type, ev.TargetURL.String)
-	} else {
-		summary = fmt.Sprintf("%s from %s", ev.Type, ev.AppID)
-		if ev.Topic != "" {
-			summary = fmt.Sprintf("%s (topic %s) from %s", ev.Type, ev.Topic, ev.AppID)
-		}
-	}
-	details = fmt.Sprintf("event `%s` received %s, %d bytes of data\n\nits deliveries: `GET /v1/events/%s`",
-		ev.ClientID, ev.ReceivedAt.UTC().Format(time.RFC3339), len(ev.Payload), url.PathEscape(ev.ClientID))
-	return summary, details
 }
 
 func (s *Server) respondEvent(c *gin.Context, status int, ev db.Event) {

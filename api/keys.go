@@ -22,6 +22,12 @@ func newKeyID() string {
 // keyOwner returns the app whose keys the path names if the caller may manage them: the app
 // itself or the operator.
 func keyOwner(c *gin.Context) (string, bool) {
+	return appOwner(c, "an app manages only its own API keys")
+}
+
+// appOwner returns the app the path names if the caller is that app or the operator; otherwise it
+// answers 403 with refusal.
+func appOwner(c *gin.Context, refusal string) (string, bool) {
 	id := c.Param("id")
 	if isOperator(c) {
 		return id, true
@@ -31,7 +37,7 @@ func keyOwner(c *gin.Context) (string, bool) {
 		return "", false
 	}
 	if app.ID != id {
-		problem(c, http.StatusForbidden, "an app manages only its own API keys")
+		problem(c, http.StatusForbidden, refusal)
 		return "", false
 	}
 	return id, true

@@ -88,6 +88,7 @@ func (s *Server) Handler() http.Handler {
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/apps", s.createApp)
 	v1.GET("/apps", s.listApps)
+	v1.PATCH("/apps/:id", s.updateApp)
 	v1.POST("/apps/:id/keys", s.createKey)
 	v1.GET("/apps/:id/keys", s.listKeys)
 	v1.DELETE("/apps/:id/keys/:keyId", s.revokeKey)

@@ -14,6 +14,7 @@ import (
 	"github.com/lib/pq"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/filter"
 	"github.com/hookd/hookd/signature"
@@ -262,7 +263,7 @@ func (s *Server) setActive(c *gin.Context, active bool, reason string) {
 	if !ok {
 		return
 	}
-	sub, err := s.Repo.SetSubscriptionActive(c.Request.Context(), db.OwnedBy(app.ID), c.Param("id"), active, reason)
+	sub, changed, err := s.Repo.SetSubscriptionActive(c.Request.Context(), db.OwnedBy(app.ID), c.Param("id"), active, reason)
 	if errors.Is(err, db.ErrEventRemoved) {
 		problem(c, http.StatusConflict, db.ErrEventRemoved.Error()+
 			": this subscription cannot be enabled again; subscribe to an event the publisher offers (GET /v1/apps)")
@@ -271,6 +272,13 @@ func (s *Server) setActive(c *gin.Context, active bool, reason string) {
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	if changed {
+		typ := activities.OpSubscriptionDisabled
+		if active {
+			typ = activities.OpSubscriptionEnabled
+		}
+		s.emit(c.Request.Context(), sub.AppID, typ, activities.SubscriptionChangeKey(sub), activities.SubscriptionData(sub, "owner"))
 	}
 	data(c, http.StatusOK, subscriptionView(sub))
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const appColumns = `id, name, permissions, secret, contact_email, created_at`
+const appColumns = `id, name, permissions, secret, contact_email, operations_url, created_at`
 
 // CreateApp stores an app with its first API key (only the key's hash).
 func (r *Repo) CreateApp(ctx context.Context, a App, keyID string, keyHash []byte) (App, error) {
@@ -16,9 +16,9 @@ func (r *Repo) CreateApp(ctx context.Context, a App, keyID string, keyHash []byt
 		return App{}, fmt.Errorf("create app: %w", err)
 	}
 	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := tx.GetContext(ctx, &a, `INSERT INTO apps (id, name, permissions, secret, contact_email)
-			VALUES ($1, $2, $3, $4, $5) RETURNING `+appColumns,
-			a.ID, a.Name, a.Permissions, sealed, a.ContactEmail); err != nil {
+		if err := tx.GetContext(ctx, &a, `INSERT INTO apps (id, name, permissions, secret, contact_email, operations_url)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+appColumns,
+			a.ID, a.Name, a.Permissions, sealed, a.ContactEmail, a.OperationsURL); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO app_keys (id, app_id, key_hash) VALUES ($1, $2, $3)`, keyID, a.ID, keyHash)
@@ -55,6 +55,19 @@ func (r *Repo) GetApp(ctx context.Context, id string) (App, error) {
 	}
 	if err := r.openApps(&a); err != nil {
 		return App{}, fmt.Errorf("get app %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// SetOperationsURL sets where an app's operational webhooks go ("" stops them).
+func (r *Repo) SetOperationsURL(ctx context.Context, id, url string) (App, error) {
+	var a App
+	err := r.db.GetContext(ctx, &a, `UPDATE apps SET operations_url = $2 WHERE id = $1 RETURNING `+appColumns, id, url)
+	if err == nil {
+		err = r.openApps(&a)
+	}
+	if err != nil {
+		return App{}, fmt.Errorf("set operations url of %s: %w", id, notFound(err))
 	}
 	return a, nil
 }

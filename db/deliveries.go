@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -505,6 +506,25 @@ func (r *Repo) CreateReplay(ctx context.Context, of Delivery, group string, id f
 		return Delivery{}, fmt.Errorf("replay %s: %w", of.ID, err)
 	}
 	return d, nil
+}
+
+// ReplaysFailure reports whether d is a replay whose previous series to the same target failed:
+// its success then recovers that failure.
+func (r *Repo) ReplaysFailure(ctx context.Context, d Delivery) (bool, error) {
+	if d.Replay == 0 {
+		return false, nil
+	}
+	var status string
+	err := r.db.GetContext(ctx, &status, `SELECT status FROM deliveries
+		WHERE event_id = $1 AND coalesce(subscription_id, url) = coalesce($2, $3) AND replay < $4
+		ORDER BY replay DESC LIMIT 1`, d.EventID, d.SubscriptionID, d.URL, d.Replay)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("replayed delivery of %s: %w", d.ID, err)
+	}
+	return status == StatusFailed, nil
 }
 
 // DeliveryFilter narrows a delivery listing.

@@ -18,7 +18,9 @@ type App struct {
 	Permissions  pq.StringArray `db:"permissions" json:"permissions"`
 	Secret       string         `db:"secret" json:"-"`
 	ContactEmail string         `db:"contact_email" json:"contactEmail,omitempty"`
-	CreatedAt    time.Time      `db:"created_at" json:"createdAt"`
+	// OperationsURL receives the app's operational webhooks ("" for none).
+	OperationsURL string    `db:"operations_url" json:"operationsUrl,omitempty"`
+	CreatedAt     time.Time `db:"created_at" json:"createdAt"`
 }
 
 // RegisteredEvent is an event a publisher app declares on a topic (OS1 registerEvents).

@@ -140,14 +140,15 @@ type RemovalNotice struct {
 	AppID          string `db:"app_id"`
 	URL            string `db:"url"`
 	Contact        string `db:"contact"`
-	Reason         string `db:"disabled_reason"`
+	Reason         string    `db:"disabled_reason"`
+	UpdatedAt      time.Time `db:"updated_at"`
 }
 
 // RemovalNotices lists up to limit subscriptions of a removed registered event whose contact
 // (the subscription's, else its app's) has not been told yet.
 func (r *Repo) RemovalNotices(ctx context.Context, registeredEventID int64, limit int) ([]RemovalNotice, error) {
 	var out []RemovalNotice
-	err := r.db.SelectContext(ctx, &out, `SELECT s.id, s.app_id, s.url, s.disabled_reason,
+	err := r.db.SelectContext(ctx, &out, `SELECT s.id, s.app_id, s.url, s.disabled_reason, s.updated_at,
 			coalesce(nullif(s.contact_email, ''), a.contact_email) AS contact
 		FROM subscriptions s JOIN apps a ON a.id = s.app_id
 		WHERE s.registered_event_id = $1 AND s.removal_notified_at IS NULL AND s.deleted_at IS NULL

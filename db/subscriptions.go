@@ -70,16 +70,20 @@ func (r *Repo) ListSubscriptions(ctx context.Context, appID, after string, limit
 	return out, nil
 }
 
-// SetSubscriptionActive enables or disables a subscription, saying why when disabling.
-// Enabling also forgets the failure streak that disabled it.
-func (r *Repo) SetSubscriptionActive(ctx context.Context, scope Scope, id string, active bool, reason string) (Subscription, error) {
-	var s Subscription
-	err := r.db.GetContext(ctx, &s, `UPDATE subscriptions SET active = $3, disabled_reason = $4,
-		consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures END, updated_at = now()
-		WHERE id = $1 AND ($5 OR app_id = $2) AND deleted_at IS NULL
+// SetSubscriptionActive enables or disables a subscription, saying why when disabling. changed
+// reports whether it was in the other state before.
+func (r *Repo) SetSubscriptionActive(ctx context.Context, scope Scope, id string, active bool, reason string) (s Subscription, changed bool, err error) {
+	var row struct {
+		Subscription
+		WasActive bool `db:"was_active"`
+	}
+	err = r.db.GetContext(ctx, &row, `UPDATE subscriptions s SET active = $3, disabled_reason = $4,
+		consecutive_failures = CASE WHEN $3 THEN 0 ELSE s.consecutive_failures END, updated_at = now()
+		FROM (SELECT id AS old_id, active AS was_active FROM subscriptions WHERE id = $1 FOR UPDATE) o
+		WHERE s.id = o.old_id AND ($5 OR s.app_id = $2) AND s.deleted_at IS NULL
 		  AND NOT ($3 AND EXISTS (SELECT 1 FROM registered_events e
-			WHERE e.id = subscriptions.registered_event_id AND e.deleted_at IS NOT NULL))
-		RETURNING `+subscriptionColumns, id, scope.app, active, reason, scope.any)
+			WHERE e.id = s.registered_event_id AND e.deleted_at IS NOT NULL))
+		RETURNING `+prefixed("s", subscriptionColumns)+`, o.was_active`, id, scope.app, active, reason, scope.any)
 	if errors.Is(err, sql.ErrNoRows) && active {
 		// Not there, or refused: say which.
 		var removed bool
@@ -87,16 +91,17 @@ func (r *Repo) SetSubscriptionActive(ctx context.Context, scope Scope, id string
 			JOIN registered_events e ON e.id = s.registered_event_id
 			WHERE s.id = $1 AND ($3 OR s.app_id = $2) AND s.deleted_at IS NULL AND e.deleted_at IS NOT NULL)`,
 			id, scope.app, scope.any); err == nil && removed {
-			return Subscription{}, fmt.Errorf("enable subscription %s: %w", id, ErrEventRemoved)
+			return Subscription{}, false, fmt.Errorf("enable subscription %s: %w", id, ErrEventRemoved)
 		}
 	}
+	s = row.Subscription
 	if err == nil {
 		err = r.openSubscriptions(&s)
 	}
 	if err != nil {
-		return Subscription{}, fmt.Errorf("set subscription %s active=%v: %w", id, active, notFound(err))
+		return Subscription{}, false, fmt.Errorf("set subscription %s active=%v: %w", id, active, notFound(err))
 	}
-	return s, nil
+	return s, row.WasActive != active, nil
 }
 
 // Target is a subscription that may receive an event, with the registered event's filter if any.

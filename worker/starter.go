@@ -54,6 +54,18 @@ func (s *Starter) StartDeliveries(ctx context.Context, ins []workflows.DeliveryI
 	return g.Wait()
 }
 
+// StartEvent starts a stored event's workflow (an operational webhook's); one that exists already
+// is left as it is.
+func (s *Starter) StartEvent(ctx context.Context, ev db.Event) error {
+	opts, in := workflows.EventStart(ev, s.TaskQueue, workflows.EventInput{SearchAttributes: s.SearchAttributes, LocalFanOut: true})
+	_, err := s.Client.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		return fmt.Errorf("start %s: %w", opts.ID, err)
+	}
+	return nil
+}
+
 // GroupEnded signals the workflow waiting for a group that its last delivery ended. A workflow
 // that is gone (it closed, or never waited) needs no signal.
 func (s *Starter) GroupEnded(ctx context.Context, workflowID string) error {

@@ -1,0 +1,43 @@
+package workflows
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/db"
+)
+
+// EventStart is how a stored event's workflow starts on queue: one workflow id per event, never
+// reused, so a second start (the outbox and the reconciler, a retried activity) is rejected. in
+// carries the settings the workflow needs beyond the event (its EventID and type are filled in).
+func EventStart(ev db.Event, queue string, in EventInput) (client.StartWorkflowOptions, EventInput) {
+	opts := client.StartWorkflowOptions{
+		ID:                    ev.WorkflowID,
+		TaskQueue:             queue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}
+	opts.StaticSummary, opts.StaticDetails = eventSummary(ev)
+	in.EventID, in.EventType, in.Topic = ev.ID, ev.Type, ev.Topic
+	return opts, in
+}
+
+// eventSummary is what the Web UI shows of an event's workflow, in words (user metadata): its
+// current details then say how its deliveries stand.
+func eventSummary(ev db.Event) (summary, details string) {
+	if ev.Kind == db.KindCallback {
+		summary = activities.CallbackSummary(ev.Type, ev.TargetURL.String)
+	} else {
+		summary = fmt.Sprintf("%s from %s", ev.Type, ev.AppID)
+		if ev.Topic != "" {
+			summary = fmt.Sprintf("%s (topic %s) from %s", ev.Type, ev.Topic, ev.AppID)
+		}
+	}
+	details = fmt.Sprintf("event `%s` received %s, %d bytes of data\n\nits deliveries: `GET /v1/events/%s`",
+		ev.ClientID, ev.ReceivedAt.UTC().Format(time.RFC3339), len(ev.Payload), url.PathEscape(ev.ClientID))
+	return summary, details
+}
