@@ -14,8 +14,8 @@ import (
 )
 
 type createAppRequest struct {
-	Name         string   `json:"name"`
-	Permissions  []string `json:"permissions"`
+	Name          string   `json:"name"`
+	Permissions   []string `json:"permissions"`
 	ContactEmail  string   `json:"contactEmail"`
 	OperationsURL string   `json:"operationsUrl"`
 }

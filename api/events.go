@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"go.opentelemetry.io/otel/trace"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx/types"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/hookd/hookd/activities"

@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/lib/pq"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"github.com/lib/pq"
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/config"

@@ -136,10 +136,10 @@ func (r *Repo) PendingDeliveriesOfRemoved(ctx context.Context, registeredEventID
 // RemovalNotice is a subscription whose contact has not yet been told that the event it
 // subscribed to was removed.
 type RemovalNotice struct {
-	SubscriptionID string `db:"id"`
-	AppID          string `db:"app_id"`
-	URL            string `db:"url"`
-	Contact        string `db:"contact"`
+	SubscriptionID string    `db:"id"`
+	AppID          string    `db:"app_id"`
+	URL            string    `db:"url"`
+	Contact        string    `db:"contact"`
 	Reason         string    `db:"disabled_reason"`
 	UpdatedAt      time.Time `db:"updated_at"`
 }
