@@ -12,6 +12,7 @@ include versions.env
 TEMPORAL_SERVER := bin/temporal-server-$(TEMPORAL_SERVER_VERSION)
 TEMPORAL_SQL    := bin/temporal-sql-$(TEMPORAL_SERVER_VERSION)
 TEMPORAL_UI     := bin/temporal-ui-$(TEMPORAL_UI_VERSION)
+JAEGER          := bin/jaeger-$(JAEGER_VERSION)
 
 # Extra flags: make test GOTESTFLAGS='-run TestFoo -v'; make bench BENCHFLAGS='...'
 GOTESTFLAGS ?=
@@ -24,7 +25,7 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-15s %s\n", $$1, $$2}'
 	@echo "variables: GOTESTFLAGS='$(GOTESTFLAGS)' BENCHFLAGS='$(BENCHFLAGS)'"
-	@echo "pinned (versions.env): temporal CLI $(TEMPORAL_CLI_VERSION), server $(TEMPORAL_SERVER_VERSION), UI $(TEMPORAL_UI_VERSION), mailpit $(MAILPIT_VERSION)"
+	@echo "pinned (versions.env): temporal CLI $(TEMPORAL_CLI_VERSION), server $(TEMPORAL_SERVER_VERSION), UI $(TEMPORAL_UI_VERSION), mailpit $(MAILPIT_VERSION), jaeger $(JAEGER_VERSION)"
 
 bin/temporal: ## build the pinned Temporal CLI (dev server) into bin/
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
@@ -32,7 +33,10 @@ bin/temporal: ## build the pinned Temporal CLI (dev server) into bin/
 bin/mailpit: ## build the pinned Mailpit into bin/
 	GOBIN=$(BIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
-tools: bin/temporal bin/mailpit ## build both dev tools
+$(JAEGER): ## build the pinned Jaeger (trace collector for make dev; ~4 min on 2 cores)
+	scripts/build-jaeger.sh $(JAEGER_VERSION) $@
+
+tools: bin/temporal bin/mailpit $(JAEGER) ## build the dev tools: Temporal CLI, Mailpit, Jaeger
 
 # The real server's binaries carry their version in their name: changing versions.env rebuilds them.
 $(TEMPORAL_SERVER): ## build the pinned Temporal server (~4 min on 2 cores)
@@ -52,7 +56,7 @@ cluster-tools: tools $(TEMPORAL_SERVER) $(TEMPORAL_SQL) $(TEMPORAL_UI) ## build 
 build: ## build bin/hookd
 	$(GO) build -o bin/hookd ./cmd/hookd
 
-dev: tools build ## run postgres + temporal + mailpit + hookd in the foreground (Ctrl-C stops)
+dev: tools build ## run postgres + temporal + mailpit + jaeger + hookd in the foreground (Ctrl-C stops)
 	scripts/dev.sh
 
 cluster: cluster-tools build ## production topology: Temporal server on PostgreSQL + Web UI + Mailpit + 2 workers + 2 APIs (Ctrl-C stops)

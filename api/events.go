@@ -141,9 +141,13 @@ func (s *Server) respondEvent(c *gin.Context, status int, ev db.Event) {
 
 // eventView is the public shape of an event, under the id its publisher gave it.
 func (s *Server) eventView(ev db.Event) gin.H {
-	return gin.H{"id": ev.ClientID, "requestId": ev.ClientID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
+	v := gin.H{"id": ev.ClientID, "requestId": ev.ClientID, "type": ev.Type, "topic": ev.Topic, "data": ev.Payload,
 		"receivedAt": ev.ReceivedAt, "workflowId": ev.WorkflowID,
 		"links": gin.H{"self": "/v1/events/" + url.PathEscape(ev.ClientID), "temporalUi": s.uiLink(ev.WorkflowID)}}
+	if id := tracing.TraceID(ev.TraceParent.String); id != "" {
+		v["traceId"] = id
+	}
+	return v
 }
 
 // uiLink points at a workflow's page in the Temporal Web UI.

@@ -51,6 +51,9 @@ func TestOneTracePerEvent(t *testing.T) {
 		t.Fatalf("publish: %d", resp.StatusCode)
 	}
 	s.waitDeliveries(app.Key, "traced-1", 2, 30*time.Second)
+	if got := s.must(s.call("GET", "/v1/events/traced-1", app.Key, nil), http.StatusOK).Data()["traceId"]; got != traceID.String() {
+		t.Errorf("the event's traceId is %v, want %s", got, traceID)
+	}
 	eventually(t, 10*time.Second, "failure e-mail", func() bool { return len(s.SMTP.Messages()) == 1 })
 
 	// Spans end as their work ends; wait for the last ones (the e-mail's and the workflows').

@@ -5,6 +5,7 @@
 #   Temporal server 127.0.0.1:7233    bin/temporal-server-*, PostgreSQL persistence + SQL visibility
 #   Temporal Web UI 127.0.0.1:8233    bin/temporal-ui-* (ui-server) pointed at the server
 #   Mailpit 127.0.0.1:8025, SMTP 1025
+#   Jaeger OTLP 127.0.0.1:4318        bin/jaeger-*: every process's traces (query API :16686)
 #   hookd worker x2                   /metrics on 127.0.0.1:9091, :9092
 #   hookd api x2                      127.0.0.1:8080, :8081 (/metrics on each)
 #
@@ -25,11 +26,12 @@ source scripts/lib.sh
 
 HOOKD_BIN="$ROOT/bin/hookd"
 UI_BIN="$ROOT/bin/temporal-ui-$TEMPORAL_UI_VERSION"
-for b in "$HOOKD_BIN" "$ROOT/bin/temporal" "$ROOT/bin/mailpit" "$UI_BIN" \
+JAEGER_BIN="$ROOT/bin/jaeger-$JAEGER_VERSION"
+for b in "$HOOKD_BIN" "$ROOT/bin/temporal" "$ROOT/bin/mailpit" "$UI_BIN" "$JAEGER_BIN" \
   "$ROOT/bin/temporal-server-$TEMPORAL_SERVER_VERSION" "$ROOT/bin/temporal-sql-$TEMPORAL_SERVER_VERSION"; do
   [[ -x "$b" ]] || die "$b not found; run 'make cluster'"
 done
-for p in 7233 8233 8025 1025 8080 8081 9091 9092; do
+for p in 7233 8233 8025 1025 4317 4318 16686 8080 8081 9091 9092; do
   ! port_open "$p" || die "port $p is in use (a 'make dev' still running?); stop it first"
 done
 
@@ -71,6 +73,11 @@ say "starting Mailpit (log $STATE/mailpit.log)"
 start_bg "$STATE/mailpit.log" "$ROOT/bin/mailpit" --listen 127.0.0.1:8025 --smtp 127.0.0.1:1025 --disable-version-check
 wait_for mailpit "$LAST_PID" 30 port_open 1025
 
+say "starting Jaeger (log $STATE/jaeger.log)"
+start_bg "$STATE/jaeger.log" "$JAEGER_BIN"
+wait_for jaeger "$LAST_PID" 60 port_open 4318
+export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4318}"
+
 export HOOKD_DATABASE_URL="${HOOKD_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hookd_cluster?sslmode=disable}"
 export HOOKD_TEMPORAL_ADDRESS=127.0.0.1:7233
 export HOOKD_TEMPORAL_UI_URL="${HOOKD_TEMPORAL_UI_URL:-http://127.0.0.1:8233}"
@@ -101,6 +108,7 @@ cat <<EOF
   Temporal        127.0.0.1:7233 (server $TEMPORAL_SERVER_VERSION on PostgreSQL)
   Temporal Web UI $HOOKD_TEMPORAL_UI_URL
   Mailpit inbox   http://127.0.0.1:8025
+  Traces          $OTEL_EXPORTER_OTLP_ENDPOINT (Jaeger; bin/hookd trace <event id>)
   Operator key    $HOOKD_OPERATOR_KEY
   Database        $HOOKD_DATABASE_URL
   Encryption key  $KEY_SHOWN

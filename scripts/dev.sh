@@ -5,6 +5,7 @@
 #   PostgreSQL (127.0.0.1:5432, db hookd)   via scripts/ensure-postgres.sh
 #   Temporal dev server (7233, UI 8233)     bin/temporal server start-dev
 #   Mailpit (UI/API 8025, SMTP 1025)        bin/mailpit
+#   Jaeger (OTLP 4317/4318, API 16686)      bin/jaeger-<version>: hookd's traces
 #   hookd migrate, then hookd dev (API + worker in one process)
 #
 # Ctrl-C (or SIGTERM) stops hookd and whatever this script started.
@@ -13,7 +14,7 @@
 # Knobs: DEV_TEMPORAL_PORT (7233) DEV_TEMPORAL_UI_PORT (8233)
 #        DEV_MAILPIT_HTTP_PORT (8025) DEV_MAILPIT_SMTP_PORT (1025)
 #        DEV_TEMPORAL_BIN DEV_MAILPIT_BIN DEV_HOOKD_BIN (default bin/*)
-# Logs: .dev/temporal.log, .dev/mailpit.log. Temporal state: .dev/temporal.db
+# Logs: .dev/temporal.log, .dev/mailpit.log, .dev/jaeger.log. Temporal state: .dev/temporal.db
 # Encryption key (HOOKD_ENCRYPTION_KEY, unless set): made once into .dev/encryption-key and kept;
 # the dev database's secrets cannot be read without it.
 set -euo pipefail
@@ -26,6 +27,7 @@ mkdir -p "$DEV_DIR"
 DEV_TEMPORAL_BIN="${DEV_TEMPORAL_BIN:-$ROOT/bin/temporal}"
 DEV_MAILPIT_BIN="${DEV_MAILPIT_BIN:-$ROOT/bin/mailpit}"
 DEV_HOOKD_BIN="${DEV_HOOKD_BIN:-$ROOT/bin/hookd}"
+DEV_JAEGER_BIN="${DEV_JAEGER_BIN:-$ROOT/bin/jaeger-$(sed -n 's/^JAEGER_VERSION=//p' versions.env)}"
 
 DEV_TEMPORAL_PORT="${DEV_TEMPORAL_PORT:-7233}"
 DEV_TEMPORAL_UI_PORT="${DEV_TEMPORAL_UI_PORT:-8233}"
@@ -36,7 +38,7 @@ LIB_NAME=dev LIB_LOG_DIR="$DEV_DIR"
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-for b in "$DEV_TEMPORAL_BIN" "$DEV_MAILPIT_BIN" "$DEV_HOOKD_BIN"; do
+for b in "$DEV_TEMPORAL_BIN" "$DEV_MAILPIT_BIN" "$DEV_JAEGER_BIN" "$DEV_HOOKD_BIN"; do
   [[ -x "$b" ]] || die "$b not found; run 'make tools build' (or 'make dev')"
 done
 
@@ -53,7 +55,7 @@ cleanup() {
     wait "$HOOKD_PID" 2>/dev/null || true
   fi
   stop_all
-  [[ ${#PGIDS[@]} -eq 0 ]] || say "stopped temporal/mailpit"
+  [[ ${#PGIDS[@]} -eq 0 ]] || say "stopped temporal/mailpit/jaeger"
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT
@@ -96,6 +98,20 @@ else
   wait_for mailpit "$LAST_PID" 30 port_open "$DEV_MAILPIT_HTTP_PORT"
 fi
 
+# ---------------------------------------------------------------- jaeger
+# Jaeger's all-in-one keeps traces in memory and listens on its own fixed ports (OTLP 4317 gRPC,
+# 4318 HTTP; query API 16686).
+if port_open 4318; then
+  say "port 4318 already in use: sending traces to the OTLP collector there"
+else
+  say "starting Jaeger (log $DEV_DIR/jaeger.log)"
+  start_bg "$DEV_DIR/jaeger.log" "$DEV_JAEGER_BIN"
+  wait_for jaeger "$LAST_PID" 60 port_open 4318
+  wait_for jaeger "$LAST_PID" 60 port_open 16686
+fi
+export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4318}"
+export OTEL_SERVICE_NAME="${OTEL_SERVICE_NAME:-hookd}"
+
 # ---------------------------------------------------------------- hookd
 export HOOKD_DATABASE_URL="${HOOKD_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hookd?sslmode=disable}"
 export HOOKD_TEMPORAL_ADDRESS="${HOOKD_TEMPORAL_ADDRESS:-127.0.0.1:$DEV_TEMPORAL_PORT}"
@@ -119,10 +135,11 @@ cat <<EOF
   API             http://$HOOKD_HTTP_ADDR
   Temporal Web UI $HOOKD_TEMPORAL_UI_URL
   Mailpit inbox   http://127.0.0.1:$DEV_MAILPIT_HTTP_PORT   (SMTP $HOOKD_SMTP_ADDR)
+  Traces          $OTEL_EXPORTER_OTLP_ENDPOINT (Jaeger; read them: bin/hookd trace <event id>)
   Operator key    $HOOKD_OPERATOR_KEY
   Database        $HOOKD_DATABASE_URL
   Encryption key  $KEY_SHOWN
-  Logs            $DEV_DIR/temporal.log, $DEV_DIR/mailpit.log
+  Logs            $DEV_DIR/temporal.log, $DEV_DIR/mailpit.log, $DEV_DIR/jaeger.log
   Ctrl-C stops everything this script started.
   ---------------------------------------------------------------
 

@@ -98,3 +98,12 @@ func TraceParent(ctx context.Context) string {
 	propagation.TraceContext{}.Inject(ctx, c)
 	return c["traceparent"]
 }
+
+// TraceID is the trace id a stored traceparent names, or "" when it names none.
+func TraceID(traceParent string) string {
+	sc := trace.SpanContextFromContext(ContextWithTraceParent(context.Background(), traceParent))
+	if !sc.IsValid() {
+		return ""
+	}
+	return sc.TraceID().String()
+}

@@ -24,7 +24,8 @@ const ctlUsage = `operator commands (HOOKD_API_URL, HOOKD_API_KEY):
   replay-event EVENT_ID                                             replay an event to all its subscribers
   cancel ID [-reason TEXT]                                          stop retrying a pending delivery
   retry ID                                                          attempt a pending delivery now
-  tail [-topic T] [-type T] [-interval 2s]                          print events as they arrive`
+  tail [-topic T] [-type T] [-interval 2s]                          print events as they arrive
+  trace EVENT_ID                                                    print the event's trace from Jaeger (HOOKD_JAEGER_URL)`
 
 var ctlCommands = map[string]func(context.Context, *apiClient, []string) error{
 	"deliveries":   listDeliveriesCmd,
@@ -34,6 +35,7 @@ var ctlCommands = map[string]func(context.Context, *apiClient, []string) error{
 	"cancel":       func(ctx context.Context, c *apiClient, a []string) error { return signalCmd(ctx, c, "cancel", a) },
 	"retry":        func(ctx context.Context, c *apiClient, a []string) error { return signalCmd(ctx, c, "retry", a) },
 	"tail":         tailCmd,
+	"trace":        traceCmd,
 }
 
 type apiClient struct {
