@@ -40,6 +40,8 @@ type Activities struct {
 	Retries RetryStarter
 	// Events starts the workflows of operational webhooks.
 	Events EventStarter
+	// Replays starts the workflows of a recover's replays.
+	Replays ReplayStarter
 	// HistoryRetention is how long Temporal keeps a closed workflow's history (0: unknown), for
 	// e-mails that say until when their link works.
 	HistoryRetention time.Duration

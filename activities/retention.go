@@ -17,7 +17,7 @@ const (
 )
 
 // DeleteExpired deletes, batch by batch, the events older than the configured retention with their
-// deliveries and attempts, and returns how many rows went.
+// deliveries and attempts, and operations that ended before it, and returns how many rows went.
 func (a *Activities) DeleteExpired(ctx context.Context) (db.Expired, error) {
 	var total db.Expired
 	if a.Config.Retention <= 0 {
@@ -38,8 +38,12 @@ func (a *Activities) DeleteExpired(ctx context.Context) (db.Expired, error) {
 			break
 		}
 	}
-	if total.Events > 0 {
-		a.Log.Info("retention deleted old rows", "events", total.Events, "deliveries", total.Deliveries,
+	ops, err := a.Repo.DeleteFinishedOperations(ctx, cutoff)
+	if err != nil {
+		return total, err
+	}
+	if total.Events > 0 || ops > 0 {
+		a.Log.Info("retention deleted old rows", "operations", ops, "events", total.Events, "deliveries", total.Deliveries,
 			"attempts", total.Attempts, "before", cutoff)
 	}
 	return total, nil

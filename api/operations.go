@@ -188,21 +188,11 @@ func (s *Server) abandonReplays(ins []workflows.DeliveryInput, cause error) {
 // group names the workflow that waits for the replay to end ("" for none).
 func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery, group string) (db.Delivery, workflows.DeliveryInput, error) {
 	ctx := c.Request.Context()
-	target := d.URL
-	if d.SubscriptionID.Valid {
-		target = d.SubscriptionID.String
-	}
 	pol, err := s.policyOf(ctx, d)
 	if err != nil {
 		return db.Delivery{}, workflows.DeliveryInput{}, err
 	}
-	nd, err := s.Repo.CreateReplay(ctx, d, group, func(n int) (string, string) {
-		wfTarget := target
-		if !d.SubscriptionID.Valid {
-			wfTarget = "callback"
-		}
-		return activities.DeliveryID(d.EventID, target, n), activities.DeliveryWorkflowID(d.EventID, wfTarget, n)
-	})
+	nd, err := s.Repo.CreateReplay(ctx, d, group, activities.ReplayIDs(d))
 	if err != nil {
 		return db.Delivery{}, workflows.DeliveryInput{}, err
 	}

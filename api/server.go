@@ -121,6 +121,9 @@ func (s *Server) Handler() http.Handler {
 	v1.POST("/deliveries/:id/cancel", s.cancelDelivery)
 	v1.POST("/deliveries/:id/retry", s.retryDelivery)
 	v1.POST("/deliveries/:id/replay", s.replayDelivery)
+	v1.POST("/deliveries/recover", s.recoverDeliveries)
+	v1.GET("/operations/:id", s.getOperation)
+	v1.POST("/operations/:id/cancel", s.cancelOperation)
 	return r
 }
 

@@ -22,7 +22,7 @@ import (
 // TestRecordHistories records real histories of every workflow type into workflows/testdata, for
 // the replay tests (workflows/replay_test.go) that keep deploys safe. It runs only when asked:
 //
-//	HOOKD_RECORD_HISTORIES=v6 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
+//	HOOKD_RECORD_HISTORIES=v7 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
 //
 // The value names the code version; files are <type>-<scenario>-<version>.json. Record new ones
 // whenever a workflow's commands change, and keep the old ones: they are what running workflows
@@ -49,6 +49,7 @@ func TestRecordHistories(t *testing.T) {
 		writeHistory(t, tc, workflowID, filepath.Join(dir, fmt.Sprintf("%s-%s.json", scenario, version)))
 	}
 
+	start := time.Now().Add(-time.Second)
 	s := newStack(t, func(c *config.Config) {
 		c.Retry.MaxAttempts = 3
 		c.Retry.InitialInterval = 200 * time.Millisecond
@@ -108,6 +109,11 @@ func TestRecordHistories(t *testing.T) {
 	// A replay of a whole event with a completion callback.
 	r := s.must(s.call("POST", "/v1/events/h-mixed/replay", app.Key, map[string]any{"callbackUrl": done.URL}), http.StatusAccepted).Data()
 	save("replay-event", "replay/"+app.ID+"/h-mixed/"+r["requestId"].(string))
+
+	// A recover of the app's failed deliveries (h-mixed's to the receiver that is down).
+	op := s.must(s.call("POST", "/v1/deliveries/recover", app.Key, map[string]any{"since": start.UTC().Format(time.RFC3339Nano)}),
+		http.StatusAccepted).Data()
+	save("recover", op["workflowId"].(string))
 
 	// A registered event removed while a subscriber's delivery to it retries.
 	tn := newTenants(s, "histories")

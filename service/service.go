@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		starter := &worker.Starter{Client: tc, TaskQueue: cfg.TaskQueue, SearchAttributes: cfg.SearchAttributes}
 		w := worker.New(tc, cfg.TaskQueue, &activities.Activities{
 			Repo: repo, Sender: webhook.NewSender(guard, o.tracer), Mail: mail.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Tracer: o.tracer.Tracer(tracing.Name)},
-			Config: cfg, Log: log, Metrics: m, Retries: starter, Events: starter, HistoryRetention: retention,
+			Config: cfg, Log: log, Metrics: m, Retries: starter, Events: starter, Replays: starter, HistoryRetention: retention,
 		}, starter)
 		if err := w.Start(); err != nil {
 			app.Stop()

@@ -54,6 +54,16 @@ func (s *Starter) StartDeliveries(ctx context.Context, ins []workflows.DeliveryI
 	return g.Wait()
 }
 
+// StartReplays starts the DeliveryWorkflows of replays.
+func (s *Starter) StartReplays(ctx context.Context, rs []activities.ReplayStart) error {
+	ins := make([]workflows.DeliveryInput, len(rs))
+	for i, r := range rs {
+		ins[i] = workflows.DeliveryInput{Retry: r.Retry, EventID: r.EventID, EventType: r.EventType, Topic: r.Topic,
+			SearchAttributes: s.SearchAttributes, Replay: r.Replay}
+	}
+	return s.StartDeliveries(ctx, ins)
+}
+
 // StartEvent starts a stored event's workflow (an operational webhook's); one that exists already
 // is left as it is.
 func (s *Starter) StartEvent(ctx context.Context, ev db.Event) error {

@@ -34,6 +34,7 @@ func Register(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.EventWorkflowV1, workflow.RegisterOptions{Name: workflows.EventWorkflowV1Type})
 	r.RegisterWorkflow(workflows.DeliveryWorkflow)
 	r.RegisterWorkflow(workflows.ReplayWorkflow)
+	r.RegisterWorkflow(workflows.RecoverWorkflow)
 	r.RegisterWorkflow(workflows.RemovedEventWorkflow)
 	r.RegisterWorkflow(workflows.RetentionWorkflow)
 }

@@ -28,6 +28,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(ReplayWorkflow)
 			r.RegisterWorkflow(RemovedEventWorkflow)
 			r.RegisterWorkflow(RetentionWorkflow)
+			r.RegisterWorkflow(RecoverWorkflow)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}

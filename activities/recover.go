@@ -1,0 +1,98 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hookd/hookd/db"
+)
+
+// RecoverPageSize is how many failed deliveries one RecoverPage replays.
+const RecoverPageSize = 200
+
+// RecoverInput names a recover operation: its id, the app and the window it replays.
+type RecoverInput struct {
+	OperationID string
+	AppID       string
+	Window      db.RecoverWindow
+	// Group is the workflow the replays belong to (their group_id), for the operation's counts.
+	Group string
+}
+
+// RecoverPageResult is what one page did.
+type RecoverPageResult struct {
+	Replayed int
+	Done     bool // the window has no failed delivery left to replay
+}
+
+// ReplayStart is a replay to start: a new attempt series of a finished delivery.
+type ReplayStart struct {
+	Retry
+	EventID   string
+	EventType string
+	Topic     string
+	Replay    int
+}
+
+// ReplayStarter starts the DeliveryWorkflows of replays; one that exists is left as it is.
+type ReplayStarter interface {
+	StartReplays(ctx context.Context, rs []ReplayStart) error
+}
+
+// ReplayIDs names the n-th replay of d: its delivery id and its workflow id.
+func ReplayIDs(d db.Delivery) func(n int) (deliveryID, workflowID string) {
+	target, wfTarget := d.URL, "callback"
+	if d.SubscriptionID.Valid {
+		target, wfTarget = d.SubscriptionID.String, d.SubscriptionID.String
+	}
+	return func(n int) (string, string) {
+		return DeliveryID(d.EventID, target, n), DeliveryWorkflowID(d.EventID, wfTarget, n)
+	}
+}
+
+// RecoverPage replays up to RecoverPageSize failed deliveries of the window that no recover has
+// replayed yet. Each is claimed for this operation first, so two recovers of overlapping windows
+// (or one called twice) never replay a delivery twice; a retry of this activity finds what it
+// claimed but did not replay and replays it.
+func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverPageResult, error) {
+	ds, err := a.Repo.ClaimForRecovery(ctx, in.OperationID, in.AppID, in.Window, RecoverPageSize)
+	if err != nil {
+		return RecoverPageResult{}, err
+	}
+	starts := make([]ReplayStart, 0, len(ds))
+	for _, d := range ds {
+		ev, err := a.event(ctx, d.EventID)
+		if err != nil {
+			return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
+		}
+		pol := PolicyFor(a.Config, db.RetryPolicy{})
+		if d.SubscriptionID.Valid {
+			sub, err := a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
+			if err != nil {
+				return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
+			}
+			pol = PolicyFor(a.Config, sub.RetryPolicy)
+		}
+		nd, err := a.Repo.CreateReplay(ctx, d, in.Group, ReplayIDs(d))
+		if errors.Is(err, db.ErrConflict) {
+			continue // a replay of it is being made right now (by hand): that one stands
+		}
+		if err != nil {
+			return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
+		}
+		starts = append(starts, ReplayStart{
+			Retry:   Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: HostOf(d.URL)},
+			EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: nd.Replay,
+		})
+	}
+	if err := a.Replays.StartReplays(ctx, starts); err != nil {
+		return RecoverPageResult{}, fmt.Errorf("recover: %w", err)
+	}
+	return RecoverPageResult{Replayed: len(starts), Done: len(ds) < RecoverPageSize}, nil
+}
+
+// FinishOperation records how an operation ended.
+func (a *Activities) FinishOperation(ctx context.Context, id, status string) error {
+	return a.Repo.FinishOperation(ctx, id, status)
+}
