@@ -52,7 +52,7 @@ func TestRecoverReplaysAWindowOnce(t *testing.T) {
 	up.Store(true)
 	windows := []map[string]any{
 		{"since": since.Format(time.RFC3339Nano), "until": until.Format(time.RFC3339Nano), "eventType": "x"}, // 6 deliveries
-		{"since": since.Format(time.RFC3339Nano)}, // all 8, until now
+		{"since": since.Format(time.RFC3339Nano)},                                                            // all 8, until now
 	}
 	ids := make([]string, len(windows))
 	var wg sync.WaitGroup
