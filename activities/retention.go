@@ -20,6 +20,14 @@ const (
 // deliveries and attempts, and operations that ended before it, and returns how many rows went.
 func (a *Activities) DeleteExpired(ctx context.Context) (db.Expired, error) {
 	var total db.Expired
+	// Idempotency keys live 24 h whatever HOOKD_RETENTION says.
+	keys, err := a.Repo.DeleteExpiredIdempotencyKeys(ctx)
+	if err != nil {
+		return total, err
+	}
+	if keys > 0 {
+		a.Log.Info("retention deleted expired idempotency keys", "keys", keys)
+	}
 	if a.Config.Retention <= 0 {
 		return total, nil
 	}

@@ -185,6 +185,20 @@ func (s *stack) call(method, path, key string, body any) response {
 
 // try is call that returns a failed request's error instead of failing the test (safe in goroutines).
 func (s *stack) try(method, path, key string, body any) (response, error) {
+	return s.tryWith(method, path, key, body, nil)
+}
+
+// callWith is call with extra request headers.
+func (s *stack) callWith(method, path, key string, body any, header http.Header) response {
+	s.t.Helper()
+	r, err := s.tryWith(method, path, key, body, header)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return r
+}
+
+func (s *stack) tryWith(method, path, key string, body any, header http.Header) (response, error) {
 	var reqBody []byte
 	switch b := body.(type) {
 	case nil:
@@ -209,6 +223,9 @@ func (s *stack) try(method, path, key string, body any) (response, error) {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return response{}, err
