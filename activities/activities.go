@@ -104,6 +104,7 @@ type sendTarget struct {
 	CallbackKey string
 	APIPath     string
 	Policy      Policy
+	sub         db.Subscription // the subscription (zero for a one-off callback): its limits and pace
 }
 
 // inactiveReason is why a delivery to a subscription that is no longer active ends.
@@ -119,7 +120,7 @@ func inactiveReason(sub db.Subscription) string {
 
 func subscriptionTarget(c config.Config, sub db.Subscription, apiPath string) sendTarget {
 	return sendTarget{Secrets: sub.Secrets(time.Now()), CallbackKey: sub.CallbackKey.String, APIPath: apiPath,
-		Policy: PolicyFor(c, sub.RetryPolicy)}
+		Policy: PolicyFor(c, sub.RetryPolicy), sub: sub}
 }
 
 // callbackTarget is the one delivery of a one-off callback: to the URL named on the request,
@@ -184,8 +185,9 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		return AttemptResult{}, err
 	}
 	var t sendTarget
+	var sub db.Subscription
 	if d.SubscriptionID.Valid {
-		sub, err := a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
+		sub, err = a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
 		if errors.Is(err, db.ErrNotFound) {
 			return AttemptResult{}, temporal.NewNonRetryableApplicationError("subscription "+d.SubscriptionID.String+" does not exist", ErrTypeNotFound, err)
 		}
@@ -215,6 +217,24 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		}
 	}
 	t.Policy = in.Policy
+	if sub.ID != "" {
+		// Within this try's time: what is left after the attempt's own timeout and a margin.
+		within := fanOutThrottleWait
+		if dl, ok := ctx.Deadline(); ok {
+			within = max(0, time.Until(dl)-in.Policy.Timeout-2*time.Second)
+		}
+		g, err := a.gateFor(ctx, sub, in.Reservation, within, in.Policy.Timeout)
+		if err != nil {
+			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+		}
+		if !g.send {
+			return throttledAttempt(in, g)
+		}
+		defer a.release(ctx, sub.ID, g.lease)
+		if err := sleepUntil(ctx, g.at); err != nil {
+			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+		}
+	}
 	won, err := a.Repo.ClaimAttempts(ctx, []db.Claim{{DeliveryID: d.ID, Attempt: n}})
 	if err != nil {
 		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
@@ -226,6 +246,9 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	r, row, sent := a.attempt(ctx, ev, d, t, n)
 	if err := a.record(ctx, []db.Attempt{row}); err != nil {
 		return AttemptResult{}, err
+	}
+	if sub.ID != "" {
+		a.adapt(ctx, sub, r)
 	}
 	switch {
 	case r.Succeeded():

@@ -103,6 +103,7 @@ type pageItem struct {
 	skipped *Skipped
 	d       db.Ensured
 	t       sendTarget
+	gate    gate // a throttled subscription's send slot
 }
 
 // page is a page's outcome before its retries are handed off.
@@ -207,6 +208,20 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 				case it.d.Claimed:
 					p.res.Matched++
 					launch = append(launch, next)
+				case it.d.Attempts == 0 && it.t.sub.Throttled(time.Now()):
+					p.res.Matched++
+					if it.gate, err = a.gateFor(ctx, it.t.sub, nil, fanOutThrottleWait, it.t.Policy.Timeout); err != nil {
+						return fail(err)
+					}
+					if !it.gate.send {
+						// Its workflow waits for the slot; no attempt is made, none is counted.
+						p.retries = append(p.retries, Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID,
+							SubscriptionID: it.d.SubscriptionID.String, Delay: it.gate.wait, Policy: it.t.Policy,
+							Host: HostOf(it.d.URL), Reservation: it.gate.res})
+						break
+					}
+					launch = append(launch, next)
+					claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1})
 				case it.d.Attempts == 0:
 					p.res.Matched++
 					launch = append(launch, next)
@@ -234,7 +249,14 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 				}
 				inflight++
 				go func(i int) {
+					if it.gate.lease != "" {
+						defer a.release(ctx, it.t.sub.ID, it.gate.lease)
+					}
+					_ = sleepUntil(ctx, it.gate.at) // a context that ends fails the attempt itself
 					r, row, _ := a.attempt(ctx, ev, it.d.Delivery, it.t, 1)
+					if it.t.sub.ID != "" {
+						a.adapt(ctx, it.t.sub, r)
+					}
 					results <- done{i: i, r: r, row: row}
 				}(i)
 			}
@@ -313,6 +335,8 @@ func (p *page) recover(it *pageItem) {
 // deliveries of those that match. full reports a page as long as the page size (more may follow).
 func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (items []pageItem, full bool, err error) {
 	var want []db.Delivery
+	// A throttled subscription's first attempt is claimed only once its slot is granted.
+	throttled := map[string]bool{}
 	if ev.Kind == db.KindCallback {
 		t, d, err := a.callbackTarget(ctx, ev)
 		if err != nil {
@@ -339,6 +363,9 @@ func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (
 				continue
 			}
 			items = append(items, pageItem{key: t.ID, t: subscriptionTarget(a.Config, t.Subscription, t.GetAPIPath)})
+			if t.Throttled(time.Now()) {
+				throttled[DeliveryID(ev.ID, t.ID, 0)] = true
+			}
 			want = append(want, db.Delivery{
 				ID: DeliveryID(ev.ID, t.ID, 0), EventID: ev.ID, AppID: t.AppID, URL: t.URL,
 				SubscriptionID: nullString(t.ID), WorkflowID: DeliveryWorkflowID(ev.ID, t.ID, 0),
@@ -350,7 +377,7 @@ func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (
 	claim := map[string]bool{}
 	for i := range want {
 		want[i].GroupID = nullString(ev.WorkflowID)
-		if i < max(1, a.Config.FanOutConcurrency) {
+		if i < max(1, a.Config.FanOutConcurrency) && !throttled[want[i].ID] {
 			claim[want[i].ID] = true
 		}
 	}

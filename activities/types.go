@@ -75,6 +75,9 @@ type Retry struct {
 	// Host is the receiver's host, for the summaries the Web UI shows (never its path or query,
 	// which may hold a token).
 	Host string `json:",omitempty"`
+	// Reservation is a send slot the fan-out reserved for a throttled subscription (no attempt
+	// made yet: Attempts is 0 and Delay reaches the slot).
+	Reservation *Reservation `json:",omitempty"`
 }
 
 // Skipped is a subscription that did not receive the event, and why.
@@ -128,6 +131,18 @@ type AttemptInput struct {
 	// FinishWhenExhausted lets the last failing attempt close the delivery as failed itself
 	// (DeliveryWorkflow version 1 and later); older workflows call Finish.
 	FinishWhenExhausted bool `json:",omitempty"`
+	// ThrottleAware: the workflow waits out a Throttled result (throttle-wait); an older one gets
+	// a retryable failure instead.
+	ThrottleAware bool `json:",omitempty"`
+	// Reservation is the send slot an earlier Throttled result reserved.
+	Reservation *Reservation `json:",omitempty"`
+}
+
+// Reservation is a reserved send slot of a throttled subscription: its time and, under
+// maxInFlight, its lease.
+type Reservation struct {
+	At    time.Time
+	Lease string `json:",omitempty"`
 }
 
 // Exhausted is the detail of a failed attempt (ErrTypeFailed, ErrTypeExhausted): its number, the
@@ -144,6 +159,11 @@ type Exhausted struct {
 type AttemptResult struct {
 	Attempt int
 	Status  int
+	// Throttled: no attempt was made; the subscription's limits (or a 429's pause) say wait Wait,
+	// then try again with Reservation, if one was made.
+	Throttled   bool          `json:",omitempty"`
+	Wait        time.Duration `json:",omitempty"`
+	Reservation *Reservation  `json:",omitempty"`
 }
 
 // Error types of a failed attempt, as seen by workflows in ApplicationError.Type().

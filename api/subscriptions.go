@@ -44,6 +44,46 @@ type subscriptionRequest struct {
 	CallbackKey  string              `json:"callbackKey"`
 	RetryPolicy  *retryPolicyRequest `json:"retryPolicy"`
 	TimeoutMS    *int64              `json:"timeoutMs"`
+	RateLimit    *float64            `json:"rateLimit"`
+	MaxInFlight  *int32              `json:"maxInFlight"`
+}
+
+// checkThrottle says what is wrong with a subscription's limits, or "".
+func checkThrottle(rate *float64, inFlight *int32) string {
+	if rate != nil && (*rate <= 0 || *rate > 10000) {
+		return "rateLimit: deliveries per second, more than 0 and at most 10000"
+	}
+	if inFlight != nil && (*inFlight < 1 || *inFlight > 1000) {
+		return "maxInFlight: from 1 to 1000"
+	}
+	return ""
+}
+
+// throttleOf is the stored form of a subscription's limits (nil: none).
+func throttleOf(rate *float64, inFlight *int32) db.Throttle {
+	var t db.Throttle
+	if rate != nil {
+		t.RateLimit = sql.NullFloat64{Float64: *rate, Valid: true}
+	}
+	if inFlight != nil {
+		t.MaxInFlight = sql.NullInt32{Int32: *inFlight, Valid: true}
+	}
+	return t
+}
+
+// optional is a PATCH field that may be left out, set, or null (removed).
+type optional[T any] struct {
+	Set   bool
+	Value *T
+}
+
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		return nil
+	}
+	o.Value = new(T)
+	return json.Unmarshal(b, o.Value)
 }
 
 func (r *retryPolicyRequest) validate() error {
@@ -95,6 +135,10 @@ func (s *Server) createSubscription(c *gin.Context) {
 			return
 		}
 	}
+	if msg := checkThrottle(req.RateLimit, req.MaxInFlight); msg != "" {
+		problem(c, http.StatusBadRequest, msg)
+		return
+	}
 	if req.ContactEmail != "" && !validEmail(req.ContactEmail) {
 		problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
 		return
@@ -125,6 +169,7 @@ func (s *Server) createSubscription(c *gin.Context) {
 			MaxIntervalMS: rp.MaxIntervalMS, MaxAttempts: rp.MaxAttempts, MaxDurationMS: rp.MaxDurationMS}
 	}
 	sub.TimeoutMS = req.TimeoutMS
+	sub.Throttle = throttleOf(req.RateLimit, req.MaxInFlight)
 
 	switch {
 	case req.AppID != "" || req.EventName != "":
@@ -213,6 +258,15 @@ func subscriptionView(s db.Subscription) gin.H {
 	}
 	if s.TimeoutMS != nil {
 		v["timeoutMs"] = *s.TimeoutMS
+	}
+	if s.RateLimit.Valid {
+		v["rateLimit"] = s.RateLimit.Float64
+	}
+	if s.MaxInFlight.Valid {
+		v["maxInFlight"] = s.MaxInFlight.Int32
+	}
+	if s.PausedUntil.Valid && s.PausedUntil.Time.After(time.Now()) {
+		v["pausedUntil"] = s.PausedUntil.Time
 	}
 	return v
 }
@@ -331,6 +385,8 @@ type updateSubscriptionRequest struct {
 	CallbackKey  *string             `json:"callbackKey"` // "" removes the key
 	RetryPolicy  *retryPolicyRequest `json:"retryPolicy"` // replaces the whole policy
 	TimeoutMS    *int64              `json:"timeoutMs"`
+	RateLimit    optional[float64]   `json:"rateLimit"`   // null removes the limit
+	MaxInFlight  optional[int32]     `json:"maxInFlight"` // null removes the limit
 }
 
 // updateSubscription changes the fields the request names and leaves the others as they are.
@@ -409,6 +465,16 @@ func (s *Server) updateSubscription(c *gin.Context) {
 			return
 		}
 		sub.TimeoutMS = req.TimeoutMS
+	}
+	if msg := checkThrottle(req.RateLimit.Value, req.MaxInFlight.Value); msg != "" {
+		problem(c, http.StatusBadRequest, msg)
+		return
+	}
+	if req.RateLimit.Set {
+		sub.RateLimit = throttleOf(req.RateLimit.Value, nil).RateLimit
+	}
+	if req.MaxInFlight.Set {
+		sub.MaxInFlight = throttleOf(nil, req.MaxInFlight.Value).MaxInFlight
 	}
 	got, err := s.Repo.UpdateSubscription(c.Request.Context(), sub)
 	if err != nil {

@@ -48,6 +48,20 @@ type RetryPolicy struct {
 	TimeoutMS          *int64   `db:"timeout_ms" json:"-"` // shown at the subscription's top level
 }
 
+// Throttle is how fast hookd may deliver to a subscription: at most RateLimit deliveries per
+// second and MaxInFlight at once (NULL: no limit), and not before PausedUntil, which a 429 sets.
+type Throttle struct {
+	RateLimit   sql.NullFloat64 `db:"rate_limit" json:"-"`
+	MaxInFlight sql.NullInt32   `db:"max_in_flight" json:"-"`
+	PausedUntil sql.NullTime    `db:"paused_until" json:"-"`
+	PauseMS     int             `db:"pause_ms" json:"-"`
+}
+
+// Throttled reports whether sends to the subscription must go through AcquireSlot at now.
+func (t Throttle) Throttled(now time.Time) bool {
+	return t.RateLimit.Valid || t.MaxInFlight.Valid || (t.PausedUntil.Valid && t.PausedUntil.Time.After(now))
+}
+
 // Subscription is a callback URL that receives events. Secrets never leave the repository
 // except for signing; JSON omits them.
 type Subscription struct {
@@ -67,6 +81,7 @@ type Subscription struct {
 	DisabledReason      string             `db:"disabled_reason" json:"disabledReason,omitempty"`
 	ConsecutiveFailures int                `db:"consecutive_failures" json:"consecutiveFailures"`
 	RetryPolicy
+	Throttle
 	CreatedAt time.Time    `db:"created_at" json:"createdAt"`
 	UpdatedAt time.Time    `db:"updated_at" json:"updatedAt"`
 	DeletedAt sql.NullTime `db:"deleted_at" json:"-"`

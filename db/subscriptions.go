@@ -14,7 +14,7 @@ import (
 const subscriptionColumns = `id, app_id, publisher_app_id, registered_event_id, url, secret, previous_secret,
 	previous_secret_until, callback_key, event_types, filter_logic, contact_email, active, disabled_reason,
 	consecutive_failures, retry_initial_ms, retry_backoff, retry_max_interval_ms, retry_max_attempts,
-	retry_max_duration_ms, timeout_ms, created_at, updated_at, deleted_at`
+	retry_max_duration_ms, timeout_ms, rate_limit, max_in_flight, paused_until, pause_ms, created_at, updated_at, deleted_at`
 
 // CreateSubscription stores a subscription.
 func (r *Repo) CreateSubscription(ctx context.Context, s Subscription) (Subscription, error) {
@@ -25,11 +25,11 @@ func (r *Repo) CreateSubscription(ctx context.Context, s Subscription) (Subscrip
 	var got Subscription
 	err = r.db.GetContext(ctx, &got, `INSERT INTO subscriptions (id, app_id, publisher_app_id, registered_event_id,
 		url, secret, callback_key, event_types, filter_logic, contact_email, retry_initial_ms, retry_backoff,
-		retry_max_interval_ms, retry_max_attempts, retry_max_duration_ms, timeout_ms)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) RETURNING `+subscriptionColumns,
+		retry_max_interval_ms, retry_max_attempts, retry_max_duration_ms, timeout_ms, rate_limit, max_in_flight)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) RETURNING `+subscriptionColumns,
 		s.ID, s.AppID, s.PublisherAppID, s.RegisteredEventID, s.URL, s.Secret, s.CallbackKey, s.EventTypes,
 		s.FilterLogic, s.ContactEmail, s.InitialIntervalMS, s.BackoffCoefficient, s.MaxIntervalMS, s.MaxAttempts,
-		s.MaxDurationMS, s.TimeoutMS)
+		s.MaxDurationMS, s.TimeoutMS, s.RateLimit, s.MaxInFlight)
 	if err == nil {
 		err = r.openSubscriptions(&got)
 	}
@@ -254,10 +254,11 @@ func (r *Repo) UpdateSubscription(ctx context.Context, s Subscription) (Subscrip
 	}
 	err = r.db.GetContext(ctx, &got, `UPDATE subscriptions SET url = $3, event_types = $4, filter_logic = $5,
 		contact_email = $6, callback_key = $7, retry_initial_ms = $8, retry_backoff = $9, retry_max_interval_ms = $10,
-		retry_max_attempts = $11, retry_max_duration_ms = $12, timeout_ms = $13, updated_at = now()
+		retry_max_attempts = $11, retry_max_duration_ms = $12, timeout_ms = $13, rate_limit = $14, max_in_flight = $15,
+		updated_at = now()
 		WHERE id = $1 AND app_id = $2 AND deleted_at IS NULL RETURNING `+subscriptionColumns,
 		s.ID, s.AppID, s.URL, s.EventTypes, s.FilterLogic, s.ContactEmail, s.CallbackKey, s.InitialIntervalMS,
-		s.BackoffCoefficient, s.MaxIntervalMS, s.MaxAttempts, s.MaxDurationMS, s.TimeoutMS)
+		s.BackoffCoefficient, s.MaxIntervalMS, s.MaxAttempts, s.MaxDurationMS, s.TimeoutMS, s.RateLimit, s.MaxInFlight)
 	if err == nil {
 		err = r.openSubscriptions(&got)
 	}

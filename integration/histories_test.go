@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // TestRecordHistories records real histories of every workflow type into workflows/testdata, for
 // the replay tests (workflows/replay_test.go) that keep deploys safe. It runs only when asked:
 //
-//	HOOKD_RECORD_HISTORIES=v7 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
+//	HOOKD_RECORD_HISTORIES=v8 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
 //
 // The value names the code version; files are <type>-<scenario>-<version>.json. Record new ones
 // whenever a workflow's commands change, and keep the old ones: they are what running workflows
@@ -109,6 +110,21 @@ func TestRecordHistories(t *testing.T) {
 	// A replay of a whole event with a completion callback.
 	r := s.must(s.call("POST", "/v1/events/h-mixed/replay", app.Key, map[string]any{"callbackUrl": done.URL}), http.StatusAccepted).Data()
 	save("replay-event", "replay/"+app.ID+"/h-mixed/"+r["requestId"].(string))
+
+	// A rate-limited subscription (one delivery per 10 s) whose first attempt fails: its retry
+	// finds the next slot 10 s away, is told Throttled, waits for it and succeeds (throttle-wait).
+	var once atomic.Bool
+	limited := testenv.NewReceiver(func(int, *http.Request) (int, http.Header, string) {
+		if once.CompareAndSwap(false, true) {
+			return 500, nil, "not yet"
+		}
+		return 200, nil, "ok"
+	})
+	t.Cleanup(limited.Close)
+	limitedSub := s.subscribe(app.Key, map[string]any{"url": limited.URL, "eventTypes": []string{"h.limited"}, "rateLimit": 0.1,
+		"retryPolicy": map[string]any{"initialIntervalMs": 100, "maxAttempts": 3}})
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "h-limited", "type": "h.limited"}), http.StatusCreated)
+	save("delivery-throttled", "delivery/"+app.ID+"/h-limited/"+limitedSub.ID)
 
 	// A recover of the app's failed deliveries (h-mixed's to the receiver that is down).
 	op := s.must(s.call("POST", "/v1/deliveries/recover", app.Key, map[string]any{"since": start.UTC().Format(time.RFC3339Nano)}),

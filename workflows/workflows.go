@@ -292,6 +292,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	}
 
 	lostSeries := 0
+	reservation := in.Reservation // a throttled subscription's send slot, reserved by the fan-out
 	for {
 		remainingAttempts := 0
 		if in.Policy.MaxAttempts > 0 {
@@ -325,7 +326,9 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		actx, cancelAttempt := workflow.WithCancel(workflow.WithActivityOptions(ctx, opts))
 		fut := workflow.ExecuteActivity(actx, a.Attempt, activities.AttemptInput{
 			DeliveryID: in.DeliveryID, Offset: state.Attempts, Policy: in.Policy, FinishWhenExhausted: attemptFinishes,
+			ThrottleAware: true, Reservation: reservation,
 		})
+		reservation = nil
 		var (
 			signal    string
 			sigReason string
@@ -344,6 +347,19 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		}
 		var ar activities.AttemptResult
 		err := fut.Get(ctx, &ar)
+		if err == nil && ar.Throttled {
+			// The subscription's limits held the send back; no attempt was made. Only an Attempt
+			// told ThrottleAware answers so: the version marks histories that waited.
+			workflow.GetVersion(ctx, "throttle-wait", workflow.DefaultVersion, 1)
+			if signal == SignalCancel {
+				return finish(db.StatusCancelled, cancelReason(sigReason), false)
+			}
+			reservation = ar.Reservation
+			if cancelled, why := wait(ar.Wait); cancelled {
+				return finish(db.StatusCancelled, cancelReason(why), false)
+			}
+			continue
+		}
 		if err == nil {
 			state.Attempts = ar.Attempt
 			setStatus(db.StatusSucceeded)

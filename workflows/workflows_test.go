@@ -150,3 +150,38 @@ func runLastAttempt(t *testing.T, env *testsuite.TestWorkflowEnvironment) Delive
 	env.GetWorkflowResult(&res)
 	return res
 }
+
+// A Throttled attempt costs no attempt: the workflow waits as told and tries again with the
+// reserved slot, and the delivery's attempt count stays that of the POSTs made.
+func TestThrottledAttemptWaitsWithoutCountingIt(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	slot := &activities.Reservation{At: time.Unix(1000, 0), Lease: "l1"}
+	var inputs []activities.AttemptInput
+	var calledAt []time.Time
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		inputs = append(inputs, in)
+		calledAt = append(calledAt, env.Now())
+		if len(inputs) == 1 {
+			return activities.AttemptResult{Throttled: true, Wait: 30 * time.Second, Reservation: slot}, nil
+		}
+		return activities.AttemptResult{Attempt: in.Offset + 1, Status: 200}, nil
+	}, activity.RegisterOptions{Name: "Attempt"})
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", WorkflowID: "delivery/e/s",
+		SubscriptionID: "s", Policy: policy()}, EventID: "e"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res DeliveryResult
+	env.GetWorkflowResult(&res)
+	if res.Status != db.StatusSucceeded || res.Attempts != 1 {
+		t.Errorf("result %+v, want succeeded after 1 attempt", res)
+	}
+	if len(inputs) != 2 || !inputs[0].ThrottleAware || inputs[0].Reservation != nil || inputs[1].Offset != 0 ||
+		inputs[1].Reservation == nil || inputs[1].Reservation.Lease != "l1" {
+		t.Fatalf("attempt inputs %+v", inputs)
+	}
+	if gap := calledAt[1].Sub(calledAt[0]); gap < 30*time.Second {
+		t.Errorf("second try %s after the first, want the 30 s the throttle said", gap)
+	}
+}

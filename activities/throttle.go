@@ -1,0 +1,119 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/webhook"
+)
+
+// ErrTypeThrottled is the retryable failure an Attempt of a workflow that cannot wait out a
+// Throttled result (one started before throttling existed) gets instead.
+const ErrTypeThrottled = "DeliveryThrottled"
+
+// fanOutThrottleWait is the longest a fan-out page holds a throttled first attempt for its slot;
+// a later slot is reserved and handed to the delivery's own workflow, which waits for it.
+const fanOutThrottleWait = time.Second
+
+// gate is the outcome of asking to send to a subscription now.
+type gate struct {
+	send  bool          // send (after sleeping until at), then release lease
+	at    time.Time     // when to send
+	lease string        //
+	wait  time.Duration // when !send: how long to wait before the next try
+	res   *Reservation  // when !send: the slot reserved meanwhile, if any
+}
+
+// gateFor asks whether a send to sub may happen within within, honouring a reservation made
+// earlier. Subscriptions without limits or pause pass at once without a query.
+func (a *Activities) gateFor(ctx context.Context, sub db.Subscription, res *Reservation, within, timeout time.Duration) (gate, error) {
+	now := time.Now()
+	paused := sub.PausedUntil.Valid && sub.PausedUntil.Time.After(now)
+	if res != nil && !paused && now.Before(res.At.Add(slotTolerance(sub))) {
+		return a.gateAt(res.At, res.Lease, now, within), nil
+	}
+	if res != nil && res.Lease != "" {
+		a.release(ctx, sub.ID, res.Lease) // stale: ask again
+	}
+	if !sub.Throttled(now) {
+		return gate{send: true, at: now}, nil
+	}
+	slot, err := a.Repo.AcquireSlot(ctx, sub, timeout+10*time.Second)
+	if err != nil {
+		return gate{}, err
+	}
+	if !slot.Granted {
+		return gate{wait: slot.Wait}, nil
+	}
+	return a.gateAt(slot.At, slot.Lease, now, within), nil
+}
+
+func (a *Activities) gateAt(at time.Time, lease string, now time.Time, within time.Duration) gate {
+	if at.Sub(now) <= within {
+		return gate{send: true, at: at, lease: lease}
+	}
+	return gate{wait: at.Sub(now), res: &Reservation{At: at, Lease: lease}}
+}
+
+// slotTolerance is how late a reserved slot may still be used: half the spacing of the rate.
+func slotTolerance(sub db.Subscription) time.Duration {
+	if sub.RateLimit.Valid && sub.RateLimit.Float64 > 0 {
+		return max(50*time.Millisecond, time.Duration(float64(time.Second)/sub.RateLimit.Float64/2))
+	}
+	return time.Second
+}
+
+// sleepUntil waits for t unless ctx ends first.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// release ends a send's lease; one that cannot be ended expires on its own.
+func (a *Activities) release(ctx context.Context, subscriptionID, lease string) {
+	if lease == "" {
+		return
+	}
+	if err := a.Repo.ReleaseSlot(context.WithoutCancel(ctx), subscriptionID, lease); err != nil {
+		a.Log.Warn("throttle lease not released; it expires", "subscription_id", subscriptionID, "error", err)
+	}
+}
+
+// adapt slows an endpoint down after a 429 (every subscription, limited or not) and forgets the
+// 429 streak after a success.
+func (a *Activities) adapt(ctx context.Context, sub db.Subscription, r webhook.Result) {
+	var err error
+	switch {
+	case r.Err == "" && r.Status == 429:
+		err = a.Repo.PauseEndpoint(ctx, sub.ID, r.RetryAfter)
+	case r.Succeeded() && sub.PauseMS > 0:
+		err = a.Repo.ResumeEndpoint(ctx, sub.ID)
+	}
+	if err != nil {
+		a.Log.Warn("endpoint pace not adapted", "subscription_id", sub.ID, "error", err)
+	}
+}
+
+// throttledAttempt is what Attempt answers when the subscription's limits hold a send back: a
+// Throttled result for a workflow that waits it out, a retryable failure for an older one.
+func throttledAttempt(in AttemptInput, g gate) (AttemptResult, error) {
+	if in.ThrottleAware {
+		return AttemptResult{Throttled: true, Wait: g.wait, Reservation: g.res}, nil
+	}
+	return AttemptResult{}, temporal.NewApplicationErrorWithOptions("throttled", ErrTypeThrottled,
+		temporal.ApplicationErrorOptions{NextRetryDelay: max(g.wait, time.Second), Cause: errors.New("subscription limits")})
+}
