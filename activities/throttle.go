@@ -15,6 +15,9 @@ import (
 // Throttled result (one started before throttling existed) gets instead.
 const ErrTypeThrottled = "DeliveryThrottled"
 
+// slotLead is how long before a reserved slot a waiting delivery's next try is scheduled.
+const slotLead = 2 * time.Second
+
 // fanOutThrottleWait is the longest a fan-out page holds a throttled first attempt for its slot;
 // a later slot is reserved and handed to the delivery's own workflow, which waits for it.
 const fanOutThrottleWait = time.Second
@@ -56,13 +59,17 @@ func (a *Activities) gateAt(at time.Time, lease string, now time.Time, within ti
 	if at.Sub(now) <= within {
 		return gate{send: true, at: at, lease: lease}
 	}
-	return gate{wait: at.Sub(now), res: &Reservation{At: at, Lease: lease}}
+	// Wake slotLead before the slot: the try that follows sleeps the rest in-process, so the send
+	// keeps its slot however late a timer or a task queue hands the try over.
+	return gate{wait: max(0, at.Sub(now)-slotLead), res: &Reservation{At: at, Lease: lease}}
 }
 
-// slotTolerance is how late a reserved slot may still be used: half the spacing of the rate.
+// slotTolerance is how late a reserved slot may still be used: half the spacing of the rate (a
+// later send could come closer than the spacing to the next slot's). A try that comes later
+// asks for a new slot.
 func slotTolerance(sub db.Subscription) time.Duration {
 	if sub.RateLimit.Valid && sub.RateLimit.Float64 > 0 {
-		return max(50*time.Millisecond, time.Duration(float64(time.Second)/sub.RateLimit.Float64/2))
+		return max(20*time.Millisecond, time.Duration(float64(time.Second)/sub.RateLimit.Float64/2))
 	}
 	return time.Second
 }

@@ -226,8 +226,24 @@ func (s *Server) rotateSecret(c *gin.Context) {
 		}
 		grace = time.Duration(*req.GraceMS) * time.Millisecond
 	}
-	if req.Secret, ok = s.secretOrNew(c, req.Secret); !ok {
+	cur, err := s.Repo.GetSubscription(c.Request.Context(), db.OwnedBy(app.ID), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
 		return
+	}
+	asymmetric := signature.IsSigningKey(cur.Secret)
+	switch {
+	case asymmetric && req.Secret != "":
+		problem(c, http.StatusBadRequest, "secret: not for a v1a subscription (hookd makes the new key pair and shows the public key)")
+		return
+	case asymmetric:
+		if req.Secret, ok = s.newSigningKey(c); !ok {
+			return
+		}
+	default:
+		if req.Secret, ok = s.secretOrNew(c, req.Secret); !ok {
+			return
+		}
 	}
 	sub, err := s.Repo.RotateSecret(c.Request.Context(), app.ID, c.Param("id"), req.Secret, time.Now().Add(grace))
 	if err != nil {
@@ -235,7 +251,9 @@ func (s *Server) rotateSecret(c *gin.Context) {
 		return
 	}
 	v := subscriptionView(sub)
-	v["secret"] = req.Secret
+	if !asymmetric {
+		v["secret"] = req.Secret
+	}
 	v["previousSecretValidUntil"] = sub.PreviousSecretUntil.Time
 	data(c, http.StatusOK, v)
 }

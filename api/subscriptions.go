@@ -41,6 +41,9 @@ type subscriptionRequest struct {
 	FilterLogic  json.RawMessage     `json:"filterLogic"`
 	ContactEmail string              `json:"contactEmail"`
 	Secret       string              `json:"secret"`
+	// SignatureScheme: "v1" (HMAC-SHA256 with a shared secret, the default) or "v1a" (ed25519:
+	// hookd keeps the signing key, the subscriber gets the public key).
+	SignatureScheme string `json:"signatureScheme"`
 	CallbackKey  string              `json:"callbackKey"`
 	RetryPolicy  *retryPolicyRequest `json:"retryPolicy"`
 	TimeoutMS    *int64              `json:"timeoutMs"`
@@ -143,7 +146,21 @@ func (s *Server) createSubscription(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
 		return
 	}
-	if req.Secret, ok = s.secretOrNew(c, req.Secret); !ok {
+	switch req.SignatureScheme {
+	case "", schemeHMAC:
+		if req.Secret, ok = s.secretOrNew(c, req.Secret); !ok {
+			return
+		}
+	case schemeEd25519:
+		if req.Secret != "" {
+			problem(c, http.StatusBadRequest, "secret: not with signatureScheme v1a (hookd makes the key pair and shows the public key)")
+			return
+		}
+		if req.Secret, ok = s.newSigningKey(c); !ok {
+			return
+		}
+	default:
+		problem(c, http.StatusBadRequest, `signatureScheme: "v1" (HMAC-SHA256, the default) or "v1a" (ed25519)`)
 		return
 	}
 	if len(req.CallbackKey) > 512 {
@@ -225,7 +242,9 @@ func (s *Server) createSubscription(c *gin.Context) {
 		return
 	}
 	out := subscriptionView(got)
-	out["secret"] = got.Secret // the only time it is shown
+	if !signature.IsSigningKey(got.Secret) {
+		out["secret"] = got.Secret // the only time it is shown; a v1a subscription shows its public key
+	}
 	data(c, http.StatusCreated, out)
 }
 
@@ -258,6 +277,15 @@ func subscriptionView(s db.Subscription) gin.H {
 	}
 	if s.TimeoutMS != nil {
 		v["timeoutMs"] = *s.TimeoutMS
+	}
+	v["signatureScheme"] = schemeHMAC
+	if signature.IsSigningKey(s.Secret) {
+		// Public keys are not secrets: shown on every read, the previous one during a rotation.
+		v["signatureScheme"] = schemeEd25519
+		v["publicKey"], _ = signature.PublicKey(s.Secret)
+		if s.PreviousSecret.Valid && s.PreviousSecretUntil.Time.After(time.Now()) && signature.IsSigningKey(s.PreviousSecret.String) {
+			v["previousPublicKey"], _ = signature.PublicKey(s.PreviousSecret.String)
+		}
 	}
 	if s.RateLimit.Valid {
 		v["rateLimit"] = s.RateLimit.Float64
@@ -335,6 +363,22 @@ func (s *Server) setActive(c *gin.Context, active bool, reason string) {
 		s.emit(c.Request.Context(), sub.AppID, typ, activities.SubscriptionChangeKey(sub), activities.SubscriptionData(sub, "owner"))
 	}
 	data(c, http.StatusOK, subscriptionView(sub))
+}
+
+// Signature schemes, named as Standard Webhooks versions them.
+const (
+	schemeHMAC    = "v1"
+	schemeEd25519 = "v1a"
+)
+
+// newSigningKey makes an ed25519 signing key (whsk_) for a v1a subscription.
+func (s *Server) newSigningKey(c *gin.Context) (string, bool) {
+	sk, _, err := signature.NewSigningKey()
+	if err != nil {
+		s.fail(c, err)
+		return "", false
+	}
+	return sk, true
 }
 
 // secretOrNew checks a signing secret the caller chose, or makes one when none was given.

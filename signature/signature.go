@@ -1,9 +1,11 @@
-// Package signature signs and verifies webhook requests using the Standard Webhooks scheme
-// (https://www.standardwebhooks.com): HMAC-SHA256 over "id.timestamp.body", sent as
-// "webhook-signature: v1,<base64>". Receivers import this package to verify what hookd sends.
+// Package signature signs and verifies webhook requests using the Standard Webhooks schemes
+// (https://www.standardwebhooks.com) over "id.timestamp.body": HMAC-SHA256 with a shared secret
+// (whsec_…, sent as "v1,<base64>") or ed25519 with a signing key (whsk_…, sent as "v1a,<base64>",
+// verified with the public key whpk_…). Receivers import this package to verify what hookd sends.
 package signature
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -64,8 +66,12 @@ func ValidSecret(secret string) bool {
 	return err == nil
 }
 
-// Sign returns the "v1,<base64>" signature of body for one secret.
+// Sign returns the signature of body for one secret: "v1,<base64>" for a whsec_ secret,
+// "v1a,<base64>" for a whsk_ signing key.
 func Sign(secret, id string, ts time.Time, body []byte) (string, error) {
+	if strings.HasPrefix(secret, signingKeyPrefix) {
+		return signEd25519(secret, id, ts, body)
+	}
 	k, err := key(secret)
 	if err != nil {
 		return "", err
@@ -89,15 +95,49 @@ func Header(secrets []string, id string, ts time.Time, body []byte) (string, err
 
 func mac(k []byte, id string, ts int64, body []byte) []byte {
 	h := hmac.New(sha256.New, k)
-	h.Write([]byte(id))
-	h.Write([]byte{'.'})
-	h.Write([]byte(strconv.FormatInt(ts, 10)))
-	h.Write([]byte{'.'})
-	h.Write(body)
+	h.Write(signedContent(id, ts, body))
 	return h.Sum(nil)
 }
 
-// Verifier checks requests against one secret.
+// signedContent is what both schemes sign: "id.timestamp.body".
+func signedContent(id string, ts int64, body []byte) []byte {
+	b := make([]byte, 0, len(id)+len(body)+22)
+	b = append(b, id...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, ts, 10)
+	b = append(b, '.')
+	return append(b, body...)
+}
+
+// verification is how one secret checks signatures of one version.
+type verification struct {
+	version string
+	ok      func(content, sig []byte) bool
+}
+
+func checker(secret string) (verification, error) {
+	switch {
+	case strings.HasPrefix(secret, publicKeyPrefix) || strings.HasPrefix(secret, signingKeyPrefix):
+		pub, err := publicKey(secret)
+		if err != nil {
+			return verification{}, err
+		}
+		return verification{version: "v1a", ok: func(content, sig []byte) bool { return ed25519.Verify(pub, content, sig) }}, nil
+	default:
+		k, err := key(secret)
+		if err != nil {
+			return verification{}, err
+		}
+		return verification{version: "v1", ok: func(content, sig []byte) bool {
+			h := hmac.New(sha256.New, k)
+			h.Write(content)
+			return hmac.Equal(h.Sum(nil), sig)
+		}}, nil
+	}
+}
+
+// Verifier checks requests against one secret: a whsec_ secret checks v1 signatures; a whpk_
+// public key (or the whsk_ signing key it belongs to) checks v1a signatures.
 type Verifier struct {
 	Secret    string
 	Tolerance time.Duration    // zero means DefaultTolerance
@@ -114,7 +154,7 @@ func (v Verifier) VerifyValues(id, timestamp, signatures string, body []byte) er
 	if id == "" || timestamp == "" || signatures == "" {
 		return ErrMissingHeaders
 	}
-	k, err := key(v.Secret)
+	check, err := checker(v.Secret)
 	if err != nil {
 		return err
 	}
@@ -133,17 +173,16 @@ func (v Verifier) VerifyValues(id, timestamp, signatures string, body []byte) er
 	if d := now().Sub(time.Unix(ts, 0)); d > tol || d < -tol {
 		return ErrStaleTimestamp
 	}
-	want := mac(k, id, ts, body)
 	for _, s := range strings.Fields(signatures) {
 		ver, sig, ok := strings.Cut(s, ",")
-		if !ok || ver != "v1" {
+		if !ok || ver != check.version {
 			continue
 		}
 		got, err := base64.StdEncoding.DecodeString(sig)
 		if err != nil {
 			continue
 		}
-		if hmac.Equal(got, want) {
+		if check.ok(signedContent(id, ts, body), got) {
 			return nil
 		}
 	}

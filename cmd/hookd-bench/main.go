@@ -64,6 +64,7 @@ type options struct {
 	HistorySample     int     `json:"historySample"`
 	ServiceLogs       string  `json:"serviceLogs"`
 	SkipFixed         bool    `json:"skipFixed"`
+	Throttle          bool    `json:"throttle"`
 	CPUProfile        string  `json:"cpuProfile,omitempty"`
 }
 
@@ -91,6 +92,7 @@ func parseFlags() (options, []scenarioSize, error) {
 	fs.IntVar(&o.HistorySample, "history-sample", 25, "event workflows per scenario whose Temporal history is counted")
 	fs.StringVar(&o.ServiceLogs, "service-logs", "warn", "level of hookd's own logs on stderr (debug, info, warn, error or off)")
 	fs.BoolVar(&o.SkipFixed, "skip-fixed", false, "skip the fixed-rate runs")
+	fs.BoolVar(&o.Throttle, "throttle", false, "also measure a subscription limited to 10 deliveries/s beside 9 unlimited ones (300 events)")
 	flag.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: hookd-bench [flags]\n\nMeasures hookd end to end against HTTP and Temporal baselines. Flags:\n")
 		fs.PrintDefaults()
@@ -181,6 +183,7 @@ type Results struct {
 	EngineLocal *EngineResult     `json:"engineLocalBaseline,omitempty"`
 	Scenarios   []*ScenarioResult `json:"scenarios"`
 	Soak        *SoakResult       `json:"soak,omitempty"`
+	Throttle    *ThrottleResult   `json:"throttle,omitempty"`
 	Targets     []Target          `json:"targets"`
 	Ratios      Ratios            `json:"ratios"`
 	TotalSec    float64           `json:"totalSec"`
@@ -399,7 +402,15 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 			fail(fmt.Sprintf("fixed-rate %dx%d", n, sz.Subs), err)
 		}
 	}
-	// 4. Soak.
+	// 4. Throttling.
+	if opt.Throttle && ctx.Err() == nil {
+		t, err := b.throttleRun(ctx, 300, 9)
+		if err != nil {
+			fail("throttle", err)
+		}
+		res.Throttle = t
+	}
+	// 5. Soak.
 	if opt.Soak > 0 && ctx.Err() == nil {
 		rate := opt.FixedRate
 		if rate <= 0 {

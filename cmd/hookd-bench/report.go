@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -110,6 +111,16 @@ func evaluate(res *Results) ([]Target, Ratios) {
 				Measured: round(s.DeliveriesPerSec, 1), Bound: targetWideRate, Pass: s.DeliveriesPerSec >= targetWideRate,
 				Detail: fmt.Sprintf("%s: %.0f deliveries/s", s.Name, s.DeliveriesPerSec)})
 		}
+	}
+	if th := res.Throttle; th != nil && th.LimitedRate > 0 {
+		// The limit holds within 10 %, and the unlimited subscriptions of the same events finish
+		// in a quarter of the time the limited one needs (they do not queue behind it).
+		dev := math.Abs(th.LimitedRate-th.Limit) / th.Limit
+		ts = append(ts, Target{Name: fmt.Sprintf("a %.0f deliveries/s limit holds within 10%% while other subscriptions run at full speed", th.Limit),
+			Measured: th.LimitedRate, Bound: th.Limit,
+			Pass: dev <= 0.10 && th.LimitedMaxInSec <= int(th.Limit)+1 && th.UnlimitedSec < th.LimitedSec/4 && th.Missing == 0,
+			Detail: fmt.Sprintf("limited: %.2f deliveries/s (at most %d in a second, last after %.1f s); %d unlimited: %.0f deliveries/s, last after %.1f s",
+				th.LimitedRate, th.LimitedMaxInSec, th.LimitedSec, th.Unlimited, th.UnlimitedRate, th.UnlimitedSec)})
 	}
 	return ts, rt
 }

@@ -140,40 +140,12 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	}
 	defer closeReceivers(rs)
 
-	cfg, err := config.Load()
+	operatorKey := "bench-operator-" + tag
+	app, fanOutMode, err := b.startHookd(ctx, res.TaskQueue, operatorKey)
 	if err != nil {
 		return nil, err
 	}
-	operatorKey := "bench-operator-" + tag
-	cfg.DatabaseURL = b.db.URL
-	cfg.TemporalAddress = b.temporal.HostPort
-	cfg.TemporalNamespace = "default"
-	cfg.TaskQueue = res.TaskQueue
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.OperatorKey = operatorKey
-	cfg.SMTPAddr = "127.0.0.1:1" // nothing should fail; a failure e-mail would not go anywhere
-	cfg.AllowPrivate = true      // receivers live on loopback
-	cfg.SearchAttributes = true  // the dev server has hookd's attributes
-	cfg.LogLevel = b.svcLevel
-	if cfg.EncryptionKeys == nil {
-		cfg.EncryptionKeys = b.keys
-	}
-	res.FanOutMode = "activity"
-	if cfg.LocalFanOut {
-		res.FanOutMode = "local"
-	}
-	var app system
-	if b.hookdBin != "" {
-		app, err = startProcesses(ctx, b.hookdBin, cfg, b.keySpec, os.Stderr)
-	} else {
-		var a *service.App
-		if a, err = service.Start(ctx, cfg, b.svcLog, true, true); err == nil {
-			app = inProcess{a}
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("start hookd: %w", err)
-	}
+	res.FanOutMode = fanOutMode
 	stopped := false
 	stopApp := func() {
 		if !stopped {
@@ -371,6 +343,44 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 }
 
 // xacts counts the transactions of the bench's database so far (statistics as last reported).
+// startHookd starts hookd (in this process, or as processes with -processes) on its own task
+// queue against the bench's server and database. fanOutMode is local or activity.
+func (b *bench) startHookd(ctx context.Context, queue, operatorKey string) (app system, fanOutMode string, err error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.DatabaseURL = b.db.URL
+	cfg.TemporalAddress = b.temporal.HostPort
+	cfg.TemporalNamespace = "default"
+	cfg.TaskQueue = queue
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.OperatorKey = operatorKey
+	cfg.SMTPAddr = "127.0.0.1:1" // nothing should fail; a failure e-mail would not go anywhere
+	cfg.AllowPrivate = true      // receivers live on loopback
+	cfg.SearchAttributes = true  // the dev server has hookd's attributes
+	cfg.LogLevel = b.svcLevel
+	if cfg.EncryptionKeys == nil {
+		cfg.EncryptionKeys = b.keys
+	}
+	fanOutMode = "activity"
+	if cfg.LocalFanOut {
+		fanOutMode = "local"
+	}
+	if b.hookdBin != "" {
+		app, err = startProcesses(ctx, b.hookdBin, cfg, b.keySpec, os.Stderr)
+	} else {
+		var a *service.App
+		if a, err = service.Start(ctx, cfg, b.svcLog, true, true); err == nil {
+			app = inProcess{a}
+		}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("start hookd: %w", err)
+	}
+	return app, fanOutMode, nil
+}
+
 func (b *bench) xacts(ctx context.Context) (int64, error) {
 	time.Sleep(1100 * time.Millisecond) // backends report at most once a second while busy
 	var n int64

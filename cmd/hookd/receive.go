@@ -18,7 +18,7 @@ import (
 func receive(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("receive", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:9000", "address to listen on")
-	secret := fs.String("secret", os.Getenv("HOOKD_RECEIVER_SECRET"), "subscription secret (whsec_...) to verify with")
+	secret := fs.String("secret", os.Getenv("HOOKD_RECEIVER_SECRET"), "subscription secret (whsec_...) or public key (whpk_...) to verify with")
 	status := fs.Int("status", http.StatusOK, "status to answer with (try 500 to see retries)")
 	if err := fs.Parse(args); err != nil {
 		return err
