@@ -33,22 +33,22 @@ type retryPolicyRequest struct {
 }
 
 type subscriptionRequest struct {
-	URL          string              `json:"url"`
-	EventTypes   []string            `json:"eventTypes"`
-	AppID        string              `json:"appId"`
-	Topic        string              `json:"topic"`
-	EventName    string              `json:"eventName"`
-	FilterLogic  json.RawMessage     `json:"filterLogic"`
-	ContactEmail string              `json:"contactEmail"`
-	Secret       string              `json:"secret"`
+	URL          string          `json:"url"`
+	EventTypes   []string        `json:"eventTypes"`
+	AppID        string          `json:"appId"`
+	Topic        string          `json:"topic"`
+	EventName    string          `json:"eventName"`
+	FilterLogic  json.RawMessage `json:"filterLogic"`
+	ContactEmail string          `json:"contactEmail"`
+	Secret       string          `json:"secret"`
 	// SignatureScheme: "v1" (HMAC-SHA256 with a shared secret, the default) or "v1a" (ed25519:
 	// hookd keeps the signing key, the subscriber gets the public key).
-	SignatureScheme string `json:"signatureScheme"`
-	CallbackKey  string              `json:"callbackKey"`
-	RetryPolicy  *retryPolicyRequest `json:"retryPolicy"`
-	TimeoutMS    *int64              `json:"timeoutMs"`
-	RateLimit    *float64            `json:"rateLimit"`
-	MaxInFlight  *int32              `json:"maxInFlight"`
+	SignatureScheme string              `json:"signatureScheme"`
+	CallbackKey     string              `json:"callbackKey"`
+	RetryPolicy     *retryPolicyRequest `json:"retryPolicy"`
+	TimeoutMS       *int64              `json:"timeoutMs"`
+	RateLimit       *float64            `json:"rateLimit"`
+	MaxInFlight     *int32              `json:"maxInFlight"`
 }
 
 // checkThrottle says what is wrong with a subscription's limits, or "".
