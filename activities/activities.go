@@ -223,7 +223,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		if dl, ok := ctx.Deadline(); ok {
 			within = max(0, time.Until(dl)-in.Policy.Timeout-2*time.Second)
 		}
-		g, err := a.gateFor(ctx, sub, in.Reservation, within, in.Policy.Timeout)
+		g, err := a.gateFor(ctx, sub, in.Reservation, within, in.Policy.Timeout, true)
 		if err != nil {
 			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 		}

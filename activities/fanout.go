@@ -210,11 +210,11 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 					launch = append(launch, next)
 				case it.d.Attempts == 0 && it.t.sub.Throttled(time.Now()):
 					p.res.Matched++
-					if it.gate, err = a.gateFor(ctx, it.t.sub, nil, fanOutThrottleWait, it.t.Policy.Timeout); err != nil {
+					if it.gate, err = a.gateFor(ctx, it.t.sub, nil, fanOutThrottleWait, it.t.Policy.Timeout, false); err != nil {
 						return fail(err)
 					}
 					if !it.gate.send {
-						// Its workflow waits for the slot; no attempt is made, none is counted.
+						// Its workflow waits and asks again; no attempt is made, none is counted.
 						p.retries = append(p.retries, Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID,
 							SubscriptionID: it.d.SubscriptionID.String, Delay: it.gate.wait, Policy: it.t.Policy,
 							Host: HostOf(it.d.URL), Reservation: it.gate.res})

@@ -32,8 +32,10 @@ type gate struct {
 }
 
 // gateFor asks whether a send to sub may happen within within, honouring a reservation made
-// earlier. Subscriptions without limits or pause pass at once without a query.
-func (a *Activities) gateFor(ctx context.Context, sub db.Subscription, res *Reservation, within, timeout time.Duration) (gate, error) {
+// earlier. A slot further away is reserved only if reserveFar (a delivery's own workflow waits
+// for it; the fan-out hands such a delivery over instead, and its workflow asks again).
+// Subscriptions without limits or pause pass at once without a query.
+func (a *Activities) gateFor(ctx context.Context, sub db.Subscription, res *Reservation, within, timeout time.Duration, reserveFar bool) (gate, error) {
 	now := time.Now()
 	paused := sub.PausedUntil.Valid && sub.PausedUntil.Time.After(now)
 	if res != nil && !paused && now.Before(res.At.Add(slotTolerance(sub))) {
@@ -45,12 +47,17 @@ func (a *Activities) gateFor(ctx context.Context, sub db.Subscription, res *Rese
 	if !sub.Throttled(now) {
 		return gate{send: true, at: now}, nil
 	}
-	slot, err := a.Repo.AcquireSlot(ctx, sub, timeout+10*time.Second)
+	reserveWithin := within
+	if reserveFar {
+		reserveWithin = 0
+	}
+	slot, err := a.Repo.AcquireSlot(ctx, sub, reserveWithin, timeout+10*time.Second)
 	if err != nil {
 		return gate{}, err
 	}
 	if !slot.Granted {
-		return gate{wait: slot.Wait}, nil
+		// Wake a little early: the next slot may be free by then and the try sleeps the rest.
+		return gate{wait: max(0, slot.Wait-slotLead)}, nil
 	}
 	return a.gateAt(slot.At, slot.Lease, now, within), nil
 }

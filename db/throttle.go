@@ -26,11 +26,11 @@ const leaseWaitStep = 250 * time.Millisecond
 
 // AcquireSlot asks to send to a throttled subscription: not while a 429 pauses it, not beyond
 // maxInFlight sends at once, and at most rateLimit per second, spaced evenly (GCRA, a burst of
-// one). It reserves the next rate slot, however far (slots are served in the order they were
-// asked for), and a lease that expires leaseTTL after it; while paused or full it reserves
-// nothing and Wait says when to ask again. The throttle row is locked for the decision, so the
-// limits hold across processes.
-func (r *Repo) AcquireSlot(ctx context.Context, sub Subscription, leaseTTL time.Duration) (Slot, error) {
+// one). It reserves the next rate slot if it is at most reserveWithin away (0: however far;
+// slots are served in the order they were reserved) with a lease that expires leaseTTL after it;
+// otherwise, or while paused or full, it reserves nothing and Wait says how long until the next
+// slot would be. The throttle row is locked for the decision, so the limits hold across processes.
+func (r *Repo) AcquireSlot(ctx context.Context, sub Subscription, reserveWithin, leaseTTL time.Duration) (Slot, error) {
 	var slot Slot
 	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO throttles (subscription_id) VALUES ($1) ON CONFLICT DO NOTHING`, sub.ID); err != nil {
@@ -65,6 +65,10 @@ func (r *Repo) AcquireSlot(ctx context.Context, sub Subscription, leaseTTL time.
 		if sub.RateLimit.Valid && sub.RateLimit.Float64 > 0 {
 			if st.TAT.After(at) {
 				at = st.TAT
+			}
+			if reserveWithin > 0 && at.Sub(st.Now) > reserveWithin {
+				slot.Wait = at.Sub(st.Now)
+				return nil
 			}
 			next := at.Add(time.Duration(float64(time.Second) / sub.RateLimit.Float64))
 			if _, err := tx.ExecContext(ctx, `UPDATE throttles SET tat = $2 WHERE subscription_id = $1`, sub.ID, next); err != nil {
