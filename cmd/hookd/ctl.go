@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,14 +8,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hookd/hookd/apiclient"
 )
 
-// Operator commands talk to the REST API like any client: HOOKD_API_URL and HOOKD_API_KEY.
+// Operator commands talk to the REST API like any client, through the typed client generated
+// from the OpenAPI document: HOOKD_API_URL and HOOKD_API_KEY.
 const ctlUsage = `operator commands (HOOKD_API_URL, HOOKD_API_KEY):
   deliveries [-status failed] [-subscription ID] [-since RFC3339]   list deliveries
   delivery ID                                                       show a delivery and its attempts
@@ -38,10 +40,11 @@ var ctlCommands = map[string]func(context.Context, *apiClient, []string) error{
 	"trace":        traceCmd,
 }
 
+// apiClient is the generated client with where the commands write.
 type apiClient struct {
-	base, key string
-	http      *http.Client
-	out       io.Writer
+	api  *apiclient.ClientWithResponses
+	http *http.Client
+	out  io.Writer
 }
 
 func newAPIClient() (*apiClient, error) {
@@ -57,88 +60,61 @@ func newAPIClient() (*apiClient, error) {
 	if key == "" {
 		return nil, errors.New("set HOOKD_API_KEY to an app's API key")
 	}
-	return &apiClient{base: strings.TrimRight(base, "/"), key: key, http: &http.Client{Timeout: 30 * time.Second}, out: os.Stdout}, nil
+	hc := &http.Client{Timeout: 30 * time.Second}
+	api, err := apiclient.New(strings.TrimRight(base, "/"), key, apiclient.WithHTTPClient(hc))
+	if err != nil {
+		return nil, err
+	}
+	return &apiClient{api: api, http: hc, out: os.Stdout}, nil
 }
 
-// do calls the API and decodes the "data" member into out.
-func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+// answer is what every generated response has.
+type answer interface{ StatusCode() int }
+
+// check turns a call's error or an answer other than want into an error that says what the API
+// said (the problem document's detail).
+func check(what string, err error, r answer, want int) error {
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode >= 300 {
-		var p struct{ Detail string }
-		_ = json.Unmarshal(raw, &p)
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, p.Detail)
-	}
-	if out == nil {
+	if r.StatusCode() == want {
 		return nil
 	}
-	var env struct{ Data json.RawMessage }
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+	var p struct{ Detail string }
+	// Every generated response keeps the raw answer in its Body field.
+	if b := reflect.ValueOf(r).Elem().FieldByName("Body"); b.IsValid() && b.Kind() == reflect.Slice {
+		_ = json.Unmarshal(b.Bytes(), &p)
 	}
-	return json.Unmarshal(env.Data, out)
-}
-
-type deliveryRow struct {
-	ID             string    `json:"id"`
-	EventID        string    `json:"eventId"`
-	SubscriptionID string    `json:"subscriptionId"`
-	URL            string    `json:"url"`
-	Status         string    `json:"status"`
-	Attempts       int       `json:"attempts"`
-	Replay         int       `json:"replay"`
-	LastStatus     int       `json:"lastStatus"`
-	LastError      string    `json:"lastError"`
-	CreatedAt      time.Time `json:"createdAt"`
-	Links          struct {
-		TemporalUI string `json:"temporalUi"`
-	} `json:"links"`
+	return fmt.Errorf("%s: %d %s: %s", what, r.StatusCode(), http.StatusText(r.StatusCode()), p.Detail)
 }
 
 // deliveriesMatching pages through GET /v1/deliveries.
-func deliveriesMatching(ctx context.Context, c *apiClient, status, sub, since string) ([]deliveryRow, error) {
-	var all []deliveryRow
-	page := ""
+func deliveriesMatching(ctx context.Context, c *apiClient, status, sub, since string) ([]apiclient.Delivery, error) {
+	p := apiclient.ListDeliveriesParams{PageSize: ptr(500)}
+	if status != "" {
+		p.Status = ptr(apiclient.DeliveryStatus(status))
+	}
+	if sub != "" {
+		p.Subscription = &sub
+	}
+	if since != "" {
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			return nil, fmt.Errorf("-since: %w", err)
+		}
+		p.Since = &t
+	}
+	var all []apiclient.Delivery
 	for {
-		q := url.Values{"limit": {"500"}}
-		for k, v := range map[string]string{"status": status, "subscription": sub, "since": since, "page": page} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-		var res struct {
-			Deliveries []deliveryRow
-			Meta       struct {
-				NextPage    string
-				HasNextPage bool
-			}
-		}
-		if err := c.do(ctx, "GET", "/v1/deliveries?"+q.Encode(), nil, &res); err != nil {
+		r, err := c.api.ListDeliveriesWithResponse(ctx, &p)
+		if err := check("list deliveries", err, r, http.StatusOK); err != nil {
 			return nil, err
 		}
-		all = append(all, res.Deliveries...)
-		if !res.Meta.HasNextPage {
+		all = append(all, r.JSON200.Data.Deliveries...)
+		if !r.JSON200.Data.Meta.HasNextPage {
 			return all, nil
 		}
-		page = res.Meta.NextPage
+		p.Page = &r.JSON200.Data.Meta.NextPage
 	}
 }
 
@@ -157,7 +133,7 @@ func listDeliveriesCmd(ctx context.Context, c *apiClient, args []string) error {
 	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "DELIVERY\tEVENT\tSTATUS\tATTEMPTS\tLAST ERROR\tURL")
 	for _, d := range ds {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.EventID, d.Status, d.Attempts, oneLine(d.LastError, 60), d.URL)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", d.Id, d.EventId, d.Status, d.Attempts, oneLine(val(d.LastError), 60), val(d.Url))
 	}
 	return w.Flush()
 }
@@ -174,24 +150,20 @@ func showDeliveryCmd(ctx context.Context, c *apiClient, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: hookd delivery ID")
 	}
-	var d struct {
-		deliveryRow
-		Ledger []struct {
-			Attempt        int
-			ResponseStatus int
-			Error          string
-			DurationMS     int64
-			StartedAt      time.Time
-		} `json:"ledger"`
-	}
-	if err := c.do(ctx, "GET", "/v1/deliveries/"+url.PathEscape(args[0]), nil, &d); err != nil {
+	r, err := c.api.GetDeliveryWithResponse(ctx, args[0])
+	if err := check("delivery "+args[0], err, r, http.StatusOK); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "delivery %s of event %s to %s\nstatus %s, replay %d\nTemporal UI: %s\n\n", d.ID, d.EventID, d.URL, d.Status, d.Replay, d.Links.TemporalUI)
+	d := r.JSON200.Data
+	ui := ""
+	if d.Links != nil {
+		ui = d.Links.TemporalUi
+	}
+	fmt.Fprintf(c.out, "delivery %s of event %s to %s\nstatus %s, replay %d\nTemporal UI: %s\n\n", d.Id, d.EventId, val(d.Url), d.Status, d.Replay, ui)
 	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ATTEMPT\tSTARTED\tSTATUS\tDURATION\tERROR")
 	for _, a := range d.Ledger {
-		fmt.Fprintf(w, "%d\t%s\t%d\t%dms\t%s\n", a.Attempt, a.StartedAt.Format(time.RFC3339), a.ResponseStatus, a.DurationMS, oneLine(a.Error, 80))
+		fmt.Fprintf(w, "%d\t%s\t%d\t%dms\t%s\n", a.Attempt, a.StartedAt.Format(time.RFC3339), val(a.ResponseStatus), a.DurationMs, oneLine(val(a.Error), 80))
 	}
 	return w.Flush()
 }
@@ -210,7 +182,7 @@ func replayCmd(ctx context.Context, c *apiClient, args []string) error {
 			return err
 		}
 		for _, d := range ds {
-			ids = append(ids, d.ID)
+			ids = append(ids, d.Id)
 		}
 	}
 	if len(ids) == 0 {
@@ -218,8 +190,8 @@ func replayCmd(ctx context.Context, c *apiClient, args []string) error {
 	}
 	var errs []error
 	for i, id := range ids {
-		var d deliveryRow
-		if err := c.do(ctx, "POST", "/v1/deliveries/"+url.PathEscape(id)+"/replay", nil, &d); err != nil {
+		r, err := c.api.ReplayDeliveryWithResponse(ctx, id, &apiclient.ReplayDeliveryParams{})
+		if err := check("replay "+id, err, r, http.StatusAccepted); err != nil {
 			errs = append(errs, err)
 		}
 		// A progress line, rewritten in place.
@@ -234,15 +206,12 @@ func replayEventCmd(ctx context.Context, c *apiClient, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: hookd replay-event EVENT_ID")
 	}
-	var res struct {
-		RequestID string
-		Replays   []deliveryRow
-	}
-	if err := c.do(ctx, "POST", "/v1/events/"+url.PathEscape(args[0])+"/replay", nil, &res); err != nil {
+	r, err := c.api.ReplayEventWithBodyWithResponse(ctx, args[0], &apiclient.ReplayEventParams{}, "application/json", nil)
+	if err := check("replay event "+args[0], err, r, http.StatusAccepted); err != nil {
 		return err
 	}
-	for _, d := range res.Replays {
-		fmt.Fprintf(c.out, "replay %s to %s\n", d.ID, d.URL)
+	for _, d := range r.JSON202.Data.Replays {
+		fmt.Fprintf(c.out, "replay %s to %s\n", d.Id, val(d.Url))
 	}
 	return nil
 }
@@ -257,7 +226,18 @@ func signalCmd(ctx context.Context, c *apiClient, signal string, args []string) 
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if err := c.do(ctx, "POST", "/v1/deliveries/"+url.PathEscape(id)+"/"+signal, map[string]string{"reason": *reason}, nil); err != nil {
+	req := apiclient.SignalRequest{Reason: reason}
+	var err error
+	if signal == "cancel" {
+		var r *apiclient.CancelDeliveryResponse
+		r, err = c.api.CancelDeliveryWithResponse(ctx, id, req)
+		err = check(signal+" "+id, err, r, http.StatusAccepted)
+	} else {
+		var r *apiclient.RetryDeliveryResponse
+		r, err = c.api.RetryDeliveryWithResponse(ctx, id, req)
+		err = check(signal+" "+id, err, r, http.StatusAccepted)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.out, "sent %s to delivery %s\n", signal, id)
@@ -273,33 +253,30 @@ func tailCmd(ctx context.Context, c *apiClient, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cursor := *since
+	const page = 500
+	p := apiclient.PollEventsParams{Since: since, PageSize: ptr(page)}
+	if *topic != "" {
+		p.Topic = topic
+	}
+	if *typ != "" {
+		p.EventType = typ
+	}
 	for {
-		q := url.Values{"since": {cursor}, "limit": {"500"}}
-		if *topic != "" {
-			q.Set("topic", *topic)
-		}
-		if *typ != "" {
-			q.Set("eventType", *typ)
-		}
-		var res struct {
-			Events []struct {
-				ID, Type, Topic string
-				ReceivedAt      time.Time
-				Data            json.RawMessage
+		r, err := c.api.PollEventsWithResponse(ctx, &p)
+		if err := check("poll events", err, r, http.StatusOK); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			Meta struct{ NextCursor string }
-		}
-		if err := c.do(ctx, "GET", "/v1/events?"+q.Encode(), nil, &res); err != nil {
 			return err
 		}
-		for _, e := range res.Events {
-			fmt.Fprintf(c.out, "%s %s %s %s %s\n", e.ReceivedAt.Format(time.RFC3339), e.ID, e.Type, e.Topic, oneLine(string(e.Data), 200))
+		for _, e := range r.JSON200.Data.Events {
+			data, _ := json.Marshal(e.Data)
+			fmt.Fprintf(c.out, "%s %s %s %s %s\n", e.ReceivedAt.Format(time.RFC3339), e.Id, e.Type, e.Topic, oneLine(string(data), 200))
 		}
-		if res.Meta.NextCursor != "" {
-			cursor = res.Meta.NextCursor
+		if next := r.JSON200.Data.Meta.NextCursor; next != "" {
+			p.Since = &next
 		}
-		if len(res.Events) == 500 {
+		if len(r.JSON200.Data.Events) == page {
 			continue
 		}
 		select {
@@ -308,4 +285,15 @@ func tailCmd(ctx context.Context, c *apiClient, args []string) error {
 		case <-time.After(*every):
 		}
 	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// val is *p, or the zero value when p is nil.
+func val[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

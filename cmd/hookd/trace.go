@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -41,12 +40,12 @@ func traceCmd(ctx context.Context, c *apiClient, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: hookd trace EVENT_ID")
 	}
-	var ev struct {
-		TraceID string `json:"traceId"`
-	}
-	if err := c.do(ctx, http.MethodGet, "/v1/events/"+url.PathEscape(args[0]), nil, &ev); err != nil {
+	r, err := c.api.GetEventWithResponse(ctx, args[0])
+	if err := check("event "+args[0], err, r, http.StatusOK); err != nil {
 		return err
 	}
+	var ev struct{ TraceID string }
+	ev.TraceID = val(r.JSON200.Data.TraceId)
 	if ev.TraceID == "" {
 		return fmt.Errorf("event %s has no trace: it was published while tracing was off (OTEL_EXPORTER_OTLP_ENDPOINT unset)", args[0])
 	}
