@@ -92,7 +92,7 @@ func parseFlags() (options, []scenarioSize, error) {
 	fs.IntVar(&o.HistorySample, "history-sample", 25, "event workflows per scenario whose Temporal history is counted")
 	fs.StringVar(&o.ServiceLogs, "service-logs", "warn", "level of hookd's own logs on stderr (debug, info, warn, error or off)")
 	fs.BoolVar(&o.SkipFixed, "skip-fixed", false, "skip the fixed-rate runs")
-	fs.BoolVar(&o.Throttle, "throttle", false, "also measure a subscription limited to 10 deliveries/s beside 9 unlimited ones (300 events)")
+	fs.BoolVar(&o.Throttle, "throttle", true, "measure a subscription limited to 10 deliveries/s beside 9 unlimited ones (300 events; 100 with -quick)")
 	flag.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: hookd-bench [flags]\n\nMeasures hookd end to end against HTTP and Temporal baselines. Flags:\n")
 		fs.PrintDefaults()
@@ -404,7 +404,11 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 	}
 	// 4. Throttling.
 	if opt.Throttle && ctx.Err() == nil {
-		t, err := b.throttleRun(ctx, 300, 9)
+		events := 300
+		if opt.Quick {
+			events = 100
+		}
+		t, err := b.throttleRun(ctx, events, 9)
 		if err != nil {
 			fail("throttle", err)
 		}
