@@ -248,7 +248,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 		return AttemptResult{}, err
 	}
 	if sub.ID != "" {
-		a.adapt(ctx, sub, r)
+		a.adapt(ctx, sub, in.Policy, r)
 	}
 	switch {
 	case r.Succeeded():

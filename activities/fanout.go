@@ -255,7 +255,7 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 					_ = sleepUntil(ctx, it.gate.at) // a context that ends fails the attempt itself
 					r, row, _ := a.attempt(ctx, ev, it.d.Delivery, it.t, 1)
 					if it.t.sub.ID != "" {
-						a.adapt(ctx, it.t.sub, r)
+						a.adapt(ctx, it.t.sub, it.t.Policy, r)
 					}
 					results <- done{i: i, r: r, row: row}
 				}(i)
@@ -310,7 +310,10 @@ func (a *Activities) record(ctx context.Context, rows []db.Attempt) error {
 	return err
 }
 
-// HostOf is a URL's host, or "" if it has none.
+// HostOf is a URL's host, or "" if it has none. Workflows call it for their summaries: it is
+// deterministic (workflowcheck sees url.Parse reach netip's interning, unique.Make).
+//
+//workflowcheck:ignore
 func HostOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

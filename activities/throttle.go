@@ -107,13 +107,20 @@ func (a *Activities) release(ctx context.Context, subscriptionID, lease string) 
 	}
 }
 
+// maxPause bounds the pause a 429 sets, as the retry policy bounds a delivery's wait.
+const maxPause = time.Minute
+
 // adapt slows an endpoint down after a 429 (every subscription, limited or not) and forgets the
 // 429 streak after a success.
-func (a *Activities) adapt(ctx context.Context, sub db.Subscription, r webhook.Result) {
+func (a *Activities) adapt(ctx context.Context, sub db.Subscription, pol Policy, r webhook.Result) {
 	var err error
 	switch {
 	case r.Err == "" && r.Status == 429:
-		err = a.Repo.PauseEndpoint(ctx, sub.ID, r.RetryAfter)
+		limit := maxPause
+		if pol.MaxInterval > 0 {
+			limit = min(limit, pol.MaxInterval)
+		}
+		err = a.Repo.PauseEndpoint(ctx, sub.ID, r.RetryAfter, limit)
 	case r.Succeeded() && sub.PauseMS > 0:
 		err = a.Repo.ResumeEndpoint(ctx, sub.ID)
 	}

@@ -107,12 +107,13 @@ func (r *Repo) ReleaseSlot(ctx context.Context, subscriptionID, lease string) er
 }
 
 // PauseEndpoint slows a subscription down after a 429: no send to it for retryAfter, or, when the
-// receiver gave none, for a pause that doubles with each 429 in a row (1 s to 1 min).
-func (r *Repo) PauseEndpoint(ctx context.Context, subscriptionID string, retryAfter time.Duration) error {
+// receiver gave none, for a pause that doubles with each 429 in a row (1 s to 1 min); never for
+// longer than maxPause, so a receiver cannot park an endpoint (as its retry policy caps a wait).
+func (r *Repo) PauseEndpoint(ctx context.Context, subscriptionID string, retryAfter, maxPause time.Duration) error {
 	_, err := r.db.ExecContext(ctx, `UPDATE subscriptions SET pause_ms = least(greatest(pause_ms * 2, 1000), 60000),
-			paused_until = greatest(coalesce(paused_until, now()),
-				now() + make_interval(secs => greatest($2, least(greatest(pause_ms * 2, 1000), 60000) / 1000.0)))
-		WHERE id = $1`, subscriptionID, retryAfter.Seconds())
+			paused_until = greatest(coalesce(paused_until, now()), now() + make_interval(secs =>
+				least($3, greatest($2, least(greatest(pause_ms * 2, 1000), 60000) / 1000.0))))
+		WHERE id = $1`, subscriptionID, retryAfter.Seconds(), maxPause.Seconds())
 	if err != nil {
 		return fmt.Errorf("pause %s: %w", subscriptionID, err)
 	}

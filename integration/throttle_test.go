@@ -127,7 +127,7 @@ func TestTooManyRequestsPausesTheEndpoint(t *testing.T) {
 	})
 	t.Cleanup(recv.Close)
 	sub := s.subscribe(app.Key, map[string]any{"url": recv.URL, "eventTypes": []string{"p"},
-		"retryPolicy": map[string]any{"initialIntervalMs": 100, "maxAttempts": 5}})
+		"retryPolicy": map[string]any{"initialIntervalMs": 100, "maxIntervalMs": 5000, "maxAttempts": 5}})
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "p-0", "type": "p"}), http.StatusCreated)
 	eventually(t, 10*time.Second, "the 429", first.Load)
 	time.Sleep(100 * time.Millisecond)
