@@ -93,10 +93,7 @@ func (s *Server) listApps(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	next := ""
-	if len(apps) > limit {
-		apps, next = apps[:limit], apps[limit-1].ID
-	}
+	apps, next := trimPage(apps, limit, func(a db.App) string { return a.ID })
 	ids := make([]string, len(apps))
 	for i, a := range apps {
 		ids[i] = a.ID
@@ -122,7 +119,7 @@ func (s *Server) listApps(c *gin.Context) {
 		}
 		out = append(out, v)
 	}
-	data(c, http.StatusOK, gin.H{"apps": out, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
+	data(c, http.StatusOK, gin.H{"apps": out, "meta": pageMeta(next)})
 }
 
 func validEmail(s string) bool {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -106,98 +104,4 @@ func (s *Server) createCallback(c *gin.Context) {
 	}
 	data(c, http.StatusAccepted, gin.H{"requestId": ev.ClientID, "links": gin.H{"self": "/v1/events/" + ev.ClientID,
 		"temporalUi": s.uiLink(ev.WorkflowID)}})
-}
-
-// pollEvents lists the events the caller may see, in a stable order, for receivers that missed
-// notifications: ?since=<RFC 3339 time or cursor>&topic=&eventType=&limit=.
-func (s *Server) pollEvents(c *gin.Context) {
-	app, ok := caller(c)
-	if !ok {
-		return
-	}
-	limit, ok := pageSize(c)
-	if !ok {
-		return
-	}
-	f := db.PollFilter{AppID: app.ID, Topic: c.Query("topic"), Type: c.Query("eventType"), Limit: limit}
-	cursor := c.Query("cursor")
-	if since := c.Query("since"); since != "" {
-		if t, err := time.Parse(time.RFC3339Nano, since); err == nil {
-			f.Since = t
-		} else if cursor == "" {
-			cursor = since
-		}
-	}
-	if cursor != "" {
-		tx, seq, err := decodeCursor(cursor)
-		if err != nil || strings.TrimLeft(tx, "0123456789") != "" {
-			problem(c, http.StatusBadRequest, "since: an RFC 3339 time or a cursor returned by this endpoint")
-			return
-		}
-		f.AfterTxID, f.AfterSeq = tx, seq
-	}
-	evs, err := s.Repo.PollEvents(c.Request.Context(), f)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	out := make([]gin.H, 0, len(evs))
-	next := cursor
-	for _, e := range evs {
-		next = encodeCursor(e.TxID, e.Seq)
-		out = append(out, gin.H{"id": e.ClientID, "type": e.Type, "topic": e.Topic, "kind": e.Kind, "data": e.Payload,
-			"receivedAt": e.ReceivedAt, "cursor": next})
-	}
-	data(c, http.StatusOK, gin.H{"events": out, "meta": gin.H{"nextCursor": next, "hasMore": len(evs) == limit}})
-}
-
-// listDeliveries lists the caller's deliveries: ?status=failed&subscription=&since=&limit=&page=.
-func (s *Server) listDeliveries(c *gin.Context) {
-	app, ok := caller(c)
-	if !ok {
-		return
-	}
-	limit, ok := pageSize(c)
-	if !ok {
-		return
-	}
-	f := db.DeliveryFilter{AppID: app.ID, Status: c.Query("status"), SubscriptionID: c.Query("subscription"), Limit: limit + 1}
-	switch f.Status {
-	case "", db.StatusPending, db.StatusSucceeded, db.StatusFailed, db.StatusCancelled:
-	default:
-		problem(c, http.StatusBadRequest, "status: pending, succeeded, failed or cancelled")
-		return
-	}
-	if since := c.Query("since"); since != "" {
-		t, err := time.Parse(time.RFC3339Nano, since)
-		if err != nil {
-			problem(c, http.StatusBadRequest, "since: an RFC 3339 time")
-			return
-		}
-		f.Since = t
-	}
-	if p := c.Query("page"); p != "" {
-		id, nanos, err := decodeCursor(p)
-		if err != nil {
-			problem(c, http.StatusBadRequest, "page: not a cursor returned by this endpoint")
-			return
-		}
-		f.AfterID, f.AfterCreated = id, time.Unix(0, nanos)
-	}
-	ds, err := s.Repo.ListDeliveries(c.Request.Context(), f)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	next := ""
-	if len(ds) > limit {
-		ds = ds[:limit]
-		last := ds[limit-1]
-		next = encodeCursor(last.ID, last.CreatedAt.UnixNano())
-	}
-	out := make([]gin.H, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, s.deliveryView(d))
-	}
-	data(c, http.StatusOK, gin.H{"deliveries": out, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -335,4 +336,47 @@ func (s *Server) eventWithDeliveries(c *gin.Context, appID string) (db.Event, []
 		return db.Event{}, nil, false
 	}
 	return ev, ds, true
+}
+
+// pollEvents lists the events the caller may see, in a stable order, for receivers that missed
+// notifications: ?since=<RFC 3339 time or cursor>&topic=&eventType=&limit=.
+func (s *Server) pollEvents(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	limit, ok := pageSize(c)
+	if !ok {
+		return
+	}
+	f := db.PollFilter{AppID: app.ID, Topic: c.Query("topic"), Type: c.Query("eventType"), Limit: limit}
+	cursor := c.Query("cursor")
+	if since := c.Query("since"); since != "" {
+		if t, err := time.Parse(time.RFC3339Nano, since); err == nil {
+			f.Since = t
+		} else if cursor == "" {
+			cursor = since
+		}
+	}
+	if cursor != "" {
+		tx, seq, err := decodeCursor(cursor)
+		if err != nil || strings.TrimLeft(tx, "0123456789") != "" {
+			problem(c, http.StatusBadRequest, "since: an RFC 3339 time or a cursor returned by this endpoint")
+			return
+		}
+		f.AfterTxID, f.AfterSeq = tx, seq
+	}
+	evs, err := s.Repo.PollEvents(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]gin.H, 0, len(evs))
+	next := cursor
+	for _, e := range evs {
+		next = encodeCursor(e.TxID, e.Seq)
+		out = append(out, gin.H{"id": e.ClientID, "type": e.Type, "topic": e.Topic, "kind": e.Kind, "data": e.Payload,
+			"receivedAt": e.ReceivedAt, "cursor": next})
+	}
+	data(c, http.StatusOK, gin.H{"events": out, "meta": gin.H{"nextCursor": next, "hasMore": len(evs) == limit}})
 }

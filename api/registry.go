@@ -2,13 +2,11 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -55,13 +53,22 @@ func (e eventSpec) validate(where string) (db.RegisteredEvent, error) {
 		return db.RegisteredEvent{}, fmt.Errorf("%s.getApiPath: an absolute path such as /app/api/v2/users/{userId}", where)
 	}
 	row := db.RegisteredEvent{Name: e.Name, Description: e.Description, EventType: e.EventType, Type: e.Type, GetAPIPath: e.GetAPIPath}
-	if len(e.FilterLogic) > 0 && string(e.FilterLogic) != "null" {
-		if _, err := filter.Compile(e.FilterLogic); err != nil {
-			return db.RegisteredEvent{}, fmt.Errorf("%s.filterLogic: %w", where, err)
-		}
-		row.FilterLogic = types.NullJSONText{JSONText: types.JSONText(e.FilterLogic), Valid: true}
+	var err error
+	if row.FilterLogic, err = compiledFilter(e.FilterLogic); err != nil {
+		return db.RegisteredEvent{}, fmt.Errorf("%s.filterLogic: %w", where, err)
 	}
 	return row, nil
+}
+
+// compiledFilter checks a JSON Logic filter as given in a request: absent or null is no filter.
+func compiledFilter(raw json.RawMessage) (types.NullJSONText, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return types.NullJSONText{}, nil
+	}
+	if _, err := filter.Compile(raw); err != nil {
+		return types.NullJSONText{}, err
+	}
+	return types.NullJSONText{JSONText: types.JSONText(raw), Valid: true}, nil
 }
 
 // registerEvents (registerEvents) declares events on a topic.
@@ -134,16 +141,11 @@ func (s *Server) listRegisteredEvents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	next := ""
-	if len(evs) > limit {
-		evs = evs[:limit]
-		last := evs[limit-1]
-		next = encodeCursor(last.Name, last.ID)
-	}
+	evs, next := trimPage(evs, limit, func(e db.RegisteredEvent) string { return encodeCursor(e.Name, e.ID) })
 	if evs == nil {
 		evs = []db.RegisteredEvent{}
 	}
-	data(c, http.StatusOK, gin.H{"events": evs, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
+	data(c, http.StatusOK, gin.H{"events": evs, "meta": pageMeta(next)})
 }
 
 type updateRequest struct {
@@ -286,34 +288,4 @@ func (s *Server) followUpRemoval(ctx context.Context, registeredEventID int64) {
 	if err != nil && !errors.As(err, &started) {
 		s.Log.Warn("removal follow-up left to the reconciler", "workflow_id", id, "error", err)
 	}
-}
-
-func pageSize(c *gin.Context) (int, bool) {
-	v := c.DefaultQuery("pageSize", c.DefaultQuery("limit", "50"))
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 500 {
-		problem(c, http.StatusBadRequest, "pageSize: a whole number from 1 to 500")
-		return 0, false
-	}
-	return n, true
-}
-
-func encodeCursor(name string, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10) + ":" + name))
-}
-
-func decodeCursor(s string) (string, int64, error) {
-	if s == "" {
-		return "", 0, nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return "", 0, err
-	}
-	idStr, name, ok := strings.Cut(string(b), ":")
-	if !ok {
-		return "", 0, errors.New("bad cursor")
-	}
-	id, err := strconv.ParseInt(idStr, 10, 64)
-	return name, id, err
 }

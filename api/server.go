@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go.temporal.io/api/workflowservice/v1"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/gin-gonic/gin"
 	"github.com/lib/pq"

@@ -10,13 +10,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx/types"
 	"github.com/lib/pq"
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
-	"github.com/hookd/hookd/filter"
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/workflows"
 )
@@ -174,12 +172,10 @@ func (s *Server) createSubscription(c *gin.Context) {
 	if req.CallbackKey != "" {
 		sub.CallbackKey = sql.NullString{String: req.CallbackKey, Valid: true}
 	}
-	if len(req.FilterLogic) > 0 && string(req.FilterLogic) != "null" {
-		if _, err := filter.Compile(req.FilterLogic); err != nil {
-			problem(c, http.StatusBadRequest, "filterLogic: "+err.Error())
-			return
-		}
-		sub.FilterLogic = types.NullJSONText{JSONText: types.JSONText(req.FilterLogic), Valid: true}
+	var err error
+	if sub.FilterLogic, err = compiledFilter(req.FilterLogic); err != nil {
+		problem(c, http.StatusBadRequest, "filterLogic: "+err.Error())
+		return
 	}
 	if rp := req.RetryPolicy; rp != nil {
 		sub.RetryPolicy = db.RetryPolicy{InitialIntervalMS: rp.InitialIntervalMS, BackoffCoefficient: rp.BackoffCoefficient,
@@ -313,15 +309,12 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	next := ""
-	if len(subs) > limit {
-		subs, next = subs[:limit], subs[limit-1].ID
-	}
+	subs, next := trimPage(subs, limit, func(sub db.Subscription) string { return sub.ID })
 	out := make([]gin.H, 0, len(subs))
 	for _, sub := range subs {
 		out = append(out, subscriptionView(sub))
 	}
-	data(c, http.StatusOK, gin.H{"subscriptions": out, "meta": gin.H{"nextPage": next, "hasNextPage": next != ""}})
+	data(c, http.StatusOK, gin.H{"subscriptions": out, "meta": pageMeta(next)})
 }
 
 func (s *Server) getSubscription(c *gin.Context) {
@@ -469,16 +462,12 @@ func (s *Server) updateSubscription(c *gin.Context) {
 		}
 		sub.EventTypes = req.EventTypes
 	}
-	switch {
-	case req.FilterLogic == nil:
-	case string(req.FilterLogic) == "null":
-		sub.FilterLogic = types.NullJSONText{}
-	default:
-		if _, err := filter.Compile(req.FilterLogic); err != nil {
+	if req.FilterLogic != nil { // left out: unchanged; null: removed
+		var err error
+		if sub.FilterLogic, err = compiledFilter(req.FilterLogic); err != nil {
 			problem(c, http.StatusBadRequest, "filterLogic: "+err.Error())
 			return
 		}
-		sub.FilterLogic = types.NullJSONText{JSONText: types.JSONText(req.FilterLogic), Valid: true}
 	}
 	if req.ContactEmail != nil {
 		if *req.ContactEmail != "" && !validEmail(*req.ContactEmail) {
