@@ -2,9 +2,7 @@ package activities
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/filter"
 	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/webhook"
@@ -47,63 +46,13 @@ type Activities struct {
 	HistoryRetention time.Duration
 }
 
-// DeliveryID derives a delivery's id from what makes it unique, so a retried fan-out finds the
-// rows the crashed one wrote.
-func DeliveryID(eventID, target string, replay int) string {
-	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", eventID, target, replay)))
-	return "dlv_" + hex.EncodeToString(h[:12])
-}
-
-// DeliveryWorkflowID is the readable Temporal id of a delivery's retry workflow.
-func DeliveryWorkflowID(eventID, target string, replay int) string {
-	id := "delivery/" + eventID + "/" + target
-	if replay > 0 {
-		id += fmt.Sprintf("/replay-%d", replay)
-	}
-	return id
-}
-
-// PolicyFor merges a subscription's retry settings over the defaults.
-func PolicyFor(c config.Config, rp db.RetryPolicy) Policy {
-	p := Policy{
-		InitialInterval:    c.Retry.InitialInterval,
-		BackoffCoefficient: c.Retry.BackoffCoefficient,
-		MaxInterval:        c.Retry.MaxInterval,
-		MaxAttempts:        c.Retry.MaxAttempts,
-		MaxDuration:        c.Retry.MaxDuration,
-		Timeout:            c.AttemptTimeout,
-	}
-	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
-	if rp.InitialIntervalMS != nil {
-		p.InitialInterval = ms(*rp.InitialIntervalMS)
-	}
-	if rp.BackoffCoefficient != nil {
-		p.BackoffCoefficient = *rp.BackoffCoefficient
-	}
-	if rp.MaxIntervalMS != nil {
-		p.MaxInterval = ms(*rp.MaxIntervalMS)
-	}
-	if rp.MaxAttempts != nil {
-		p.MaxAttempts = int(*rp.MaxAttempts)
-	}
-	if rp.MaxDurationMS != nil {
-		p.MaxDuration = ms(*rp.MaxDurationMS)
-	}
-	if rp.TimeoutMS != nil {
-		p.Timeout = ms(*rp.TimeoutMS)
-	}
-	// Temporal refuses a retry policy whose maximum interval is below its initial one.
-	p.MaxInterval = max(p.MaxInterval, p.InitialInterval)
-	return p
-}
-
 // sendTarget is how to deliver to one target: the secrets to sign with, the callback key, the
 // registered event's API path and the retry policy.
 type sendTarget struct {
 	Secrets     []string
 	CallbackKey string
 	APIPath     string
-	Policy      Policy
+	Policy      delivery.Policy
 	sub         db.Subscription // the subscription (zero for a one-off callback): its limits and pace
 }
 
@@ -120,7 +69,7 @@ func inactiveReason(sub db.Subscription) string {
 
 func subscriptionTarget(c config.Config, sub db.Subscription, apiPath string) sendTarget {
 	return sendTarget{Secrets: sub.Secrets(time.Now()), CallbackKey: sub.CallbackKey.String, APIPath: apiPath,
-		Policy: PolicyFor(c, sub.RetryPolicy), sub: sub}
+		Policy: delivery.PolicyFor(c, sub.RetryPolicy), sub: sub}
 }
 
 // callbackTarget is the one delivery of a one-off callback: to the URL named on the request,
@@ -130,9 +79,9 @@ func (a *Activities) callbackTarget(ctx context.Context, ev db.Event) (sendTarge
 	if err != nil {
 		return sendTarget{}, db.Delivery{}, err
 	}
-	d := db.Delivery{ID: DeliveryID(ev.ID, ev.TargetURL.String, 0), EventID: ev.ID, AppID: ev.AppID, URL: ev.TargetURL.String,
-		WorkflowID: DeliveryWorkflowID(ev.ID, "callback", 0)}
-	return sendTarget{Secrets: []string{app.Secret}, Policy: PolicyFor(a.Config, db.RetryPolicy{})}, d, nil
+	d := db.Delivery{ID: delivery.DeliveryID(ev.ID, ev.TargetURL.String, 0), EventID: ev.ID, AppID: ev.AppID, URL: ev.TargetURL.String,
+		WorkflowID: delivery.DeliveryWorkflowID(ev.ID, "callback", 0)}
+	return sendTarget{Secrets: []string{app.Secret}, Policy: delivery.PolicyFor(a.Config, db.RetryPolicy{})}, d, nil
 }
 
 // matches evaluates the registered event's filter and then the subscription's own.
@@ -172,7 +121,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	if err != nil {
 		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 	}
-	if d.Status != db.StatusPending {
+	if d.Status != delivery.StatusPending {
 		// A previous try of this activity may have claimed an attempt and died before recording it
 		// while another attempt ended the delivery: that row would stay "sending" for ever.
 		if err := a.Repo.InterruptAttempts(ctx, []string{d.ID}); err != nil {
@@ -252,7 +201,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	}
 	switch {
 	case r.Succeeded():
-		a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
+		a.Metrics.ObserveDelivered(delivery.StatusSucceeded, ev.ReceivedAt)
 		a.groupEnded(ctx, d.ID)
 		a.recovered(ctx, ev, d, n, r)
 		return AttemptResult{Attempt: n, Status: r.Status}, nil
@@ -268,7 +217,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	if last && in.FinishWhenExhausted {
 		// Closing the delivery here saves the workflow a Finish activity. If it fails, the error
 		// is not ErrTypeExhausted and the workflow finishes the delivery itself.
-		fr, err := a.Finish(ctx, FinishInput{DeliveryID: d.ID, Status: db.StatusFailed})
+		fr, err := a.Finish(ctx, FinishInput{DeliveryID: d.ID, Status: delivery.StatusFailed})
 		if err != nil {
 			return AttemptResult{}, temporal.NewNonRetryableApplicationError(r.Reason(), ErrTypeFailed, err, detail)
 		}
@@ -413,13 +362,6 @@ func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
 	return func() { close(done) }
 }
 
-// EventWorkflowID is the Temporal id of an event's workflow: one per event, never two.
-func EventWorkflowID(eventKey string) string { return "event/" + eventKey }
-
-// EventKey is an event's internal key: the publisher's own id, qualified by the publisher, so two
-// apps may use the same ids. It is the webhook-id receivers deduplicate by.
-func EventKey(appID, eventID string) string { return appID + "/" + eventID }
-
 // CreateCallback stores a one-off callback as an event of kind callback and returns its id; the
 // caller starts its EventWorkflow. Storing it twice (a retried activity) is harmless.
 func (a *Activities) CreateCallback(ctx context.Context, in CallbackInput) (string, error) {
@@ -475,7 +417,7 @@ func CallbackEvent(in CallbackInput) (db.Event, error) {
 	if err != nil {
 		return db.Event{}, fmt.Errorf("callback %s: %w", in.ID, err)
 	}
-	key := EventKey(in.AppID, in.ID)
+	key := delivery.EventKey(in.AppID, in.ID)
 	return db.Event{ID: key, ClientID: in.ID, AppID: in.AppID, Topic: in.Service, Type: in.EventType, Payload: data,
-		WorkflowID: EventWorkflowID(key), Kind: db.KindCallback, TargetURL: nullString(in.URL)}, nil
+		WorkflowID: delivery.EventWorkflowID(key), Kind: db.KindCallback, TargetURL: nullString(in.URL)}, nil
 }

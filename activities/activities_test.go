@@ -6,10 +6,11 @@ import (
 
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 func TestBackoff(t *testing.T) {
-	p := Policy{InitialInterval: time.Second, BackoffCoefficient: 2, MaxInterval: 10 * time.Second}
+	p := delivery.Policy{InitialInterval: time.Second, BackoffCoefficient: 2, MaxInterval: 10 * time.Second}
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
 	for i, w := range want {
 		if got := p.Backoff(i + 1); got != w {
@@ -24,17 +25,17 @@ func TestBackoff(t *testing.T) {
 func TestPolicyFor(t *testing.T) {
 	c := config.Config{AttemptTimeout: 20 * time.Second, Retry: config.RetryDefaults{InitialInterval: 5 * time.Second,
 		BackoffCoefficient: 2, MaxInterval: time.Hour, MaxAttempts: 30, MaxDuration: 24 * time.Hour}}
-	if p := PolicyFor(c, db.RetryPolicy{}); p.InitialInterval != 5*time.Second || p.MaxAttempts != 30 || p.Timeout != 20*time.Second {
+	if p := delivery.PolicyFor(c, db.RetryPolicy{}); p.InitialInterval != 5*time.Second || p.MaxAttempts != 30 || p.Timeout != 20*time.Second {
 		t.Errorf("defaults: %+v", p)
 	}
 	initial, attempts, timeout := int64(120_000), int32(3), int64(1500)
-	p := PolicyFor(c, db.RetryPolicy{InitialIntervalMS: &initial, MaxAttempts: &attempts, TimeoutMS: &timeout})
+	p := delivery.PolicyFor(c, db.RetryPolicy{InitialIntervalMS: &initial, MaxAttempts: &attempts, TimeoutMS: &timeout})
 	if p.InitialInterval != 2*time.Minute || p.MaxAttempts != 3 || p.Timeout != 1500*time.Millisecond || p.MaxInterval != time.Hour {
 		t.Errorf("overrides: %+v", p)
 	}
 	// Temporal refuses a maximum interval below the initial one.
 	c.Retry.MaxInterval = time.Second
-	if p := PolicyFor(c, db.RetryPolicy{InitialIntervalMS: &initial}); p.MaxInterval != 2*time.Minute {
+	if p := delivery.PolicyFor(c, db.RetryPolicy{InitialIntervalMS: &initial}); p.MaxInterval != 2*time.Minute {
 		t.Errorf("max interval %s below initial %s", p.MaxInterval, p.InitialInterval)
 	}
 }
@@ -54,10 +55,10 @@ func TestFillPath(t *testing.T) {
 }
 
 func TestIDsAreStableAndReadable(t *testing.T) {
-	if DeliveryID("e", "s", 0) != DeliveryID("e", "s", 0) || DeliveryID("e", "s", 0) == DeliveryID("e", "s", 1) {
+	if delivery.DeliveryID("e", "s", 0) != delivery.DeliveryID("e", "s", 0) || delivery.DeliveryID("e", "s", 0) == delivery.DeliveryID("e", "s", 1) {
 		t.Error("delivery ids are not derived from (event, target, replay)")
 	}
-	if got := DeliveryWorkflowID("evt-1", "sub_1", 2); got != "delivery/evt-1/sub_1/replay-2" {
+	if got := delivery.DeliveryWorkflowID("evt-1", "sub_1", 2); got != "delivery/evt-1/sub_1/replay-2" {
 		t.Errorf("workflow id %s", got)
 	}
 }
@@ -65,7 +66,7 @@ func TestIDsAreStableAndReadable(t *testing.T) {
 // Retry-After waits longer than the backoff, but never beyond the maximum interval or past the
 // maximum duration.
 func TestNextDelay(t *testing.T) {
-	p := Policy{InitialInterval: time.Second, BackoffCoefficient: 2, MaxInterval: time.Hour, MaxDuration: 24 * time.Hour}
+	p := delivery.Policy{InitialInterval: time.Second, BackoffCoefficient: 2, MaxInterval: time.Hour, MaxDuration: 24 * time.Hour}
 	first := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name       string

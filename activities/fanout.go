@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/webhook"
 )
 
@@ -17,7 +18,7 @@ import (
 // wakes a workflow waiting for a group of deliveries. The worker wires it to Temporal (the
 // workflows package, which this one cannot import).
 type RetryStarter interface {
-	StartRetries(ctx context.Context, ev db.Event, rs []Retry) error
+	StartRetries(ctx context.Context, ev db.Event, rs []delivery.Retry) error
 	GroupEnded(ctx context.Context, groupWorkflowID string) error
 	// CancelDelivery signals a delivery's workflow to end it as cancelled with the reason; a
 	// workflow that is gone needs no signal.
@@ -109,7 +110,7 @@ type pageItem struct {
 // page is a page's outcome before its retries are handed off.
 type page struct {
 	res       FanOutPageResult
-	retries   []Retry
+	retries   []delivery.Retry
 	recovered []string  // deliveries attempted by a run that stopped: their sending rows are interrupted
 	succeeded []Outcome // for the legacy FanOut, which reports them
 }
@@ -145,12 +146,12 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 	outcome := func(x done) {
 		it := items[x.i]
 		rows = append(rows, x.row)
-		retry := Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Attempts: 1, Policy: it.t.Policy,
+		retry := delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Attempts: 1, Policy: it.t.Policy,
 			Host: HostOf(it.d.URL)}
 		if x.r.Succeeded() {
-			a.Metrics.ObserveDelivered(db.StatusSucceeded, ev.ReceivedAt)
+			a.Metrics.ObserveDelivered(delivery.StatusSucceeded, ev.ReceivedAt)
 			p.res.Succeeded++
-			p.succeeded = append(p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: retry.SubscriptionID, Status: db.StatusSucceeded, Attempts: 1})
+			p.succeeded = append(p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: retry.SubscriptionID, Status: delivery.StatusSucceeded, Attempts: 1})
 			return
 		}
 		retry.Gone = x.r.Gone()
@@ -186,7 +187,7 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 			var claims []db.Claim
 			for next < len(items) && inflight+len(launch) < conc {
 				it := &items[next]
-				if it.skipped == nil && it.d.Status == db.StatusPending && it.d.Attempts == 0 && next > 0 &&
+				if it.skipped == nil && it.d.Status == delivery.StatusPending && it.d.Attempts == 0 && next > 0 &&
 					time.Now().Add(it.t.Policy.Timeout+reserve).After(deadline) {
 					stopped = true // the rest goes to the next page, so a page never outlives its deadline
 					break
@@ -197,12 +198,12 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 					if len(p.res.Skipped) < maxSkippedPerPage {
 						p.res.Skipped = append(p.res.Skipped, *it.skipped)
 					}
-				case it.d.Status == db.StatusSucceeded:
+				case it.d.Status == delivery.StatusSucceeded:
 					p.res.Matched++
 					p.res.Succeeded++
 					p.succeeded = append(p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: it.d.SubscriptionID.String,
 						Status: it.d.Status, Attempts: it.d.Attempts})
-				case it.d.Status != db.StatusPending:
+				case it.d.Status != delivery.StatusPending:
 					p.res.Matched++
 					p.res.Ended++
 				case it.d.Claimed:
@@ -215,7 +216,7 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 					}
 					if !it.gate.send {
 						// Its workflow waits and asks again; no attempt is made, none is counted.
-						p.retries = append(p.retries, Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID,
+						p.retries = append(p.retries, delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID,
 							SubscriptionID: it.d.SubscriptionID.String, Delay: it.gate.wait, Policy: it.t.Policy,
 							Host: HostOf(it.d.URL), Reservation: it.gate.res})
 						break
@@ -330,7 +331,7 @@ func CallbackSummary(eventType, url string) string {
 // recover hands a delivery that an earlier run attempted to a retry workflow.
 func (p *page) recover(it *pageItem) {
 	p.recovered = append(p.recovered, it.d.ID)
-	p.retries = append(p.retries, Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Host: HostOf(it.d.URL),
+	p.retries = append(p.retries, delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Host: HostOf(it.d.URL),
 		Attempts: it.d.Attempts, Delay: it.t.Policy.Backoff(it.d.Attempts), Policy: it.t.Policy})
 }
 
@@ -367,11 +368,11 @@ func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (
 			}
 			items = append(items, pageItem{key: t.ID, t: subscriptionTarget(a.Config, t.Subscription, t.GetAPIPath)})
 			if t.Throttled(time.Now()) {
-				throttled[DeliveryID(ev.ID, t.ID, 0)] = true
+				throttled[delivery.DeliveryID(ev.ID, t.ID, 0)] = true
 			}
 			want = append(want, db.Delivery{
-				ID: DeliveryID(ev.ID, t.ID, 0), EventID: ev.ID, AppID: t.AppID, URL: t.URL,
-				SubscriptionID: nullString(t.ID), WorkflowID: DeliveryWorkflowID(ev.ID, t.ID, 0),
+				ID: delivery.DeliveryID(ev.ID, t.ID, 0), EventID: ev.ID, AppID: t.AppID, URL: t.URL,
+				SubscriptionID: nullString(t.ID), WorkflowID: delivery.DeliveryWorkflowID(ev.ID, t.ID, 0),
 			})
 		}
 	}
@@ -438,7 +439,7 @@ func (a *Activities) PendingInGroup(ctx context.Context, group string) (int, err
 	if err != nil {
 		return 0, err
 	}
-	return c[db.StatusPending], nil
+	return c[delivery.StatusPending], nil
 }
 
 // GroupCounts counts a group's deliveries by status.

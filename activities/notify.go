@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // NotifyFailure e-mails the subscription's contact that a delivery gave up, with the reason and how
@@ -17,7 +18,7 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
-	if d.NotifiedAt.Valid || d.Status != db.StatusFailed {
+	if d.NotifiedAt.Valid || d.Status != delivery.StatusFailed {
 		return nil // sent already, or the delivery did not fail after all
 	}
 	ev, err := a.Repo.GetEvent(ctx, db.AnyApp(), d.EventID)

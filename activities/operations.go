@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/webhook"
 )
 
@@ -106,7 +107,7 @@ func (a *Activities) recovered(ctx context.Context, ev db.Event, d db.Delivery, 
 	}
 	failed, err := a.Repo.ReplaysFailure(ctx, d)
 	if err == nil && failed {
-		d.Status, d.Attempts, d.LastError = db.StatusSucceeded, n, ""
+		d.Status, d.Attempts, d.LastError = delivery.StatusSucceeded, n, ""
 		d.LastStatus.Int32, d.LastStatus.Valid = int32(r.Status), true
 		err = a.emit(ctx, d.AppID, OpDeliveryRecovered, d.ID, DeliveryData(d, ev, r.StartedAt.Add(r.Duration)))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // RecoverPageSize is how many failed deliveries one RecoverPage replays.
@@ -28,7 +29,7 @@ type RecoverPageResult struct {
 
 // ReplayStart is a replay to start: a new attempt series of a finished delivery.
 type ReplayStart struct {
-	Retry
+	delivery.Retry
 	EventID   string
 	EventType string
 	Topic     string
@@ -47,7 +48,7 @@ func ReplayIDs(d db.Delivery) func(n int) (deliveryID, workflowID string) {
 		target, wfTarget = d.SubscriptionID.String, d.SubscriptionID.String
 	}
 	return func(n int) (string, string) {
-		return DeliveryID(d.EventID, target, n), DeliveryWorkflowID(d.EventID, wfTarget, n)
+		return delivery.DeliveryID(d.EventID, target, n), delivery.DeliveryWorkflowID(d.EventID, wfTarget, n)
 	}
 }
 
@@ -66,13 +67,13 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 		if err != nil {
 			return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
 		}
-		pol := PolicyFor(a.Config, db.RetryPolicy{})
+		pol := delivery.PolicyFor(a.Config, db.RetryPolicy{})
 		if d.SubscriptionID.Valid {
 			sub, err := a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
 			if err != nil {
 				return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
 			}
-			pol = PolicyFor(a.Config, sub.RetryPolicy)
+			pol = delivery.PolicyFor(a.Config, sub.RetryPolicy)
 		}
 		nd, err := a.Repo.CreateReplay(ctx, d, in.Group, ReplayIDs(d))
 		if errors.Is(err, db.ErrConflict) {
@@ -82,7 +83,7 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 			return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
 		}
 		starts = append(starts, ReplayStart{
-			Retry:   Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: HostOf(d.URL)},
+			Retry:   delivery.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: HostOf(d.URL)},
 			EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: nd.Replay,
 		})
 	}

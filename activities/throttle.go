@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/webhook"
 )
 
@@ -24,18 +25,18 @@ const fanOutThrottleWait = time.Second
 
 // gate is the outcome of asking to send to a subscription now.
 type gate struct {
-	send  bool          // send (after sleeping until at), then release lease
-	at    time.Time     // when to send
-	lease string        //
-	wait  time.Duration // when !send: how long to wait before the next try
-	res   *Reservation  // when !send: the slot reserved meanwhile, if any
+	send  bool                  // send (after sleeping until at), then release lease
+	at    time.Time             // when to send
+	lease string                //
+	wait  time.Duration         // when !send: how long to wait before the next try
+	res   *delivery.Reservation // when !send: the slot reserved meanwhile, if any
 }
 
 // gateFor asks whether a send to sub may happen within within, honouring a reservation made
 // earlier. A slot further away is reserved only if reserveFar (a delivery's own workflow waits
 // for it; the fan-out hands such a delivery over instead, and its workflow asks again).
 // Subscriptions without limits or pause pass at once without a query.
-func (a *Activities) gateFor(ctx context.Context, sub db.Subscription, res *Reservation, within, timeout time.Duration, reserveFar bool) (gate, error) {
+func (a *Activities) gateFor(ctx context.Context, sub db.Subscription, res *delivery.Reservation, within, timeout time.Duration, reserveFar bool) (gate, error) {
 	now := time.Now()
 	paused := sub.PausedUntil.Valid && sub.PausedUntil.Time.After(now)
 	if res != nil && !paused && now.Before(res.At.Add(slotTolerance(sub))) {
@@ -68,7 +69,7 @@ func (a *Activities) gateAt(at time.Time, lease string, now time.Time, within ti
 	}
 	// Wake slotLead before the slot: the try that follows sleeps the rest in-process, so the send
 	// keeps its slot however late a timer or a task queue hands the try over.
-	return gate{wait: max(0, at.Sub(now)-slotLead), res: &Reservation{At: at, Lease: lease}}
+	return gate{wait: max(0, at.Sub(now)-slotLead), res: &delivery.Reservation{At: at, Lease: lease}}
 }
 
 // slotTolerance is how late a reserved slot may still be used: half the spacing of the rate (a
@@ -112,7 +113,7 @@ const maxPause = time.Minute
 
 // adapt slows an endpoint down after a 429 (every subscription, limited or not) and forgets the
 // 429 streak after a success.
-func (a *Activities) adapt(ctx context.Context, sub db.Subscription, pol Policy, r webhook.Result) {
+func (a *Activities) adapt(ctx context.Context, sub db.Subscription, pol delivery.Policy, r webhook.Result) {
 	var err error
 	switch {
 	case r.Err == "" && r.Status == 429:

@@ -3,81 +3,14 @@
 package activities
 
 import (
-	"fmt"
-	"math"
 	"time"
+
+	"github.com/hookd/hookd/delivery"
 )
-
-// Policy is a resolved retry schedule for one delivery (defaults merged with the subscription's own).
-type Policy struct {
-	InitialInterval    time.Duration
-	BackoffCoefficient float64
-	MaxInterval        time.Duration
-	MaxAttempts        int           // total attempts, the first included; 0 = unlimited
-	MaxDuration        time.Duration // from the first attempt; 0 = unlimited
-	Timeout            time.Duration // one attempt
-}
-
-// String reads the policy out for operators (the Web UI's workflow details).
-func (p Policy) String() string {
-	attempts := "unlimited attempts"
-	if p.MaxAttempts > 0 {
-		attempts = fmt.Sprintf("up to %d attempts", p.MaxAttempts)
-	}
-	within := ""
-	if p.MaxDuration > 0 {
-		within = " within " + p.MaxDuration.String()
-	}
-	return fmt.Sprintf("%s%s; waits from %s (×%g) up to %s; %s per attempt", attempts, within, p.InitialInterval,
-		p.BackoffCoefficient, p.MaxInterval, p.Timeout)
-}
-
-// Backoff is the wait after failed attempt n (n ≥ 1).
-func (p Policy) Backoff(n int) time.Duration {
-	if n < 1 {
-		n = 1
-	}
-	d := float64(p.InitialInterval) * math.Pow(p.BackoffCoefficient, float64(n-1))
-	if p.MaxInterval > 0 && (d > float64(p.MaxInterval) || math.IsInf(d, 0) || math.IsNaN(d)) {
-		return p.MaxInterval
-	}
-	return time.Duration(d)
-}
-
-// NextDelay is the wait after failed attempt n: the backoff, or the receiver's Retry-After when
-// that is longer, never more than MaxInterval. inTime is false when the next attempt would come
-// after MaxDuration (counted from firstAttempt): the delivery has run out of time.
-func (p Policy) NextDelay(n int, retryAfter time.Duration, firstAttempt, now time.Time) (d time.Duration, inTime bool) {
-	d = max(p.Backoff(n), retryAfter)
-	if p.MaxInterval > 0 {
-		d = min(d, p.MaxInterval)
-	}
-	if p.MaxDuration > 0 && !firstAttempt.IsZero() && now.Add(d).After(firstAttempt.Add(p.MaxDuration)) {
-		return d, false
-	}
-	return d, true
-}
 
 // FanOutInput names the event to fan out.
 type FanOutInput struct {
 	EventID string
-}
-
-// Retry is a delivery whose first attempt failed; a DeliveryWorkflow takes it from here.
-type Retry struct {
-	DeliveryID     string
-	WorkflowID     string
-	SubscriptionID string
-	Attempts       int           // attempts made so far
-	Delay          time.Duration // wait before the next attempt (backoff or Retry-After)
-	Gone           bool          // the receiver answered 410: finish at once
-	Policy         Policy
-	// Host is the receiver's host, for the summaries the Web UI shows (never its path or query,
-	// which may hold a token).
-	Host string `json:",omitempty"`
-	// Reservation is a send slot the fan-out reserved for a throttled subscription (no attempt
-	// made yet: Attempts is 0 and Delay reaches the slot).
-	Reservation *Reservation `json:",omitempty"`
 }
 
 // Skipped is a subscription that did not receive the event, and why.
@@ -98,7 +31,7 @@ type Outcome struct {
 type FanOutResult struct {
 	Matched   int
 	Succeeded []Outcome
-	Retry     []Retry
+	Retry     []delivery.Retry
 	Skipped   []Skipped
 	AppID     string
 	ClientID  string // the event's id as its publisher knows it
@@ -127,7 +60,7 @@ const MaxOutcomesReported = 1000
 type AttemptInput struct {
 	DeliveryID string
 	Offset     int
-	Policy     Policy
+	Policy     delivery.Policy
 	// FinishWhenExhausted lets the last failing attempt close the delivery as failed itself
 	// (DeliveryWorkflow version 1 and later); older workflows call Finish.
 	FinishWhenExhausted bool `json:",omitempty"`
@@ -135,14 +68,7 @@ type AttemptInput struct {
 	// a retryable failure instead.
 	ThrottleAware bool `json:",omitempty"`
 	// Reservation is the send slot an earlier Throttled result reserved.
-	Reservation *Reservation `json:",omitempty"`
-}
-
-// Reservation is a reserved send slot of a throttled subscription: its time and, under
-// maxInFlight, its lease.
-type Reservation struct {
-	At    time.Time
-	Lease string `json:",omitempty"`
+	Reservation *delivery.Reservation `json:",omitempty"`
 }
 
 // Exhausted is the detail of a failed attempt (ErrTypeFailed, ErrTypeExhausted): its number, the
@@ -161,9 +87,9 @@ type AttemptResult struct {
 	Status  int
 	// Throttled: no attempt was made; the subscription's limits (or a 429's pause) say wait Wait,
 	// then try again with Reservation, if one was made.
-	Throttled   bool          `json:",omitempty"`
-	Wait        time.Duration `json:",omitempty"`
-	Reservation *Reservation  `json:",omitempty"`
+	Throttled   bool                  `json:",omitempty"`
+	Wait        time.Duration         `json:",omitempty"`
+	Reservation *delivery.Reservation `json:",omitempty"`
 }
 
 // Error types of a failed attempt, as seen by workflows in ApplicationError.Type().

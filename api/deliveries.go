@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // listDeliveries lists the caller's deliveries: ?status=failed&subscription=&since=&limit=&page=.
@@ -20,7 +21,7 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	}
 	f := db.DeliveryFilter{AppID: app.ID, Status: c.Query("status"), SubscriptionID: c.Query("subscription"), Limit: limit + 1}
 	switch f.Status {
-	case "", db.StatusPending, db.StatusSucceeded, db.StatusFailed, db.StatusCancelled:
+	case "", delivery.StatusPending, delivery.StatusSucceeded, delivery.StatusFailed, delivery.StatusCancelled:
 	default:
 		problem(c, http.StatusBadRequest, "status: pending, succeeded, failed or cancelled")
 		return

@@ -18,8 +18,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/api/serviceerror"
 
-	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/tracing"
 	"github.com/hookd/hookd/workflows"
 )
@@ -55,9 +55,9 @@ func (s *Server) publishEvent(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	key := activities.EventKey(app.ID, req.ID)
+	key := delivery.EventKey(app.ID, req.ID)
 	ev := db.Event{ID: key, ClientID: req.ID, AppID: app.ID, Topic: req.Topic, Type: req.Type, Payload: types.JSONText(data),
-		WorkflowID: activities.EventWorkflowID(key), NotifyURL: sql.NullString{String: notify, Valid: notify != ""},
+		WorkflowID: delivery.EventWorkflowID(key), NotifyURL: sql.NullString{String: notify, Valid: notify != ""},
 		TraceParent: traceParent(ctx)}
 	stored, inserted, err := s.Repo.InsertEvent(ctx, ev)
 	if err != nil {
@@ -184,8 +184,8 @@ func (s *Server) deliveryView(d db.Delivery) gin.H {
 	var v gin.H
 	_ = json.Unmarshal(b, &v)
 	// Deliveries that succeeded on the first try never needed a workflow of their own.
-	wf := activities.EventWorkflowID(d.EventID)
-	if d.Attempts > 1 || d.Status == db.StatusFailed || d.Status == db.StatusCancelled {
+	wf := delivery.EventWorkflowID(d.EventID)
+	if d.Attempts > 1 || d.Status == delivery.StatusFailed || d.Status == delivery.StatusCancelled {
 		wf = d.WorkflowID
 	}
 	var closed time.Time
@@ -217,7 +217,7 @@ func (s *Server) deliveryFor(appID string, d db.Delivery) gin.H {
 	if d.AppID == appID {
 		return s.deliveryView(d)
 	}
-	v := gin.H{"id": d.ID, "eventId": db.ClientEventID(d.EventID), "subscriberAppId": d.AppID, "replay": d.Replay,
+	v := gin.H{"id": d.ID, "eventId": delivery.ClientEventID(d.EventID), "subscriberAppId": d.AppID, "replay": d.Replay,
 		"status": d.Status, "attempts": d.Attempts, "createdAt": d.CreatedAt, "updatedAt": d.UpdatedAt}
 	if d.LastStatus.Valid {
 		v["lastStatus"] = d.LastStatus.Int32
@@ -287,7 +287,7 @@ func (s *Server) ownDelivery(c *gin.Context, appID, action string) (db.Delivery,
 	if ok && d.AppID != appID {
 		problem(c, http.StatusForbidden, fmt.Sprintf("only the app that owns delivery %s may %s it; "+
 			"as the publisher of its event you may replay the whole event (POST /v1/events/%s/replay)",
-			d.ID, action, url.PathEscape(db.ClientEventID(d.EventID))))
+			d.ID, action, url.PathEscape(delivery.ClientEventID(d.EventID))))
 		return db.Delivery{}, false
 	}
 	return d, ok

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/workflows"
 )
@@ -44,7 +45,7 @@ func (s *Server) signalDelivery(c *gin.Context, signal, action string) {
 	if !ok {
 		return
 	}
-	if d.Status != db.StatusPending {
+	if d.Status != delivery.StatusPending {
 		problem(c, http.StatusConflict, fmt.Sprintf("delivery is %s; replay it instead (POST /v1/deliveries/%s/replay)", d.Status, d.ID))
 		return
 	}
@@ -72,7 +73,7 @@ func (s *Server) replayDelivery(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if d.Status == db.StatusPending {
+	if d.Status == delivery.StatusPending {
 		problem(c, http.StatusConflict, "delivery is still pending; cancel or retry it instead")
 		return
 	}
@@ -133,7 +134,7 @@ func (s *Server) replayEvent(c *gin.Context) {
 	workflowID := "replay/" + ev.ID + "/" + requestID
 	for _, k := range order {
 		d := latest[k]
-		if d.Status == db.StatusPending {
+		if d.Status == delivery.StatusPending {
 			skipped = append(skipped, gin.H{"id": d.ID, "reason": "still pending"})
 			continue
 		}
@@ -178,7 +179,7 @@ func (s *Server) abandonReplays(ins []workflows.DeliveryInput, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, in := range ins {
-		if _, err := s.Repo.FinishDelivery(ctx, in.DeliveryID, db.StatusCancelled, "replay not started: "+cause.Error(), 0, false); err != nil {
+		if _, err := s.Repo.FinishDelivery(ctx, in.DeliveryID, delivery.StatusCancelled, "replay not started: "+cause.Error(), 0, false); err != nil {
 			s.Log.Warn("replay left pending for the reconciler", "delivery_id", in.DeliveryID, "error", err)
 		}
 	}
@@ -197,7 +198,7 @@ func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery, group
 		return db.Delivery{}, workflows.DeliveryInput{}, err
 	}
 	return nd, workflows.DeliveryInput{
-		Retry:   activities.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: activities.HostOf(d.URL)},
+		Retry:   delivery.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: activities.HostOf(d.URL)},
 		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: nd.Replay,
 	}, nil
 }

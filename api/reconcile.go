@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/workflows"
 )
 
@@ -118,9 +119,9 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 			}
 			started++
 		default:
-			status := db.StatusFailed
+			status := delivery.StatusFailed
 			if st == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED || st == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
-				status = db.StatusCancelled
+				status = delivery.StatusCancelled
 			}
 			reason := fmt.Sprintf("its workflow %s ended (%s) without finishing it", d.WorkflowID, strings.ToLower(st.String()))
 			if _, err := s.Repo.FinishDelivery(ctx, d.ID, status, reason, 0, false); err != nil {
@@ -137,15 +138,15 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 
 // policyOf is the retry policy a delivery's attempts follow: its subscription's, or the defaults
 // for a one-off callback.
-func (s *Server) policyOf(ctx context.Context, d db.Delivery) (activities.Policy, error) {
+func (s *Server) policyOf(ctx context.Context, d db.Delivery) (delivery.Policy, error) {
 	if !d.SubscriptionID.Valid {
-		return activities.PolicyFor(s.Config, db.RetryPolicy{}), nil
+		return delivery.PolicyFor(s.Config, db.RetryPolicy{}), nil
 	}
 	sub, err := s.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
 	if err != nil {
-		return activities.Policy{}, err
+		return delivery.Policy{}, err
 	}
-	return activities.PolicyFor(s.Config, sub.RetryPolicy), nil
+	return delivery.PolicyFor(s.Config, sub.RetryPolicy), nil
 }
 
 // workflowStatus is a workflow's status, UNSPECIFIED when there is no such workflow.
@@ -181,7 +182,7 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 		return err
 	}
 	in := workflows.DeliveryInput{
-		Retry: activities.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: max(d.Attempts, last), Policy: pol,
+		Retry: delivery.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: max(d.Attempts, last), Policy: pol,
 			Host: activities.HostOf(d.URL)},
 		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: d.Replay,
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/delivery"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
@@ -434,7 +435,7 @@ func (r *Repo) FinishDelivery(ctx context.Context, id, status, reason string, di
 			WHERE delivery_id = $1 AND state = 'sending'`, id, InterruptedReason); err != nil {
 			return err
 		}
-		if status != StatusFailed || !sub.Valid {
+		if status != delivery.StatusFailed || !sub.Valid {
 			return nil
 		}
 		var failures int
@@ -524,7 +525,7 @@ func (r *Repo) ReplaysFailure(ctx context.Context, d Delivery) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("replayed delivery of %s: %w", d.ID, err)
 	}
-	return status == StatusFailed, nil
+	return status == delivery.StatusFailed, nil
 }
 
 // DeliveryFilter narrows a delivery listing.

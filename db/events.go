@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -119,16 +118,6 @@ func (r *Repo) GetEventByClientID(ctx context.Context, appID, clientID string) (
 		return Event{}, fmt.Errorf("get event %s: %w", clientID, notFound(err))
 	}
 	return e, nil
-}
-
-// ClientEventID turns an event key ("<app id>/<event id>") back into the id its publisher gave it.
-func ClientEventID(key string) string {
-	if strings.HasPrefix(key, "app:") {
-		if i := strings.IndexByte(key, '/'); i > 0 {
-			return key[i+1:]
-		}
-	}
-	return key // events stored before ids were per app
 }
 
 // Unstarted lists events received before the cutoff whose workflow is not known to have started

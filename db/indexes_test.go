@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/internal/testenv"
 )
 
@@ -109,7 +110,7 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 			return err
 		}},
 		{"list failed deliveries of a subscription", func() error {
-			_, err := repo.ListDeliveries(ctx, db.DeliveryFilter{AppID: "app-7", Status: db.StatusFailed, SubscriptionID: "sub-000001", Limit: 51})
+			_, err := repo.ListDeliveries(ctx, db.DeliveryFilter{AppID: "app-7", Status: delivery.StatusFailed, SubscriptionID: "sub-000001", Limit: 51})
 			return err
 		}},
 		{"poll events", func() error {

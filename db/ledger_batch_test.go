@@ -45,10 +45,14 @@ func TestConcurrentWritesShareStatements(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	stored := map[string]int{}
+	// Each phase's calls wait at a barrier and go at once, so they overlap however busy the
+	// machine is (under -race on 2 cores, goroutines started one by one often did not).
+	start := make(chan struct{})
 	for i := range events * copies {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			id := fmt.Sprintf("app-1/e%03d", i%events)
 			ev, inserted, err := repo.InsertEvent(ctx, db.Event{ID: id, AppID: "app-1", Type: "t", Payload: types.JSONText(fmt.Sprintf(`{"n":%d}`, i%events)), WorkflowID: "wf/" + id})
 			if err != nil {
@@ -65,6 +69,7 @@ func TestConcurrentWritesShareStatements(t *testing.T) {
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
 	inserts := transactions(`SELECT count(DISTINCT txid) FROM events`)
 	for i := range events {
@@ -79,10 +84,12 @@ func TestConcurrentWritesShareStatements(t *testing.T) {
 
 	// Two fan-outs of each event at once, each ensuring its one delivery with a claim.
 	claimed := map[string]int{}
+	start = make(chan struct{})
 	for i := range events * copies {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			ev := fmt.Sprintf("app-1/e%03d", i%events)
 			d := db.Delivery{ID: "dlv-" + ev, EventID: ev, AppID: "app-1", URL: "http://x/", WorkflowID: "d/" + ev,
 				SubscriptionID: sql.NullString{}}
@@ -104,6 +111,7 @@ func TestConcurrentWritesShareStatements(t *testing.T) {
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
 	// The ensures marked the events dispatched, the records completed the attempts.
 	ensures := transactions(`SELECT count(DISTINCT xmin::text) FROM events`)

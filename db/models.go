@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/hookd/hookd/delivery"
 	"github.com/jmoiron/sqlx/types"
 	"github.com/lib/pq"
 )
@@ -38,15 +39,8 @@ type RegisteredEvent struct {
 	UpdatedAt   time.Time          `db:"updated_at" json:"updatedAt"`
 }
 
-// RetryPolicy is a subscription's own retry schedule; nil fields take the configured defaults.
-type RetryPolicy struct {
-	InitialIntervalMS  *int64   `db:"retry_initial_ms" json:"initialIntervalMs,omitempty"`
-	BackoffCoefficient *float64 `db:"retry_backoff" json:"backoffCoefficient,omitempty"`
-	MaxIntervalMS      *int64   `db:"retry_max_interval_ms" json:"maxIntervalMs,omitempty"`
-	MaxAttempts        *int32   `db:"retry_max_attempts" json:"maxAttempts,omitempty"`
-	MaxDurationMS      *int64   `db:"retry_max_duration_ms" json:"maxDurationMs,omitempty"`
-	TimeoutMS          *int64   `db:"timeout_ms" json:"-"` // shown at the subscription's top level
-}
+// RetryPolicy is a subscription's own retry schedule (stored in its row).
+type RetryPolicy = delivery.RetryPolicy
 
 // Throttle is how fast hookd may deliver to a subscription: at most RateLimit deliveries per
 // second and MaxInFlight at once (NULL: no limit), and not before PausedUntil, which a 429 sets.
@@ -114,14 +108,6 @@ const (
 	KindCallback = "callback"
 )
 
-// Delivery statuses.
-const (
-	StatusPending   = "pending"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusCancelled = "cancelled"
-)
-
 // Attempt states: a ledger row is written before its POST and completed after it.
 const (
 	AttemptSending     = "sending"
@@ -162,7 +148,7 @@ func (d Delivery) MarshalJSON() ([]byte, error) {
 		SubscriptionID *string    `json:"subscriptionId,omitempty"`
 		LastStatus     *int32     `json:"lastStatus,omitempty"`
 		FinishedAt     *time.Time `json:"finishedAt,omitempty"`
-	}{plain: plain(d), EventID: ClientEventID(d.EventID)}
+	}{plain: plain(d), EventID: delivery.ClientEventID(d.EventID)}
 	if d.SubscriptionID.Valid {
 		out.SubscriptionID = &d.SubscriptionID.String
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/workflows"
 )
 
@@ -27,7 +28,7 @@ type Starter struct {
 }
 
 // StartRetries starts the DeliveryWorkflow of each retry of an event's deliveries.
-func (s *Starter) StartRetries(ctx context.Context, ev db.Event, rs []activities.Retry) error {
+func (s *Starter) StartRetries(ctx context.Context, ev db.Event, rs []delivery.Retry) error {
 	ins := make([]workflows.DeliveryInput, len(rs))
 	for i, r := range rs {
 		ins[i] = workflows.DeliveryInput{Retry: r, EventID: ev.ID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.SearchAttributes}

@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
-	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // EventWorkflowType is the type name EventWorkflowV2 runs under. A new name rather than a
@@ -79,7 +79,7 @@ func EventWorkflowV2(ctx workflow.Context, in EventInput) (EventResult, error) {
 		if err := groupActivity(ctx, in.LocalFanOut, a.GroupCounts, group).Get(ctx, &counts); err != nil {
 			return res, fmt.Errorf("outcome of %s: %w", in.EventID, err)
 		}
-		res.Succeeded, res.Failed, res.Cancelled = counts[db.StatusSucceeded], counts[db.StatusFailed], counts[db.StatusCancelled]
+		res.Succeeded, res.Failed, res.Cancelled = counts[delivery.StatusSucceeded], counts[delivery.StatusFailed], counts[delivery.StatusCancelled]
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("%d subscribers matched, every delivery ended: %d succeeded, %d failed, %d cancelled; %d skipped by filters",
 			res.Matched, res.Succeeded, res.Failed, res.Cancelled, res.SkippedCount))
 	}
@@ -176,7 +176,7 @@ func sendCallbackAs(ctx workflow.Context, workflowType string, in activities.Cal
 		return fmt.Errorf("callback %s: %w", in.ID, err)
 	}
 	opts := workflow.ChildWorkflowOptions{
-		WorkflowID:        activities.EventWorkflowID(id),
+		WorkflowID:        delivery.EventWorkflowID(id),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		StaticSummary:     activities.CallbackSummary(in.EventType, in.URL),
 	}

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
-	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // The event workflow walks the pages, then waits for its retrying deliveries until the last one's
@@ -38,7 +38,7 @@ func TestEventWorkflowPagesAndWaits(t *testing.T) {
 		return pending, nil
 	})
 	env.OnActivity(a.GroupCounts, mock.Anything, mock.Anything).Return(
-		map[string]int{db.StatusSucceeded: 502, db.StatusFailed: 1}, nil)
+		map[string]int{delivery.StatusSucceeded: 502, delivery.StatusFailed: 1}, nil)
 	start := env.Now()
 	var signalledAt time.Duration
 	env.RegisterDelayedCallback(func() {

@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
-	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // EventWorkflowV1Type is the type name EventWorkflowV1 runs under.
@@ -51,9 +51,9 @@ func EventWorkflowV1(ctx workflow.Context, in EventInput) (EventResult, error) {
 	outcomes := append(fan.Succeeded, runDeliveries(ctx, inputs)...)
 	for _, o := range outcomes[len(fan.Succeeded):] {
 		switch o.Status {
-		case db.StatusSucceeded:
+		case delivery.StatusSucceeded:
 			res.Succeeded++
-		case db.StatusCancelled:
+		case delivery.StatusCancelled:
 			res.Cancelled++
 		default:
 			res.Failed++
@@ -83,7 +83,7 @@ func runDeliveries(ctx workflow.Context, inputs []DeliveryInput) []activities.Ou
 	}
 	out := make([]activities.Outcome, 0, len(inputs))
 	for i, f := range futures {
-		o := activities.Outcome{DeliveryID: inputs[i].DeliveryID, SubscriptionID: inputs[i].SubscriptionID, Status: db.StatusFailed}
+		o := activities.Outcome{DeliveryID: inputs[i].DeliveryID, SubscriptionID: inputs[i].SubscriptionID, Status: delivery.StatusFailed}
 		var dr DeliveryResult
 		if err := f.Get(ctx, &dr); err == nil {
 			o.Status, o.Attempts = dr.Status, dr.Attempts

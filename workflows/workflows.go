@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
-	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // Signal names accepted by DeliveryWorkflow. Both take an optional JSON payload {"reason": "..."}.
@@ -45,7 +45,7 @@ type SignalPayload struct {
 
 // EventInput starts an EventWorkflow. It carries ids only: payloads and secrets stay in PostgreSQL.
 type EventInput struct {
-	EventID   string // the internal key (activities.EventKey)
+	EventID   string // the internal key (delivery.EventKey)
 	EventType string
 	Topic     string
 	// SearchAttributes is false when the server lacks hookd's attributes (a bare dev server).
@@ -73,7 +73,7 @@ type EventResult struct {
 
 // DeliveryInput starts a DeliveryWorkflow for a delivery whose previous attempt failed.
 type DeliveryInput struct {
-	activities.Retry
+	delivery.Retry
 	EventID          string
 	EventType        string
 	Topic            string
@@ -215,7 +215,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	// saves the LastAttempt, Finish and NotifyFailure activities (and their workflow tasks) of
 	// every delivery that gives up.
 	attemptFinishes := workflow.GetVersion(ctx, "attempt-finishes", workflow.DefaultVersion, 1) >= 1
-	state := deliveryState{Status: db.StatusPending, Attempts: in.Attempts}
+	state := deliveryState{Status: delivery.StatusPending, Attempts: in.Attempts}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (deliveryState, error) { return state, nil }); err != nil {
 		return DeliveryResult{}, err
 	}
@@ -236,7 +236,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	// attempt that closed it did already).
 	ended := func(status, reason string, disabled, notified bool) (DeliveryResult, error) {
 		setStatus(status)
-		if status == db.StatusFailed && !notified {
+		if status == delivery.StatusFailed && !notified {
 			// An SMTP outage delays the e-mail; after a day of it the delivery closes without.
 			mctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 				ScheduleToCloseTimeout: 24 * time.Hour, RetryPolicy: dbRetry})
@@ -263,7 +263,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		return ended(status, reason, fr.Disabled, false)
 	}
 	if in.Gone {
-		return finish(db.StatusFailed, "the receiver answered 410 Gone", true)
+		return finish(delivery.StatusFailed, "the receiver answered 410 Gone", true)
 	}
 
 	// wait sleeps for d unless a signal arrives; it reports a cancel request.
@@ -288,7 +288,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		return cancelled, reason
 	}
 	if cancelled, why := wait(in.Delay); cancelled {
-		return finish(db.StatusCancelled, cancelReason(why), false)
+		return finish(delivery.StatusCancelled, cancelReason(why), false)
 	}
 
 	lostSeries := 0
@@ -298,7 +298,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		if in.Policy.MaxAttempts > 0 {
 			remainingAttempts = in.Policy.MaxAttempts - state.Attempts
 			if remainingAttempts <= 0 {
-				return finish(db.StatusFailed, "", false)
+				return finish(delivery.StatusFailed, "", false)
 			}
 		}
 		opts := workflow.ActivityOptions{
@@ -319,7 +319,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		if in.Policy.MaxDuration > 0 {
 			left := in.Policy.MaxDuration - workflow.Now(ctx).Sub(started)
 			if left <= 0 {
-				return finish(db.StatusFailed, "", false)
+				return finish(delivery.StatusFailed, "", false)
 			}
 			opts.ScheduleToCloseTimeout = left
 		}
@@ -352,18 +352,18 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			// told ThrottleAware answers so: the version marks histories that waited.
 			workflow.GetVersion(ctx, "throttle-wait", workflow.DefaultVersion, 1)
 			if signal == SignalCancel {
-				return finish(db.StatusCancelled, cancelReason(sigReason), false)
+				return finish(delivery.StatusCancelled, cancelReason(sigReason), false)
 			}
 			reservation = ar.Reservation
 			if cancelled, why := wait(ar.Wait); cancelled {
-				return finish(db.StatusCancelled, cancelReason(why), false)
+				return finish(delivery.StatusCancelled, cancelReason(why), false)
 			}
 			continue
 		}
 		if err == nil {
 			state.Attempts = ar.Attempt
-			setStatus(db.StatusSucceeded)
-			return DeliveryResult{Status: db.StatusSucceeded, Attempts: ar.Attempt}, nil
+			setStatus(delivery.StatusSucceeded)
+			return DeliveryResult{Status: delivery.StatusSucceeded, Attempts: ar.Attempt}, nil
 		}
 		var appErr *temporal.ApplicationError
 		isApp := errors.As(err, &appErr)
@@ -372,7 +372,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			var f activities.Exhausted
 			_ = appErr.Details(&f)
 			state.Attempts = max(state.Attempts, f.Attempt)
-			return ended(db.StatusFailed, "", f.Disabled, f.Notified)
+			return ended(delivery.StatusFailed, "", f.Disabled, f.Notified)
 		}
 		if n := attemptOf(appErr); attemptFinishes && signal == "" && n > 0 {
 			state.Attempts = max(state.Attempts, n)
@@ -381,7 +381,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		}
 		switch {
 		case signal == SignalCancel:
-			return finish(db.StatusCancelled, cancelReason(sigReason), false)
+			return finish(delivery.StatusCancelled, cancelReason(sigReason), false)
 		case signal == SignalRetry && !temporal.IsCanceledError(err) && isApp && appErr.NonRetryable():
 			// the series ended on its own just as the signal came; fall through to its outcome
 		case signal == SignalRetry:
@@ -390,12 +390,12 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		if isApp {
 			switch appErr.Type() {
 			case activities.ErrTypeGone:
-				return finish(db.StatusFailed, appErr.Error(), true)
+				return finish(delivery.StatusFailed, appErr.Error(), true)
 			case activities.ErrTypeInactive:
-				return finish(db.StatusCancelled, appErr.Message(), false)
+				return finish(delivery.StatusCancelled, appErr.Message(), false)
 			case activities.ErrTypeFinished:
 				// An attempt cut short by a retry signal finished after all and closed the delivery.
-				status := db.StatusSucceeded
+				status := delivery.StatusSucceeded
 				_ = appErr.Details(&status)
 				setStatus(status)
 				return DeliveryResult{Status: status, Attempts: state.Attempts}, nil
@@ -411,12 +411,12 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			log.Warn("attempt series ended with attempts left; going on", "delivery_id", in.DeliveryID,
 				"attempts", state.Attempts, "error", err)
 			if cancelled, why := wait(max(in.Policy.InitialInterval, time.Second)); cancelled {
-				return finish(db.StatusCancelled, cancelReason(why), false)
+				return finish(delivery.StatusCancelled, cancelReason(why), false)
 			}
 			continue
 		}
 		// Attempts or time exhausted: the ledger's last error is the reason.
-		return finish(db.StatusFailed, "", false)
+		return finish(delivery.StatusFailed, "", false)
 	}
 }
 

@@ -12,11 +12,11 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookd/hookd/activities"
-	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
-func policy() activities.Policy {
-	return activities.Policy{InitialInterval: time.Minute, BackoffCoefficient: 2, MaxInterval: time.Hour, MaxAttempts: 10, MaxDuration: 24 * time.Hour, Timeout: 20 * time.Second}
+func policy() delivery.Policy {
+	return delivery.Policy{InitialInterval: time.Minute, BackoffCoefficient: 2, MaxInterval: time.Hour, MaxAttempts: 10, MaxDuration: 24 * time.Hour, Timeout: 20 * time.Second}
 }
 
 // A retry signal during the first backoff makes the next attempt happen at once.
@@ -32,7 +32,7 @@ func TestRetrySignalDuringBackoff(t *testing.T) {
 	}, activity.RegisterOptions{Name: "Attempt"})
 	_ = acts
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRetry, SignalPayload{}) }, 5*time.Second)
-	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", WorkflowID: "delivery/e/s",
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: delivery.Retry{DeliveryID: "d1", WorkflowID: "delivery/e/s",
 		SubscriptionID: "s", Attempts: 1, Delay: time.Minute, Policy: policy()}, EventID: "e"})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
@@ -42,7 +42,7 @@ func TestRetrySignalDuringBackoff(t *testing.T) {
 	}
 	var res DeliveryResult
 	env.GetWorkflowResult(&res)
-	if res.Status != db.StatusSucceeded || res.Attempts != 2 {
+	if res.Status != delivery.StatusSucceeded || res.Attempts != 2 {
 		t.Errorf("result = %+v", res)
 	}
 	if attemptAt > 10*time.Second {
@@ -65,13 +65,13 @@ func TestCancelSignalDuringBackoff(t *testing.T) {
 		return activities.FinishResult{}, nil
 	}, activity.RegisterOptions{Name: "Finish"})
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCancel, SignalPayload{Reason: "receiver retired"}) }, 5*time.Second)
-	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", Attempts: 1, Delay: time.Minute, Policy: policy()}, EventID: "e"})
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: delivery.Retry{DeliveryID: "d1", Attempts: 1, Delay: time.Minute, Policy: policy()}, EventID: "e"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
 	var res DeliveryResult
 	env.GetWorkflowResult(&res)
-	if res.Status != db.StatusCancelled || attempts != 0 || finished.Status != db.StatusCancelled || finished.Reason != "cancelled: receiver retired" {
+	if res.Status != delivery.StatusCancelled || attempts != 0 || finished.Status != delivery.StatusCancelled || finished.Reason != "cancelled: receiver retired" {
 		t.Errorf("result %+v, %d attempts, finish %+v", res, attempts, finished)
 	}
 }
@@ -102,7 +102,7 @@ func TestExhaustedAttemptClosesTheDelivery(t *testing.T) {
 		return nil
 	}, activity.RegisterOptions{Name: "NotifyDisabled"})
 	res := runLastAttempt(t, env)
-	if res.Status != db.StatusFailed || res.Attempts != 2 || !got.FinishWhenExhausted {
+	if res.Status != delivery.StatusFailed || res.Attempts != 2 || !got.FinishWhenExhausted {
 		t.Errorf("result %+v, attempt input %+v", res, got)
 	}
 	if strings.Join(calls, ",") != "NotifyFailure,NotifyDisabled" {
@@ -130,7 +130,7 @@ func TestLostTryDoesNotCostAnAttempt(t *testing.T) {
 		return activities.FinishResult{}, nil
 	}, activity.RegisterOptions{Name: "Finish"})
 	res := runLastAttempt(t, env)
-	if res.Status != db.StatusSucceeded || res.Attempts != 2 || tries != 2 || finished != "" {
+	if res.Status != delivery.StatusSucceeded || res.Attempts != 2 || tries != 2 || finished != "" {
 		t.Errorf("result %+v after %d tries (finished %q)", res, tries, finished)
 	}
 }
@@ -141,7 +141,7 @@ func runLastAttempt(t *testing.T, env *testsuite.TestWorkflowEnvironment) Delive
 	t.Helper()
 	p := policy()
 	p.MaxAttempts = 2
-	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", SubscriptionID: "s", Attempts: 1,
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: delivery.Retry{DeliveryID: "d1", SubscriptionID: "s", Attempts: 1,
 		Delay: time.Second, Policy: p}, EventID: "e"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func runLastAttempt(t *testing.T, env *testsuite.TestWorkflowEnvironment) Delive
 func TestThrottledAttemptWaitsWithoutCountingIt(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	slot := &activities.Reservation{At: time.Unix(1000, 0), Lease: "l1"}
+	slot := &delivery.Reservation{At: time.Unix(1000, 0), Lease: "l1"}
 	var inputs []activities.AttemptInput
 	var calledAt []time.Time
 	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
@@ -167,14 +167,14 @@ func TestThrottledAttemptWaitsWithoutCountingIt(t *testing.T) {
 		}
 		return activities.AttemptResult{Attempt: in.Offset + 1, Status: 200}, nil
 	}, activity.RegisterOptions{Name: "Attempt"})
-	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: activities.Retry{DeliveryID: "d1", WorkflowID: "delivery/e/s",
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: delivery.Retry{DeliveryID: "d1", WorkflowID: "delivery/e/s",
 		SubscriptionID: "s", Policy: policy()}, EventID: "e"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
 	var res DeliveryResult
 	env.GetWorkflowResult(&res)
-	if res.Status != db.StatusSucceeded || res.Attempts != 1 {
+	if res.Status != delivery.StatusSucceeded || res.Attempts != 1 {
 		t.Errorf("result %+v, want succeeded after 1 attempt", res)
 	}
 	if len(inputs) != 2 || !inputs[0].ThrottleAware || inputs[0].Reservation != nil || inputs[1].Offset != 0 ||

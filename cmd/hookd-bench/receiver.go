@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/signature"
 )
 
@@ -73,7 +73,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		// hookd's webhook-id is "<app id>/<event id>"; the bench knows events by their own id.
-		rc.arrive(idx, db.ClientEventID(r.Header.Get(signature.HeaderID)), at)
+		rc.arrive(idx, delivery.ClientEventID(r.Header.Get(signature.HeaderID)), at)
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)

@@ -16,8 +16,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/lib/pq"
 
-	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/config"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/service"
 )
 
@@ -398,7 +398,7 @@ func (b *bench) sampleHistories(ctx context.Context, appID, tag string, spec sce
 	var runs, events, bytes, acts, locals, children int
 	for k := range n {
 		i := k * spec.Events / n
-		id := activities.EventWorkflowID(activities.EventKey(appID, fmt.Sprintf("%s-%07d", tag, i)))
+		id := delivery.EventWorkflowID(delivery.EventKey(appID, fmt.Sprintf("%s-%07d", tag, i)))
 		h, err := b.history(ctx, id)
 		if err != nil {
 			say("note: history of %s: %v", id, err)
