@@ -1,5 +1,3 @@
-// Package activities holds every side effect of a delivery: database, HTTP and SMTP. Workflows
-// call them through an *Activities value that carries the dependencies.
 package activities
 
 import (

@@ -165,50 +165,6 @@ func parseScenarios(s string) ([]scenarioSize, error) {
 	return out, nil
 }
 
-// Results is everything written to the JSON file.
-type Results struct {
-	Timestamp      time.Time     `json:"timestamp"`
-	GoVersion      string        `json:"goVersion"`
-	GOOS           string        `json:"goos"`
-	GOARCH         string        `json:"goarch"`
-	NumCPU         int           `json:"numCPU"`
-	GOMAXPROCS     int           `json:"gomaxprocs"`
-	LoadAvgStart   string        `json:"loadAvgAtStart"`
-	TemporalStore  string        `json:"temporalStore"` // "memory" or "sqlite"
-	TemporalPID    int           `json:"temporalPid,omitempty"`
-	Options        options       `json:"options"`
-	HTTPBaseline   *HTTPResult   `json:"httpBaseline,omitempty"`
-	EngineBaseline *EngineResult `json:"engineBaseline,omitempty"`
-	// EngineLocal is the engine's floor for hookd's event workflow shape: one local activity, eager start.
-	EngineLocal *EngineResult     `json:"engineLocalBaseline,omitempty"`
-	Scenarios   []*ScenarioResult `json:"scenarios"`
-	Soak        *SoakResult       `json:"soak,omitempty"`
-	Throttle    *ThrottleResult   `json:"throttle,omitempty"`
-	Targets     []Target          `json:"targets"`
-	Ratios      Ratios            `json:"ratios"`
-	TotalSec    float64           `json:"totalSec"`
-	Errors      []string          `json:"errors,omitempty"`
-}
-
-// Ratios compare the system with the baselines (system run at the most subscribers per event).
-type Ratios struct {
-	Scenario                       string  `json:"scenario"`
-	DeliveriesPerSec               float64 `json:"deliveriesPerSec"`
-	OverHTTPBaseline               float64 `json:"deliveriesOverHttpBaseline"`
-	OverEngineCompletedWorkflows   float64 `json:"deliveriesOverEngineCompletedWorkflows"`
-	HTTPBaselineRequestsPerSec     float64 `json:"httpBaselineRequestsPerSec"`
-	EngineCompletedWorkflowsPerSec float64 `json:"engineCompletedWorkflowsPerSec"`
-}
-
-// Target is one of the product owner's targets.
-type Target struct {
-	Name     string  `json:"name"`
-	Measured float64 `json:"measured"`
-	Bound    float64 `json:"bound"`
-	Pass     bool    `json:"pass"`
-	Detail   string  `json:"detail"`
-}
-
 // minFixedEvents is the fewest events of a scenario that gets a fixed-rate run: half the peak
 // of a handful of events is no rate (1x50000 measures one large fan-out, not a stream).
 const minFixedEvents = 10

@@ -29,84 +29,6 @@ type scenarioSpec struct {
 	Soak                      bool
 }
 
-// ScenarioResult is one system run.
-type ScenarioResult struct {
-	Name         string  `json:"name"`
-	Mode         string  `json:"mode"` // full-speed, fixed-rate or soak
-	Events       int     `json:"events"`
-	Subscribers  int     `json:"subscribers"`
-	Concurrency  int     `json:"concurrency"`
-	TargetRate   float64 `json:"targetRate,omitempty"` // events/s, fixed-rate and soak
-	TaskQueue    string  `json:"taskQueue"`
-	FanOutMode   string  `json:"fanOutMode"`   // local or activity (HOOKD_FANOUT_MODE)
-	SubscribeSec float64 `json:"subscribeSec"` // creating the subscriptions, before the first post
-
-	Accepted       int64   `json:"accepted"` // answered 201
-	Rejected       int64   `json:"rejected"`
-	FirstError     string  `json:"firstError,omitempty"`
-	BehindSchedule int64   `json:"behindSchedule,omitempty"` // fixed rate: posts sent >50 ms after their slot
-	MaxLagMs       float64 `json:"maxLagMs,omitempty"`
-	PostSec        float64 `json:"postSec"`      // first post to last 201
-	EventsPerSec   float64 `json:"eventsPerSec"` // accepted / postSec
-	APIAnswer      Latency `json:"apiAnswer"`    // POST /v1/events round trip
-
-	ExpectedDeliveries   int64   `json:"expectedDeliveries"` // accepted x subscribers
-	Arrived              int64   `json:"arrived"`            // distinct (receiver, webhook-id)
-	Missing              int64   `json:"missing"`
-	Duplicates           int64   `json:"duplicates"`
-	ArrivedWithout201    int64   `json:"arrivedWithout201,omitempty"`
-	TimedOut             bool    `json:"timedOut,omitempty"`
-	DeliverySec          float64 `json:"deliverySec"`      // first post to last arrival
-	DeliveriesPerSec     float64 `json:"deliveriesPerSec"` // arrived / deliverySec
-	EndToEndEventsPerSec float64 `json:"endToEndEventsPerSec"`
-	Latency              Latency `json:"answerToArrival"`
-	ArrivedBeforeAnswer  int64   `json:"arrivedBeforeAnswer"` // counted as 0 ms in the latency
-
-	WorkflowsClosedSec float64       `json:"workflowsClosedSec,omitempty"` // first post until no workflow of the queue runs (polled)
-	Workflows          int64         `json:"workflows"`                    // workflows on the scenario's task queue
-	WorkflowsPerEvent  float64       `json:"workflowsPerEvent"`
-	History            *HistoryStats `json:"history,omitempty"`
-	RSS                RSS           `json:"rss"`
-	CPU                CPU           `json:"cpu"` // first post until the workflows closed
-	CPUPerDelivery     CPUPerDel     `json:"cpuMsPerDelivery"`
-	// SQLPerEvent is PostgreSQL transactions in hookd's database per accepted event, from the first
-	// post until hookd stopped. Each statement is a transaction of its own; the hot path's are
-	// prepared (one Sync each), the others unnamed, which lib/pq ends with two Syncs and PostgreSQL
-	// counts twice: off the hot path this over-counts statements, never under-counts them.
-	SQLPerEvent float64 `json:"sqlStatementsPerEvent"`
-	// RequestsPerEvent is hookd's Temporal gRPC requests per accepted event, by method (from the
-	// SDK's request metrics; long polls are not among them).
-	RequestsPerEvent map[string]float64 `json:"temporalRequestsPerEvent,omitempty"`
-	Timings          []Timing           `json:"timings,omitempty"` // from hookd's and the Temporal SDK's metrics
-
-	series []rssSample
-}
-
-// CPUPerDel is CPU milliseconds per delivery by process group.
-type CPUPerDel struct {
-	Self     float64 `json:"self"`
-	Hookd    float64 `json:"hookd,omitempty"` // -processes: hookd's api and worker processes (else within self)
-	Temporal float64 `json:"temporal"`
-	Postgres float64 `json:"postgres"`
-}
-
-// HistoryStats is the Temporal cost of a sample of event workflows, every run of each (a long
-// fan-out continues as new).
-type HistoryStats struct {
-	Sampled                int     `json:"sampledEventWorkflows"`
-	RunsPerWorkflow        float64 `json:"runsPerEventWorkflow"`
-	EventsPerWorkflow      float64 `json:"historyEventsPerEventWorkflow"`
-	EventsPerDelivery      float64 `json:"historyEventsPerDelivery"`
-	BytesPerWorkflow       float64 `json:"historyBytesPerEventWorkflow"` // sum of the events' encoded sizes
-	MaxEventBytes          int     `json:"maxHistoryEventBytes"`         // the largest single event of the sample: a proxy for the largest payload
-	MaxEventType           string  `json:"maxHistoryEventType"`
-	ActivitiesPerDelivery  float64 `json:"activitiesPerDelivery"`      // ActivityTaskScheduled events
-	LocalPerDelivery       float64 `json:"localActivitiesPerDelivery"` // LocalActivity markers (no task round trip)
-	ChildWorkflowsPerEvent float64 `json:"childWorkflowsPerEvent"`
-	// Example is the event types of the first sampled workflow (the first maxExampleTypes of them).
-	Example []string `json:"exampleEventTypes"`
-}
-
 var scenarioSeq atomic.Int64
 
 func (spec scenarioSpec) mode() string {
@@ -560,29 +482,6 @@ func (b *bench) soak(ctx context.Context, rate float64) (*SoakResult, error) {
 	say("soak: RSS start %.0f MB, after warm-up %.0f MB, last %.0f MB, max %.0f MB: drift %+.1f%% (flat within ±10%%: %v); temporal %.0f -> %.0f MB (max %.0f)",
 		s.SelfStartMB, s.SelfWarmMB, s.SelfLastMB, s.SelfMaxMB, s.SelfDriftPct, s.Flat, s.TemporalWarmMB, s.TemporalLastMB, s.TemporalMaxMB)
 	return s, err
-}
-
-// SoakResult is the RSS of a long fixed-rate run.
-type SoakResult struct {
-	Deliveries         int64           `json:"deliveries"`
-	Rate               float64         `json:"eventsPerSec"`
-	SelfStartMB        float64         `json:"selfStartMB"`
-	SelfWarmMB         float64         `json:"selfAfterWarmupMB"` // first sample after 10% of the deliveries
-	SelfLastMB         float64         `json:"selfLastMB"`
-	SelfMaxMB          float64         `json:"selfMaxMB"`
-	SelfDriftPct       float64         `json:"selfDriftPct"`                 // last vs after warm-up
-	Flat               bool            `json:"flatWithin10Pct"`              // self, and hookd's processes with -processes
-	HookdWarmMB        float64         `json:"hookdAfterWarmupMB,omitempty"` // -processes: api + worker
-	HookdLastMB        float64         `json:"hookdLastMB,omitempty"`
-	HookdMaxMB         float64         `json:"hookdMaxMB,omitempty"`
-	HookdDriftPct      float64         `json:"hookdDriftPct,omitempty"`
-	TemporalWarmMB     float64         `json:"temporalAfterWarmupMB,omitempty"`
-	TemporalLastMB     float64         `json:"temporalLastMB,omitempty"`
-	TemporalMaxMB      float64         `json:"temporalMaxMB,omitempty"`
-	TemporalDriftPct   float64         `json:"temporalDriftPct,omitempty"`
-	Scenario           *ScenarioResult `json:"scenario"`
-	Series             []rssSample     `json:"series"`
-	ProcessDescription string          `json:"process"`
 }
 
 func (s *SoakResult) summarize() {

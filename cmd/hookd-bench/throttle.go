@@ -14,20 +14,6 @@ import (
 // throttleLimit is the rate limit the throttle run measures (deliveries/s to one subscription).
 const throttleLimit = 10.0
 
-// ThrottleResult is the throttle run: one subscription limited to throttleLimit deliveries/s
-// beside unlimited subscriptions of the same events.
-type ThrottleResult struct {
-	Events          int     `json:"events"`
-	Unlimited       int     `json:"unlimitedSubscriptions"`
-	Limit           float64 `json:"limitPerSec"`
-	LimitedRate     float64 `json:"limitedDeliveriesPerSec"` // (n-1) / (last - first arrival)
-	LimitedMaxInSec int     `json:"limitedMaxInAnySecond"`
-	LimitedSec      float64 `json:"limitedSec"`   // first publish to last limited arrival
-	UnlimitedSec    float64 `json:"unlimitedSec"` // first publish to last unlimited arrival
-	UnlimitedRate   float64 `json:"unlimitedDeliveriesPerSec"`
-	Missing         int     `json:"missing,omitempty"`
-}
-
 // throttleRun publishes events at full speed to one subscription limited to throttleLimit/s and to
 // unlimited ones, and measures what each receiver got and when.
 func (b *bench) throttleRun(ctx context.Context, events, unlimited int) (*ThrottleResult, error) {

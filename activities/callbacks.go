@@ -1,0 +1,82 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
+)
+
+// CreateCallback stores a one-off callback as an event of kind callback and returns its id; the
+// caller starts its EventWorkflow. Storing it twice (a retried activity) is harmless.
+func (a *Activities) CreateCallback(ctx context.Context, in CallbackInput) (string, error) {
+	if in.OutcomesOf != "" {
+		data, _ := in.Data.(map[string]any)
+		if data == nil {
+			data = map[string]any{}
+		}
+		counts, err := a.Repo.GroupCounts(ctx, in.OutcomesOf)
+		if err != nil {
+			return "", fmt.Errorf("callback %s: %w", in.ID, err)
+		}
+		outcomes, err := a.GroupOutcomes(ctx, in.OutcomesOf)
+		if err != nil {
+			return "", fmt.Errorf("callback %s: %w", in.ID, err)
+		}
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		data["counts"], data["deliveries"] = counts, outcomes
+		if total > len(outcomes) {
+			data["deliveriesTruncated"] = true
+		}
+		in.Data = data
+	}
+	ev, err := CallbackEvent(in)
+	if err != nil {
+		return "", err
+	}
+	if _, _, err = a.Repo.InsertEvent(ctx, ev); err != nil {
+		return "", fmt.Errorf("callback %s: %w", in.ID, err)
+	}
+	return ev.ID, nil
+}
+
+// GroupOutcomes lists how the deliveries of a group ended (at most MaxOutcomesReported).
+func (a *Activities) GroupOutcomes(ctx context.Context, group string) ([]Outcome, error) {
+	ds, err := a.Repo.GroupDeliveries(ctx, group, MaxOutcomesReported)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Outcome, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, Outcome{DeliveryID: d.ID, SubscriptionID: d.SubscriptionID.String, Status: d.Status, Attempts: d.Attempts})
+	}
+	return out, nil
+}
+
+// CallbackEvent is the event row of a one-off callback.
+func CallbackEvent(in CallbackInput) (db.Event, error) {
+	data, err := json.Marshal(in.Data)
+	if err != nil {
+		return db.Event{}, fmt.Errorf("callback %s: %w", in.ID, err)
+	}
+	key := delivery.EventKey(in.AppID, in.ID)
+	return db.Event{ID: key, ClientID: in.ID, AppID: in.AppID, Topic: in.Service, Type: in.EventType, Payload: data,
+		WorkflowID: delivery.EventWorkflowID(key), Kind: db.KindCallback, TargetURL: nullString(in.URL)}, nil
+}
+
+// callbackTarget is the one delivery of a one-off callback: to the URL named on the request,
+// signed with the calling app's secret, under the default retry policy.
+func (a *Activities) callbackTarget(ctx context.Context, ev db.Event) (sendTarget, db.Delivery, error) {
+	app, err := a.Repo.GetApp(ctx, ev.AppID)
+	if err != nil {
+		return sendTarget{}, db.Delivery{}, err
+	}
+	d := db.Delivery{ID: delivery.DeliveryID(ev.ID, ev.TargetURL.String, 0), EventID: ev.ID, AppID: ev.AppID, URL: ev.TargetURL.String,
+		WorkflowID: delivery.DeliveryWorkflowID(ev.ID, "callback", 0)}
+	return sendTarget{Secrets: []string{app.Secret}, Policy: delivery.PolicyFor(a.Config, db.RetryPolicy{})}, d, nil
+}
