@@ -2,12 +2,14 @@ package activities
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/tracing"
 	"github.com/hookd/hookd/webhook"
 )
 
@@ -47,19 +49,34 @@ func IsOperational(ev db.Event) bool {
 	return ev.Kind == db.KindCallback && ev.Topic == OperationsService
 }
 
-// emit stores an operational webhook for appID and starts its workflow. If the start fails, the
-// event is stored all the same and the API's reconciler starts it.
-func (a *Activities) emit(ctx context.Context, appID, typ, key string, data any) error {
-	app, err := a.Repo.GetApp(ctx, appID)
+// StoreOperational stores an operational webhook for appID, with the trace of ctx, unless the app
+// has no operations URL (ev is then the zero Event). inserted is false when it was stored before
+// (its id is made from what it reports).
+func StoreOperational(ctx context.Context, repo *db.Repo, appID, typ, key string, data any) (ev db.Event, inserted bool, err error) {
+	app, err := repo.GetApp(ctx, appID)
 	if err != nil {
-		return fmt.Errorf("%s for %s: %w", typ, appID, err)
+		return db.Event{}, false, fmt.Errorf("%s for %s: %w", typ, appID, err)
 	}
 	ev, ok, err := OperationalEvent(app, typ, key, data)
 	if err != nil || !ok {
-		return err
+		return db.Event{}, false, err
 	}
-	if _, _, err := a.Repo.InsertEvent(ctx, ev); err != nil {
-		return fmt.Errorf("%s for %s: %w", typ, appID, err)
+	if tp := tracing.TraceParent(ctx); tp != "" {
+		ev.TraceParent = sql.NullString{String: tp, Valid: true}
+	}
+	if _, inserted, err = repo.InsertEvent(ctx, ev); err != nil {
+		return db.Event{}, false, fmt.Errorf("%s for %s: %w", typ, appID, err)
+	}
+	return ev, inserted, nil
+}
+
+// emit stores an operational webhook for appID and starts its workflow, stored now or by an
+// earlier try of the same activity. If the start fails, the event is stored all the same and the
+// API's reconciler starts it.
+func (a *Activities) emit(ctx context.Context, appID, typ, key string, data any) error {
+	ev, _, err := StoreOperational(ctx, a.Repo, appID, typ, key, data)
+	if err != nil || ev.ID == "" {
+		return err
 	}
 	if err := a.Events.StartEvent(ctx, ev); err != nil {
 		a.Log.Warn("operational webhook stored; the reconciler will start it", "event_id", ev.ID, "error", err)

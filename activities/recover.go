@@ -62,18 +62,25 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 		return RecoverPageResult{}, err
 	}
 	starts := make([]ReplayStart, 0, len(ds))
+	// A page's deliveries share their events and subscriptions: each is read once.
+	events := map[string]db.Event{}
+	policies := map[string]delivery.Policy{"": delivery.PolicyFor(a.Config, db.RetryPolicy{})}
 	for _, d := range ds {
-		ev, err := a.event(ctx, d.EventID)
-		if err != nil {
-			return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
+		ev, ok := events[d.EventID]
+		if !ok {
+			if ev, err = a.event(ctx, d.EventID); err != nil {
+				return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
+			}
+			events[d.EventID] = ev
 		}
-		pol := delivery.PolicyFor(a.Config, db.RetryPolicy{})
-		if d.SubscriptionID.Valid {
+		pol, ok := policies[d.SubscriptionID.String]
+		if !ok {
 			sub, err := a.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
 			if err != nil {
 				return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
 			}
 			pol = delivery.PolicyFor(a.Config, sub.RetryPolicy)
+			policies[d.SubscriptionID.String] = pol
 		}
 		nd, err := a.Repo.CreateReplay(ctx, d, in.Group, ReplayIDs(d))
 		if errors.Is(err, db.ErrConflict) {

@@ -7,23 +7,14 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hookd/hookd/activities"
-	"github.com/hookd/hookd/db"
 )
 
 // emit stores an operational webhook for appID (if it has an operations URL) and hands it to the
 // outbox. The change it reports is made already, so a failure is logged, not answered.
 func (s *Server) emit(ctx context.Context, appID, typ, key string, data any) {
-	app, err := s.Repo.GetApp(ctx, appID)
-	if err == nil {
-		var ev db.Event
-		var ok bool
-		if ev, ok, err = activities.OperationalEvent(app, typ, key, data); ok {
-			ev.TraceParent = traceParent(ctx)
-			var inserted bool
-			if _, inserted, err = s.Repo.InsertEvent(ctx, ev); err == nil && inserted {
-				err = s.dispatch(ctx, ev)
-			}
-		}
+	ev, inserted, err := activities.StoreOperational(ctx, s.Repo, appID, typ, key, data)
+	if err == nil && inserted {
+		err = s.dispatch(ctx, ev)
 	}
 	if err != nil {
 		s.Log.Error("operational webhook not sent", "type", typ, "app_id", appID, "error", err)

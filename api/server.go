@@ -22,7 +22,6 @@ import (
 	"github.com/lib/pq"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/config"
@@ -65,11 +64,9 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	if s.Tracer != nil {
-		if _, off := s.Tracer.(noop.TracerProvider); !off {
-			r.Use(otelgin.Middleware("hookd", otelgin.WithTracerProvider(s.Tracer), otelgin.WithPropagators(tracing.Propagator()),
-				otelgin.WithGinFilter(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/v1/") })))
-		}
+	if !tracing.Off(s.Tracer) {
+		r.Use(otelgin.Middleware("hookd", otelgin.WithTracerProvider(s.Tracer), otelgin.WithPropagators(tracing.Propagator()),
+			otelgin.WithGinFilter(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/v1/") })))
 	}
 	r.Use(s.recover, s.logRequests, s.limitBody)
 	r.HandleMethodNotAllowed = true

@@ -36,21 +36,21 @@ func (r *Repo) AcquireSlot(ctx context.Context, sub Subscription, reserveWithin,
 		if _, err := tx.ExecContext(ctx, `INSERT INTO throttles (subscription_id) VALUES ($1) ON CONFLICT DO NOTHING`, sub.ID); err != nil {
 			return err
 		}
+		// The lock on the throttle row orders every decision about this subscription. What it
+		// decides on is read after the lock is held (a statement sees the rows committed when it
+		// starts) and by the clock (now() is when the transaction began, before the wait).
+		var tat time.Time
+		if err := tx.GetContext(ctx, &tat, `SELECT tat FROM throttles WHERE subscription_id = $1 FOR UPDATE`, sub.ID); err != nil {
+			return err
+		}
 		var st struct {
-			TAT         time.Time    `db:"tat"`
 			Now         time.Time    `db:"now"`
 			PausedUntil sql.NullTime `db:"paused_until"`
 			InFlight    int          `db:"in_flight"`
 		}
-		// The lock on the throttle row orders every decision about this subscription. What it
-		// decides on is read after the lock is held (a statement sees the rows committed when it
-		// starts) and by the clock (now() is when the transaction began, before the wait).
-		if err := tx.GetContext(ctx, &st.TAT, `SELECT tat FROM throttles WHERE subscription_id = $1 FOR UPDATE`, sub.ID); err != nil {
-			return err
-		}
-		if err := tx.GetContext(ctx, &st, `SELECT $2::timestamptz AS tat, clock_timestamp() AS now, s.paused_until,
+		if err := tx.GetContext(ctx, &st, `SELECT clock_timestamp() AS now, s.paused_until,
 				(SELECT count(*) FROM throttle_leases l WHERE l.subscription_id = s.id AND l.expires_at > clock_timestamp()) AS in_flight
-			FROM subscriptions s WHERE s.id = $1`, sub.ID, st.TAT); err != nil {
+			FROM subscriptions s WHERE s.id = $1`, sub.ID); err != nil {
 			return err
 		}
 		if st.PausedUntil.Valid && st.PausedUntil.Time.After(st.Now) {
@@ -63,8 +63,8 @@ func (r *Repo) AcquireSlot(ctx context.Context, sub Subscription, reserveWithin,
 		}
 		at := st.Now
 		if sub.RateLimit.Valid && sub.RateLimit.Float64 > 0 {
-			if st.TAT.After(at) {
-				at = st.TAT
+			if tat.After(at) {
+				at = tat
 			}
 			if reserveWithin > 0 && at.Sub(st.Now) > reserveWithin {
 				slot.Wait = at.Sub(st.Now)

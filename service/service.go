@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
@@ -85,9 +84,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		})
 		o.tracer = tp
 	}
-	_, tracingOff := o.tracer.(noop.TracerProvider)
 	var interceptors []interceptor.ClientInterceptor
-	if !tracingOff {
+	if !tracing.Off(o.tracer) {
 		// One interceptor for the client and every worker built on it: spans cross from the
 		// API's start into the workflow, its activities and the workflows they start.
 		ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{

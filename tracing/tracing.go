@@ -36,6 +36,16 @@ func Enabled(getenv func(string) string) bool {
 	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
+// Off reports whether tp records nothing (nil or the no-op provider FromEnv returns without an
+// endpoint): callers then skip their instrumentation altogether.
+func Off(tp trace.TracerProvider) bool {
+	if tp == nil {
+		return true
+	}
+	_, off := tp.(noop.TracerProvider)
+	return off
+}
+
 // FromEnv returns a tracer provider exporting over OTLP as the OTEL_* variables say (endpoint,
 // protocol http/protobuf or grpc, headers, service name, resource attributes), or a no-op one
 // when no endpoint is set. shutdown flushes what is buffered.
@@ -73,20 +83,12 @@ func firstSet(vs ...string) string {
 	return ""
 }
 
-// Carrier turns a stored traceparent back into a context (nothing when empty or invalid).
-func Carrier(traceParent string) propagation.MapCarrier {
-	if traceParent == "" {
-		return propagation.MapCarrier{}
-	}
-	return propagation.MapCarrier{"traceparent": traceParent}
-}
-
 // ContextWithTraceParent returns ctx carrying the remote span a stored traceparent names.
 func ContextWithTraceParent(ctx context.Context, traceParent string) context.Context {
 	if traceParent == "" {
 		return ctx
 	}
-	return propagation.TraceContext{}.Extract(ctx, Carrier(traceParent))
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceParent})
 }
 
 // TraceParent is the W3C traceparent of ctx's span, or "" when ctx has none (tracing off).

@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/tracing"
@@ -113,10 +112,7 @@ func NewSender(guard *Guard, tp trace.TracerProvider) *Sender {
 }
 
 func tracerOf(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		return nil
-	}
-	if _, off := tp.(noop.TracerProvider); off {
+	if tracing.Off(tp) {
 		return nil
 	}
 	return tp.Tracer(tracing.Name)

@@ -44,35 +44,34 @@ func traceCmd(ctx context.Context, c *apiClient, args []string) error {
 	if err := check("event "+args[0], err, r, http.StatusOK); err != nil {
 		return err
 	}
-	var ev struct{ TraceID string }
-	ev.TraceID = val(r.JSON200.Data.TraceId)
-	if ev.TraceID == "" {
+	traceID := val(r.JSON200.Data.TraceId)
+	if traceID == "" {
 		return fmt.Errorf("event %s has no trace: it was published while tracing was off (OTEL_EXPORTER_OTLP_ENDPOINT unset)", args[0])
 	}
 	base := os.Getenv("HOOKD_JAEGER_URL")
 	if base == "" {
 		base = "http://127.0.0.1:16686"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/api/traces/"+ev.TraceID, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/api/traces/"+traceID, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("read trace %s from jaeger: %w", ev.TraceID, err)
+		return fmt.Errorf("read trace %s from jaeger: %w", traceID, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("read trace %s from jaeger: %s", ev.TraceID, resp.Status)
+		return fmt.Errorf("read trace %s from jaeger: %s", traceID, resp.Status)
 	}
 	var t jaegerTrace
 	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil {
-		return fmt.Errorf("read trace %s from jaeger: %w", ev.TraceID, err)
+		return fmt.Errorf("read trace %s from jaeger: %w", traceID, err)
 	}
 	if len(t.Data) == 0 {
-		return fmt.Errorf("jaeger has no trace %s (yet: spans arrive in batches of a few seconds)", ev.TraceID)
+		return fmt.Errorf("jaeger has no trace %s (yet: spans arrive in batches of a few seconds)", traceID)
 	}
-	fmt.Fprintf(c.out, "trace %s\n", ev.TraceID)
+	fmt.Fprintf(c.out, "trace %s\n", traceID)
 	printTree(c, t.Data[0].Spans)
 	return nil
 }
