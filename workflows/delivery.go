@@ -175,6 +175,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	}
 
 	lostSeries := 0
+	polls := 0                    // Throttled results in a row with no slot reserved
 	reservation := in.Reservation // a throttled subscription's send slot, reserved by the fan-out
 	for {
 		remainingAttempts := 0
@@ -238,7 +239,21 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 				return finish(delivery.StatusCancelled, cancelReason(sigReason), false)
 			}
 			reservation = ar.Reservation
-			if cancelled, why := wait(ar.Wait); cancelled {
+			pause := ar.Wait
+			// Version 1: a Throttled result with no reserved slot is a poll (maxInFlight full, or a
+			// 429's pause under the 2 s wake-up lead, which the activity rounds to no wait). Asking
+			// again at once made an activity and workflow task per ask with no timer between them,
+			// and the history grew toward Temporal's limit: such asks wait at least a second,
+			// doubling while they go on, up to maxThrottlePoll.
+			if workflow.GetVersion(ctx, "throttle-poll-wait", workflow.DefaultVersion, 1) >= 1 {
+				if ar.Reservation == nil && pause < throttlePoll(polls) {
+					pause = throttlePoll(polls)
+					polls++
+				} else {
+					polls = 0
+				}
+			}
+			if cancelled, why := wait(pause); cancelled {
 				return finish(delivery.StatusCancelled, cancelReason(why), false)
 			}
 			continue
@@ -302,6 +317,19 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		return finish(delivery.StatusFailed, "", false)
 	}
 }
+
+// throttlePoll is how long a delivery waits before asking again after its n-th Throttled result
+// in a row that reserved no slot: 1 s, doubling, at most maxThrottlePoll. A delivery queued
+// behind a full maxInFlight for hours asks about once a minute: its history grows by a few
+// events a minute, and the throttle row sees that many queries.
+func throttlePoll(n int) time.Duration {
+	if n >= 6 {
+		return maxThrottlePoll
+	}
+	return min(time.Second<<n, maxThrottlePoll)
+}
+
+const maxThrottlePoll = time.Minute
 
 // maxLostSeries bounds the attempt series a delivery may start again after tries that made no
 // attempt, so that a permanent fault cannot grow a history without end.
