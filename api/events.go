@@ -95,7 +95,7 @@ func (s *Server) dispatch(ctx context.Context, ev db.Event) error {
 		return s.StartEvent(ctx, ev)
 	}
 	select {
-	case s.out.queue <- ev:
+	case s.out.queue <- ev.ID:
 	default:
 		s.Log.Debug("outbox full: the reconciler will start the event", "event_id", ev.ID)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/hookd/hookd/db"
@@ -23,8 +24,13 @@ const (
 // down, the process dies, the queue is full) is still stored without started_at: the reconciler
 // starts it after HOOKD_RECONCILE_GRACE. Starting twice is harmless (one workflow id per event,
 // duplicates rejected by the engine).
+//
+// The queue holds event keys, not events: an event's payload may be 256 KiB, and with the engine
+// down 10,000 queued rows would have been 2.6 GiB of the API's memory. A starter reads the event
+// back (reads from concurrent starters share a statement, see db.Repo.LoadEvent), so what waits
+// in memory is the key alone, and at most outboxStarters events are held at once.
 type outbox struct {
-	queue   chan db.Event
+	queue   chan string
 	started chan string
 }
 
@@ -32,37 +38,56 @@ type outbox struct {
 // the background until ctx ends. Call it before serving; without it, a publish starts its
 // workflow before answering.
 func (s *Server) RunOutbox(ctx context.Context) {
-	s.out = &outbox{queue: make(chan db.Event, outboxSize), started: make(chan string, outboxSize)}
+	s.out = &outbox{queue: make(chan string, outboxSize), started: make(chan string, outboxSize)}
 	for range outboxStarters {
 		go s.startFromOutbox(ctx)
 	}
 	go s.markStarted(ctx)
 }
 
-// startFromOutbox starts queued events' workflows, retrying one while the engine refuses it.
+// startFromOutbox starts queued events' workflows, retrying one while the database or the engine
+// refuses it.
 func (s *Server) startFromOutbox(ctx context.Context) {
 	for {
-		var ev db.Event
+		var id string
 		select {
 		case <-ctx.Done():
 			return
-		case ev = <-s.out.queue:
+		case id = <-s.out.queue:
 		}
-		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
-			err := s.startEvent(ctx, ev, true)
-			if err == nil {
+		if !s.startQueued(ctx, id) {
+			return
+		}
+	}
+}
+
+// startQueued reads a queued event and starts its workflow, retrying with backoff; false means
+// ctx ended (the event is left to the reconciler).
+func (s *Server) startQueued(ctx context.Context, id string) bool {
+	var ev db.Event
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		var err error
+		if ev.ID == "" {
+			ev, err = s.Repo.LoadEvent(ctx, id)
+			if errors.Is(err, db.ErrNotFound) {
+				s.Log.Debug("queued event is gone; nothing to start", "event_id", id)
+				return true
+			}
+		}
+		if err == nil {
+			if err = s.startEvent(ctx, ev, true); err == nil {
 				select {
 				case s.out.started <- ev.ID:
 				case <-ctx.Done(): // unmarked: the reconciler's start is rejected as a duplicate
 				}
-				break
+				return true
 			}
-			s.Log.Warn("event workflow not started yet; retrying", "event_id", ev.ID, "error", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
+		}
+		s.Log.Warn("event workflow not started yet; retrying", "event_id", id, "error", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
 		}
 	}
 }
