@@ -11,8 +11,11 @@
 #
 # The versions come from versions.env (shared with docker-compose.yml). The Temporal schema is
 # created or upgraded and namespace "default" gets hookd's search attributes and a retention equal
-# to HOOKD_RETENTION (scripts/temporal-server.sh). Ctrl-C stops everything.
-# Logs and state: .cluster/. Every HOOKD_* variable already set is respected.
+# to HOOKD_RETENTION (scripts/temporal-server.sh). Ctrl-C (or SIGTERM) stops everything.
+# Every process runs under a supervisor (scripts/supervise.sh): one that exits is started again
+# with exponential backoff (1 s doubling to 30 s, reset after a minute up; HOOKD_RESTART_*_MS),
+# each restart logged with its exit status, while the others keep serving.
+# Logs, pid files and state: .cluster/. Every HOOKD_* variable already set is respected.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -23,6 +26,8 @@ source versions.env
 LIB_NAME=cluster LIB_LOG_DIR="$STATE"
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
+# shellcheck source=scripts/supervise.sh
+source scripts/supervise.sh
 
 HOOKD_BIN="$ROOT/bin/hookd"
 UI_BIN="$ROOT/bin/temporal-ui-$TEMPORAL_UI_VERSION"
@@ -35,23 +40,13 @@ for p in 7233 8233 8025 1025 4317 4318 16686 8080 8081 9091 9092; do
   ! port_open "$p" || die "port $p is in use (a 'make dev' still running?); stop it first"
 done
 
-CLEANED=""
-cleanup() {
-  [[ -z "$CLEANED" ]] || return 0
-  CLEANED=1
-  trap - INT TERM
-  say "stopping"
-  stop_all
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+supervise_traps
 
 export HOOKD_RETENTION="${HOOKD_RETENTION:-720h}"
 scripts/ensure-postgres.sh hookd_cluster
 
 say "starting the Temporal server (log $STATE/temporal.log)"
-start_bg "$STATE/temporal.log" scripts/temporal-server.sh "$STATE/temporal" 7233 temporal
+supervise temporal "$STATE/temporal.log" scripts/temporal-server.sh "$STATE/temporal" 7233 temporal
 TEMPORAL_PID=$LAST_PID
 wait_for temporal "$TEMPORAL_PID" 300 grep -q "temporal-server: ready" "$STATE/temporal.log"
 
@@ -66,15 +61,15 @@ defaultNamespace: default
 cors:
   cookieInsecure: true
 EOF
-start_bg "$STATE/ui.log" "$UI_BIN" --root "$STATE/ui" --config config --env production start
+supervise temporal-ui "$STATE/ui.log" "$UI_BIN" --root "$STATE/ui" --config config --env production start
 wait_for temporal-ui "$LAST_PID" 60 port_open 8233
 
 say "starting Mailpit (log $STATE/mailpit.log)"
-start_bg "$STATE/mailpit.log" "$ROOT/bin/mailpit" --listen 127.0.0.1:8025 --smtp 127.0.0.1:1025 --disable-version-check
+supervise mailpit "$STATE/mailpit.log" "$ROOT/bin/mailpit" --listen 127.0.0.1:8025 --smtp 127.0.0.1:1025 --disable-version-check
 wait_for mailpit "$LAST_PID" 30 port_open 1025
 
 say "starting Jaeger (log $STATE/jaeger.log)"
-start_bg "$STATE/jaeger.log" "$JAEGER_BIN"
+supervise jaeger "$STATE/jaeger.log" "$JAEGER_BIN"
 wait_for jaeger "$LAST_PID" 60 port_open 4318
 export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4318}"
 
@@ -91,11 +86,11 @@ say "running migrations"
 "$HOOKD_BIN" migrate
 for i in 1 2; do
   say "starting worker $i (log $STATE/worker-$i.log, metrics http://127.0.0.1:909$i/metrics)"
-  HOOKD_METRICS_ADDR=127.0.0.1:909$i start_bg "$STATE/worker-$i.log" "$HOOKD_BIN" worker
+  HOOKD_METRICS_ADDR=127.0.0.1:909$i supervise "worker-$i" "$STATE/worker-$i.log" "$HOOKD_BIN" worker
 done
 for i in 0 1; do
   say "starting api $((i + 1)) (log $STATE/api-$((i + 1)).log, http://127.0.0.1:808$i)"
-  HOOKD_HTTP_ADDR=127.0.0.1:808$i start_bg "$STATE/api-$((i + 1)).log" "$HOOKD_BIN" api
+  HOOKD_HTTP_ADDR=127.0.0.1:808$i supervise "api-$((i + 1))" "$STATE/api-$((i + 1)).log" "$HOOKD_BIN" api
   wait_for "api $((i + 1))" "$LAST_PID" 60 curl -fsS "http://127.0.0.1:808$i/readyz"
 done
 
@@ -112,13 +107,13 @@ cat <<EOF
   Operator key    $HOOKD_OPERATOR_KEY
   Database        $HOOKD_DATABASE_URL
   Encryption key  $KEY_SHOWN
-  Logs            $STATE/*.log
-  Ctrl-C stops everything.
+  Logs, pids      $STATE/*.log, $STATE/*.pid
+  A process that exits is started again (backoff, logged here); Ctrl-C stops everything.
   ---------------------------------------------------------------
 
 EOF
-# Runs until Ctrl-C, or until one of the processes exits (then everything stops).
+# Runs until Ctrl-C or SIGTERM; the supervisors restart what exits.
 set +e
-wait -n "${PGIDS[@]}"
-say "a process exited; see the logs in $STATE"
+supervise_forever
+say "every supervisor is gone; see the logs in $STATE"
 exit 1
