@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +32,21 @@ type publishRequest struct {
 	Topic       string          `json:"topic"`
 	Data        json.RawMessage `json:"data"`
 	CallbackURL string          `json:"callbackUrl"`
+	// idGenerated: the request named no id, and hookd made one up.
+	idGenerated bool
+}
+
+// keyedEventID is the id of an event published without an id but with an Idempotency-Key: made
+// from the app, the key and the request's body, so that a retry of a publish whose answer was
+// lost after its insert (the client hung up, and the 5xx released the key) finds the event the
+// first try stored instead of storing a second one with another webhook-id. The body is in it
+// because a key may be used again for another request once it expired (24 h): that one is a new
+// event.
+func keyedEventID(appID, key string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte("hookd idempotency-key\x00" + appID + "\x00" + key + "\x00"))
+	h.Write(body)
+	return "evt_" + hex.EncodeToString(h.Sum(nil))[:32]
 }
 
 // publishEvent stores an event and answers: its workflow starts from the outbox, so neither a
@@ -48,6 +65,9 @@ func (s *Server) publishEvent(c *gin.Context) {
 	if err != nil {
 		requestProblem(c, err)
 		return
+	}
+	if key := c.GetHeader("Idempotency-Key"); key != "" && req.idGenerated {
+		req.ID = keyedEventID(app.ID, key, body)
 	}
 	data := []byte(req.Data)
 	notify, ok := s.callbackURL(c, req.CallbackURL)
@@ -69,6 +89,13 @@ func (s *Server) publishEvent(c *gin.Context) {
 		if err != nil {
 			s.fail(c, err)
 			return
+		}
+		if !prev.DispatchedAt.Valid {
+			// The first publish may have stored it and lost its answer before handing it over:
+			// hand it over now rather than after the reconciler's grace (a second start is rejected).
+			if err := s.dispatch(ctx, prev); err != nil {
+				s.Log.Warn("replayed event not started; the reconciler will", "event_id", prev.ID, "error", err)
+			}
 		}
 		c.Header("Idempotent-Replayed", "true")
 		s.respondEvent(c, http.StatusOK, prev)
@@ -310,7 +337,7 @@ func decodePublish(body []byte, maxPayload int64, topicKnown func(string) bool) 
 		return req, &requestError{http.StatusNotFound, fmt.Sprintf("unknown topic %q", req.Topic)}
 	}
 	if req.ID == "" {
-		req.ID = "evt_" + uuid.NewString()
+		req.ID, req.idGenerated = "evt_"+uuid.NewString(), true
 	}
 	req.Data = bytes.TrimSpace(req.Data)
 	if len(req.Data) == 0 || string(req.Data) == "null" {
