@@ -18,7 +18,6 @@ import (
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/api"
@@ -107,7 +106,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	app.Metrics = m
 	tc, err := client.DialContext(ctx, client.Options{
 		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
-		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
+		// The SDK's own levels, less its ERROR for every receiver failure (worker.SDKLogger).
+		Logger:         worker.SDKLogger(log.With("component", "temporal")),
 		MetricsHandler: m.TemporalHandler(),
 		Interceptors:   interceptors,
 	})
