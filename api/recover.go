@@ -77,8 +77,12 @@ func (s *Server) recoverDeliveries(c *gin.Context) {
 	s.respondOperation(c, http.StatusAccepted, op)
 }
 
-// recoverWindow checks a recover's window: since is required, until defaults to now, and the
-// window must not be empty.
+// recoverClockSkew is how far in the future a recover's until may be: the caller's clock may be
+// a little ahead of ours. The operation claims no delivery created after it anyway.
+const recoverClockSkew = 5 * time.Second
+
+// recoverWindow checks a recover's window: since is required, until defaults to now and may not
+// be in the future (past clock skew), and the window must not be empty.
 func recoverWindow(c *gin.Context, req recoverRequest, now time.Time) (db.RecoverWindow, bool) {
 	since, err := time.Parse(time.RFC3339Nano, req.Since)
 	if err != nil {
@@ -91,6 +95,11 @@ func recoverWindow(c *gin.Context, req recoverRequest, now time.Time) (db.Recove
 			problem(c, http.StatusBadRequest, "until: an RFC 3339 time")
 			return db.RecoverWindow{}, false
 		}
+	}
+	if until.After(now.Add(recoverClockSkew)) {
+		problem(c, http.StatusBadRequest, fmt.Sprintf("until: in the future (the server's clock says %s); "+
+			"a recover replays failures that happened, leave until out to mean now", now.UTC().Format(time.RFC3339)))
+		return db.RecoverWindow{}, false
 	}
 	if !until.After(since) {
 		problem(c, http.StatusBadRequest, "until: must be after since")

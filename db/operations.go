@@ -92,6 +92,13 @@ func (op Operation) Window() (RecoverWindow, error) {
 // and returns them: the latest series to each target only (one a replay superseded is not
 // failed any more), never one another recover claimed. Deliveries op claimed before but has not
 // replayed yet (a retried activity) come back first.
+//
+// A failure is recovered once, by all recovers together: a target of an event (a subscription,
+// or a callback URL) one of whose deliveries another recover claimed is left alone, so the
+// replay a recover made, and any replay of that replay, is never recovered again (while the
+// receiver is down, each round would POST, e-mail and raise delivery.failed once more). Nor does
+// a recover claim a delivery created after the operation: its window cannot reach its own
+// replays, whatever its until says.
 func (r *Repo) ClaimForRecovery(ctx context.Context, op, appID string, w RecoverWindow, limit int) ([]Delivery, error) {
 	var out []Delivery
 	err := r.db.SelectContext(ctx, &out, `UPDATE deliveries SET recovered_by = $1 WHERE id IN (
@@ -99,8 +106,12 @@ func (r *Repo) ClaimForRecovery(ctx context.Context, op, appID string, w Recover
 			WHERE d.app_id = $2 AND d.status = 'failed' AND d.created_at >= $3 AND d.created_at < $4
 			  AND ($5 = '' OR d.subscription_id = $5) AND ($6 = '' OR e.type = $6)
 			  AND (d.recovered_by IS NULL OR d.recovered_by = $1)
+			  AND d.created_at < (SELECT o.created_at FROM operations o WHERE o.id = $1)
 			  AND NOT EXISTS (SELECT 1 FROM deliveries n WHERE n.event_id = d.event_id
 				AND coalesce(n.subscription_id, n.url) = coalesce(d.subscription_id, d.url) AND n.replay > d.replay)
+			  AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = d.event_id
+				AND coalesce(p.subscription_id, p.url) = coalesce(d.subscription_id, d.url)
+				AND p.recovered_by IS NOT NULL AND p.recovered_by <> $1)
 			ORDER BY d.created_at, d.id LIMIT $7
 			FOR UPDATE OF d SKIP LOCKED)
 		RETURNING `+deliveryColumns, op, appID, w.Since, w.Until, w.SubscriptionID, w.EventType, limit)
