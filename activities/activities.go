@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"time"
@@ -69,29 +70,99 @@ func subscriptionTarget(c config.Config, sub db.Subscription, apiPath string) se
 		Policy: delivery.PolicyFor(c, sub.RetryPolicy), sub: sub}
 }
 
-// matches evaluates the registered event's filter and then the subscription's own.
-func matches(t db.Target, ev db.Event) (bool, string) {
-	filters := [][]byte{t.EventFilter}
+// filterRun evaluates the filters of one fan-out page on its event. The event's data is parsed
+// once for the page and a filter's text compiled once (a registered event's filter is shared by
+// all its subscribers). Each evaluation has filter.Budget steps; and all the filters of one
+// subscriber app together get appFilterBudget on a page, so an app with many expensive filters
+// delays the others by at most that much per page, whatever their number.
+type filterRun struct {
+	ev       filter.Event
+	compiled map[string]compiledRule
+	spent    map[string]int // steps per subscriber app
+	failures []db.FilterFailure
+}
+
+type compiledRule struct {
+	f   filter.Filter
+	err error
+}
+
+// appFilterBudget is what the filters of one subscriber app may spend on one fan-out page:
+// ten filters that spend their whole budget, about 0.1 s of CPU (see filter.Budget).
+const appFilterBudget = 10 * filter.Budget
+
+func newFilterRun(ev db.Event) *filterRun {
+	return &filterRun{ev: filter.Event{Type: ev.Type, Topic: ev.Topic, Data: json.RawMessage(ev.Payload)},
+		compiled: map[string]compiledRule{}, spent: map[string]int{}}
+}
+
+// matches evaluates the registered event's filter and then the subscription's own. A filter
+// that fails (spends its budget, does not fit the data, or was stored unreadable) counts as no
+// match, and its failure is kept for the subscription (failures).
+func (r *filterRun) matches(t db.Target) (bool, string) {
+	filters := []struct {
+		raw   []byte
+		whose string
+	}{{t.EventFilter, "the registered event's filter"}}
 	if t.FilterLogic.Valid {
-		filters = append(filters, t.FilterLogic.JSONText)
+		filters = append(filters, struct {
+			raw   []byte
+			whose string
+		}{t.FilterLogic.JSONText, "filter"})
 	}
-	for _, raw := range filters {
-		if len(raw) == 0 {
+	for _, x := range filters {
+		if len(x.raw) == 0 {
 			continue
 		}
-		f, err := filter.Compile(raw)
+		ok, err := r.match(t.AppID, x.raw)
 		if err != nil {
-			return false, "invalid filter: " + err.Error()
-		}
-		ok, err := f.Match(ev.Type, ev.Topic, json.RawMessage(ev.Payload))
-		if err != nil {
-			return false, err.Error()
+			why := x.whose + " failed, counted as no match: " + err.Error()
+			if !t.FilterErrorAt.Valid || time.Since(t.FilterErrorAt.Time) >= db.FilterErrorEvery {
+				r.failures = append(r.failures, db.FilterFailure{SubscriptionID: t.ID, Reason: why})
+			}
+			return false, why
 		}
 		if !ok {
 			return false, "filter did not match"
 		}
 	}
 	return true, ""
+}
+
+func (r *filterRun) match(app string, raw []byte) (bool, error) {
+	c, seen := r.compiled[string(raw)]
+	if !seen {
+		// Parse, not Compile: a rule stored before today's registration limits still runs,
+		// within the budget.
+		c.f, c.err = filter.Parse(raw)
+		r.compiled[string(raw)] = c
+	}
+	if c.err != nil {
+		return false, fmt.Errorf("invalid filter: %w", c.err)
+	}
+	left := appFilterBudget - r.spent[app]
+	if left <= 0 {
+		return false, fmt.Errorf("%w: this app's filters spent their budget for the event (%d steps)", filter.ErrBudget, appFilterBudget)
+	}
+	ok, spent, err := c.f.MatchWithin(&r.ev, min(left, filter.Budget))
+	r.spent[app] += spent
+	return ok, err
+}
+
+// recordFilterFailures writes a page's filter failures on their subscriptions. Best effort: the
+// failure is already counted as no match, and the next failure writes it again.
+func (a *Activities) recordFilterFailures(ctx context.Context, ev db.Event, r *filterRun) {
+	if len(r.failures) == 0 {
+		return
+	}
+	if err := a.Repo.RecordFilterErrors(ctx, r.failures); err != nil {
+		a.Log.Warn("filter failures not recorded", "event_id", ev.ID, "count", len(r.failures), "error", err)
+		return
+	}
+	// Logged when written: at most once a minute per subscription, not once per event.
+	for _, f := range r.failures {
+		a.Log.Info("filter failed; counted as no match", "event_id", ev.ID, "subscription_id", f.SubscriptionID, "reason", f.Reason)
+	}
 }
 
 var pathParam = regexp.MustCompile(`\{([A-Za-z0-9_]+)\}`)

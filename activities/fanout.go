@@ -358,11 +358,9 @@ func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (
 			return nil, false, fmt.Errorf("fan out %s: %w", ev.ID, err)
 		}
 		full = len(subs) == size
+		filters := newFilterRun(ev)
 		for _, t := range subs {
-			if ok, why := matches(t, ev); !ok {
-				if why != "filter did not match" {
-					a.Log.Warn("filter failed; counted as no match", "event_id", ev.ID, "subscription_id", t.ID, "reason", why)
-				}
+			if ok, why := filters.matches(t); !ok {
 				items = append(items, pageItem{key: t.ID, skipped: &Skipped{SubscriptionID: t.ID, Reason: why}})
 				continue
 			}
@@ -375,6 +373,7 @@ func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (
 				SubscriptionID: nullString(t.ID), WorkflowID: delivery.DeliveryWorkflowID(ev.ID, t.ID, 0),
 			})
 		}
+		a.recordFilterFailures(ctx, ev, filters)
 	}
 	// The first deliveries get their ledger rows with their creation: a small fan-out makes its
 	// first attempts after a single statement.

@@ -60,7 +60,9 @@ func (e eventSpec) validate(where string) (db.RegisteredEvent, error) {
 	return row, nil
 }
 
-// compiledFilter checks a JSON Logic filter as given in a request: absent or null is no filter.
+// compiledFilter checks a JSON Logic filter as given in a request, with the registration limits
+// (filter.Compile): absent or null is no filter. It is the one check of every filter the API
+// stores: subscriptions' (create and update) and registered events'.
 func compiledFilter(raw json.RawMessage) (types.NullJSONText, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return types.NullJSONText{}, nil
@@ -93,7 +95,7 @@ func (s *Server) registerEvents(c *gin.Context) {
 		}
 		row, err := e.validate(fmt.Sprintf("events[%d]", i))
 		if err != nil {
-			problem(c, http.StatusBadRequest, err.Error())
+			badRequest(c, err)
 			return
 		}
 		if seen[row.Name] {
@@ -196,13 +198,16 @@ func (s *Server) updateRegisteredEvent(c *gin.Context) {
 	if spec.GetAPIPath == "" {
 		spec.GetAPIPath = old.GetAPIPath
 	}
-	if spec.FilterLogic == nil && old.FilterLogic.Valid {
-		spec.FilterLogic = json.RawMessage(old.FilterLogic.JSONText)
-	}
+	// A filter left out stays as it is, unchecked: one stored before today's limits must not
+	// make every other change to the event fail.
+	keepFilter := spec.FilterLogic == nil
 	row, err := spec.validate("event")
 	if err != nil {
-		problem(c, http.StatusBadRequest, err.Error())
+		badRequest(c, err)
 		return
+	}
+	if keepFilter {
+		row.FilterLogic = old.FilterLogic
 	}
 	row.AppID, row.Topic = app.ID, c.Param("topic")
 	got, err := s.Repo.UpdateRegisteredEvent(c.Request.Context(), old.Name, row)
@@ -288,4 +293,27 @@ func (s *Server) followUpRemoval(ctx context.Context, registeredEventID int64) {
 	if err != nil && !errors.As(err, &started) {
 		s.Log.Warn("removal follow-up left to the reconciler", "workflow_id", id, "error", err)
 	}
+}
+
+// filterProblem is a problem that also says, as members of its own, where in a filter the
+// request went wrong and which registration limit it broke ("size", "depth", "arrayLength",
+// "iteratorNesting", "cost"; absent for a rule that is not valid JSON Logic).
+type filterProblem struct {
+	Problem
+	Path  string `json:"path"`
+	Limit string `json:"limit,omitempty"`
+}
+
+// badRequest answers 400 with err as the problem's detail, and a filter error's path and limit.
+func badRequest(c *gin.Context, err error) {
+	var fe *filter.Error
+	if !errors.As(err, &fe) {
+		problem(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	c.Header("Content-Type", "application/problem+json")
+	b, _ := json.Marshal(filterProblem{Problem: Problem{Type: "about:blank", Title: http.StatusText(http.StatusBadRequest),
+		Status: http.StatusBadRequest, Detail: err.Error()}, Path: fe.Path, Limit: fe.Limit})
+	c.AbortWithStatus(http.StatusBadRequest)
+	c.Writer.Write(b)
 }

@@ -174,7 +174,7 @@ func (s *Server) createSubscription(c *gin.Context) {
 	}
 	var err error
 	if sub.FilterLogic, err = compiledFilter(req.FilterLogic); err != nil {
-		problem(c, http.StatusBadRequest, "filterLogic: "+err.Error())
+		badRequest(c, fmt.Errorf("filterLogic: %w", err))
 		return
 	}
 	if rp := req.RetryPolicy; rp != nil {
@@ -270,6 +270,9 @@ func subscriptionView(s db.Subscription) gin.H {
 	}
 	if s.DisabledReason != "" {
 		v["disabledReason"] = s.DisabledReason
+	}
+	if s.FilterError != "" && s.FilterErrorAt.Valid {
+		v["filterError"], v["filterErrorAt"] = s.FilterError, s.FilterErrorAt.Time
 	}
 	if s.TimeoutMS != nil {
 		v["timeoutMs"] = *s.TimeoutMS
@@ -465,7 +468,7 @@ func (s *Server) updateSubscription(c *gin.Context) {
 	if req.FilterLogic != nil { // left out: unchanged; null: removed
 		var err error
 		if sub.FilterLogic, err = compiledFilter(req.FilterLogic); err != nil {
-			problem(c, http.StatusBadRequest, "filterLogic: "+err.Error())
+			badRequest(c, fmt.Errorf("filterLogic: %w", err))
 			return
 		}
 	}

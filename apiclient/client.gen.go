@@ -485,7 +485,13 @@ type CreateSubscriptionRequest struct {
 
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-	// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
 	//
 	//
 	// Example: {"===":[{"var":"event.state"},"active:available"]}
@@ -640,7 +646,13 @@ type EventPatch struct {
 
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-	// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
 	//
 	//
 	// Example: {"===":[{"var":"event.state"},"active:available"]}
@@ -665,7 +677,13 @@ type EventSpec struct {
 
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-	// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
 	//
 	//
 	// Example: {"===":[{"var":"event.state"},"active:available"]}
@@ -689,7 +707,13 @@ type EventSpec struct {
 
 // FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 // is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+// and the reason shows as the subscription's `filterError`.
 //
 // Example: {"===":[{"var":"event.state"},"active:available"]}
 type FilterLogic = interface{}
@@ -923,7 +947,13 @@ type RegisteredEvent struct {
 
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-	// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
 	//
 	//
 	// Example: {"===":[{"var":"event.state"},"active:available"]}
@@ -1004,9 +1034,23 @@ type RotatedSubscription struct {
 	DisabledReason *string  `json:"disabledReason,omitempty"`
 	EventTypes     []string `json:"eventTypes"`
 
+	// FilterError Why the filter (or the registered event's filter) last failed on an event, which then counted as "no match": it spent its evaluation budget, or did not fit the event's data. Written at most once a minute; cleared when the filter changes; left out when it has not failed.
+	//
+	// Example: filter failed, counted as no match: filter: evaluation budget exhausted (100000 steps)
+	FilterError *string `json:"filterError,omitempty"`
+
+	// FilterErrorAt When `filterError` was written.
+	FilterErrorAt *time.Time `json:"filterErrorAt,omitempty"`
+
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-	// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
 	//
 	//
 	// Example: {"===":[{"var":"event.state"},"active:available"]}
@@ -1092,9 +1136,23 @@ type Subscription struct {
 	DisabledReason *string  `json:"disabledReason,omitempty"`
 	EventTypes     []string `json:"eventTypes"`
 
+	// FilterError Why the filter (or the registered event's filter) last failed on an event, which then counted as "no match": it spent its evaluation budget, or did not fit the event's data. Written at most once a minute; cleared when the filter changes; left out when it has not failed.
+	//
+	// Example: filter failed, counted as no match: filter: evaluation budget exhausted (100000 steps)
+	FilterError *string `json:"filterError,omitempty"`
+
+	// FilterErrorAt When `filterError` was written.
+	FilterErrorAt *time.Time `json:"filterErrorAt,omitempty"`
+
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-	// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
 	//
 	//
 	// Example: {"===":[{"var":"event.state"},"active:available"]}
@@ -1157,9 +1215,23 @@ type SubscriptionWithSecret struct {
 	DisabledReason *string  `json:"disabledReason,omitempty"`
 	EventTypes     []string `json:"eventTypes"`
 
+	// FilterError Why the filter (or the registered event's filter) last failed on an event, which then counted as "no match": it spent its evaluation budget, or did not fit the event's data. Written at most once a minute; cleared when the filter changes; left out when it has not failed.
+	//
+	// Example: filter failed, counted as no match: filter: evaluation budget exhausted (100000 steps)
+	FilterError *string `json:"filterError,omitempty"`
+
+	// FilterErrorAt When `filterError` was written.
+	FilterErrorAt *time.Time `json:"filterErrorAt,omitempty"`
+
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-	// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
 	//
 	//
 	// Example: {"===":[{"var":"event.state"},"active:available"]}
@@ -1257,7 +1329,13 @@ type UpdateSubscriptionRequest struct {
 
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
-	// `"$eventType"` is its type. Refused with 400 (and the path of the fault) if it does not compile.
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
 	//
 	//
 	// Example: {"===":[{"var":"event.state"},"active:available"]}

@@ -79,6 +79,10 @@ type Subscription struct {
 	CreatedAt time.Time    `db:"created_at" json:"createdAt"`
 	UpdatedAt time.Time    `db:"updated_at" json:"updatedAt"`
 	DeletedAt sql.NullTime `db:"deleted_at" json:"-"`
+	// FilterError is why the filter last failed at run time (when FilterErrorAt); "" if it has
+	// not since it was set.
+	FilterError   string       `db:"filter_error" json:"-"`
+	FilterErrorAt sql.NullTime `db:"filter_error_at" json:"-"`
 }
 
 // Event is one published event.

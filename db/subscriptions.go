@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -14,7 +15,8 @@ import (
 const subscriptionColumns = `id, app_id, publisher_app_id, registered_event_id, url, secret, previous_secret,
 	previous_secret_until, callback_key, event_types, filter_logic, contact_email, active, disabled_reason,
 	consecutive_failures, retry_initial_ms, retry_backoff, retry_max_interval_ms, retry_max_attempts,
-	retry_max_duration_ms, timeout_ms, rate_limit, max_in_flight, paused_until, pause_ms, created_at, updated_at, deleted_at`
+	retry_max_duration_ms, timeout_ms, rate_limit, max_in_flight, paused_until, pause_ms, created_at, updated_at, deleted_at,
+	filter_error, filter_error_at`
 
 // CreateSubscription stores a subscription.
 func (r *Repo) CreateSubscription(ctx context.Context, s Subscription) (Subscription, error) {
@@ -255,7 +257,10 @@ func (r *Repo) UpdateSubscription(ctx context.Context, s Subscription) (Subscrip
 	err = r.db.GetContext(ctx, &got, `UPDATE subscriptions SET url = $3, event_types = $4, filter_logic = $5,
 		contact_email = $6, callback_key = $7, retry_initial_ms = $8, retry_backoff = $9, retry_max_interval_ms = $10,
 		retry_max_attempts = $11, retry_max_duration_ms = $12, timeout_ms = $13, rate_limit = $14, max_in_flight = $15,
-		updated_at = now()
+		updated_at = now(),
+		-- A new filter has not failed yet.
+		filter_error = CASE WHEN filter_logic IS DISTINCT FROM $5 THEN '' ELSE filter_error END,
+		filter_error_at = CASE WHEN filter_logic IS DISTINCT FROM $5 THEN NULL ELSE filter_error_at END
 		WHERE id = $1 AND app_id = $2 AND deleted_at IS NULL RETURNING `+subscriptionColumns,
 		s.ID, s.AppID, s.URL, s.EventTypes, s.FilterLogic, s.ContactEmail, s.CallbackKey, s.InitialIntervalMS,
 		s.BackoffCoefficient, s.MaxIntervalMS, s.MaxAttempts, s.MaxDurationMS, s.TimeoutMS, s.RateLimit, s.MaxInFlight)
@@ -266,4 +271,48 @@ func (r *Repo) UpdateSubscription(ctx context.Context, s Subscription) (Subscrip
 		return Subscription{}, fmt.Errorf("update subscription %s: %w", s.ID, notFound(err))
 	}
 	return got, nil
+}
+
+// MaxFilterErrorLen bounds the reason stored for a filter's run-time failure, in characters.
+const MaxFilterErrorLen = 1000
+
+// FilterErrorEvery is how often at most a subscription's filter failure is written.
+const FilterErrorEvery = time.Minute
+
+// FilterFailure is why a subscription's filter failed on an event.
+type FilterFailure struct {
+	SubscriptionID, Reason string
+}
+
+// RecordFilterErrors stores, in one statement, why the filters of some subscriptions failed,
+// skipping those whose last failure was written less than FilterErrorEvery ago: a filter that
+// fails on every event costs a write a minute, not one an event.
+func (r *Repo) RecordFilterErrors(ctx context.Context, fs []FilterFailure) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	ids, reasons := make([]string, len(fs)), make([]string, len(fs))
+	for i, f := range fs {
+		ids[i], reasons[i] = f.SubscriptionID, truncateRunes(strings.ReplaceAll(strings.ToValidUTF8(f.Reason, "\uFFFD"), "\x00", "\uFFFD"), MaxFilterErrorLen)
+	}
+	_, err := r.db.ExecContext(ctx, `UPDATE subscriptions s SET filter_error = u.reason, filter_error_at = now()
+		FROM unnest($1::text[], $2::text[]) AS u(id, reason)
+		WHERE s.id = u.id AND (s.filter_error_at IS NULL OR s.filter_error_at < now() - $3 * interval '1 millisecond')`,
+		pq.StringArray(ids), pq.StringArray(reasons), FilterErrorEvery.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("record filter errors of %d subscriptions: %w", len(fs), err)
+	}
+	return nil
+}
+
+// truncateRunes keeps at most n characters of s.
+func truncateRunes(s string, n int) string {
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
 }
