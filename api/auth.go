@@ -8,11 +8,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/hookd/hookd/db"
 )
@@ -23,7 +25,9 @@ const (
 	keyPrefix   = "hk_"
 )
 
-// authenticate accepts the operator key from the environment or an app's API key.
+// authenticate accepts the operator key from the environment or an app's API key. A key not in
+// the cache is looked up at the expense of the client address's budget of failed authentications
+// (see lookupKey); an app's requests, whichever of its keys makes them, share its rate limit.
 func (s *Server) authenticate(c *gin.Context) {
 	h := c.GetHeader("Authorization")
 	key, ok := strings.CutPrefix(h, "Bearer ")
@@ -37,21 +41,60 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Next()
 		return
 	}
-	app, err := s.appByKey(c.Request.Context(), key)
-	if errors.Is(err, db.ErrNotFound) {
-		c.Header("WWW-Authenticate", `Bearer realm="hookd", error="invalid_token"`)
-		problem(c, http.StatusUnauthorized, "invalid API key")
-		return
+	app, ok := s.keys.cached(hashKey(key))
+	if !ok {
+		if app, ok = s.lookupKey(c, hashKey(key)); !ok {
+			return
+		}
 	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if s.rateLimited(c, key) {
+	if s.rateLimited(c, app.ID) {
 		return
 	}
 	c.Set(ctxApp, app)
 	c.Next()
+}
+
+// lookupKey finds the app of a key that is not in the cache, or answers the request (401, 429 or
+// the database's error) and returns false. The lookup holds one token of the client address's
+// failed-authentication bucket: an invalid key spends it, a valid one hands it back. So a flood
+// of invalid keys from one address costs at most authFailureBurst queries and then one per
+// authFailureEvery, answered 429 meanwhile, however many requests run at once.
+func (s *Server) lookupKey(c *gin.Context, h []byte) (db.App, bool) {
+	b := s.limits.failures(clientAddr(c))
+	now := time.Now()
+	r := b.ReserveN(now, 1)
+	if wait := r.DelayFrom(now); wait > 0 {
+		r.CancelAt(now)
+		tooManyRequests(c, wait, "too many failed authentications from this address")
+		return db.App{}, false
+	}
+	app, err := s.keys.lookup(c.Request.Context(), h, s.Repo.AppByKeyHash)
+	if errors.Is(err, db.ErrNotFound) {
+		c.Header("WWW-Authenticate", `Bearer realm="hookd", error="invalid_token"`)
+		problem(c, http.StatusUnauthorized, "invalid API key")
+		return db.App{}, false
+	}
+	r.CancelAt(now) // no failed authentication: the token goes back
+	if err != nil {
+		s.fail(c, err)
+		return db.App{}, false
+	}
+	return app, true
+}
+
+// clientAddr is what failed authentications are counted by: the connection's peer address (not
+// a forwarded header, which the client writes), an IPv6 one as its /64 (a host holds a whole
+// /64, and would otherwise get a fresh budget per address).
+func clientAddr(c *gin.Context) string {
+	ip, err := netip.ParseAddr(c.RemoteIP())
+	if err != nil {
+		return c.RemoteIP()
+	}
+	if ip = ip.Unmap(); ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
 // equalKeys compares secrets in constant time.
@@ -82,53 +125,102 @@ func newKey() (string, error) {
 	return keyPrefix + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// keyCacheTTL bounds how long a looked-up API key is trusted without asking the database again.
-const keyCacheTTL = 30 * time.Second
+// keyCacheTTL bounds how long a looked-up API key is trusted without asking the database again,
+// and how long a key found invalid is refused without asking (a flood of one bad key costs one
+// query per TTL); maxCachedKeys bounds each of the two caches.
+const (
+	keyCacheTTL   = 30 * time.Second
+	maxCachedKeys = 10_000
+)
 
-type cachedApp struct {
-	app     db.App
-	expires time.Time
-}
-
-// keyCache remembers recent API key lookups: one database round trip per key and TTL instead of
-// one per request.
+// keyCache remembers recent API key lookups, found and not found: one database round trip per
+// key and TTL instead of one per request. Entries are keyed by the key's hash.
+//
+// A lookup that was under way when a key was revoked must not cache what it read before the
+// revocation (it would keep the revoked key working for a TTL): every forget bumps epoch, and a
+// lookup caches its answer only if epoch has not moved since it started.
 type keyCache struct {
-	mu      sync.Mutex
-	entries map[string]cachedApp
+	once    sync.Once
+	found   *expirable.LRU[string, db.App]
+	missing *expirable.LRU[string, struct{}]
+	mu      sync.Mutex // orders forgets against a lookup's check of epoch and its insert
+	epoch   uint64
+	// query replaces the repository's lookup (tests); afterQuery runs between a lookup's query
+	// and its insert (tests interleave a revocation there).
+	query      func(ctx context.Context, keyHash []byte) (db.App, error)
+	afterQuery func()
 }
 
-func (s *Server) appByKey(ctx context.Context, key string) (db.App, error) {
-	h := hashKey(key)
-	now := time.Now()
-	s.keys.mu.Lock()
-	e, ok := s.keys.entries[string(h)]
-	s.keys.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.app, nil
+func (k *keyCache) init() {
+	k.once.Do(func() {
+		k.found = expirable.NewLRU[string, db.App](maxCachedKeys, nil, keyCacheTTL)
+		k.missing = expirable.NewLRU[string, struct{}](maxCachedKeys, nil, keyCacheTTL)
+	})
+}
+
+// cached returns the app of a key found recently.
+func (k *keyCache) cached(h []byte) (db.App, bool) {
+	k.init()
+	return k.found.Get(string(h))
+}
+
+// lookup finds the app of a key hash: from the cache, or with query (db.ErrNotFound when no
+// active key has that hash), caching the answer.
+func (k *keyCache) lookup(ctx context.Context, h []byte, query func(context.Context, []byte) (db.App, error)) (db.App, error) {
+	k.init()
+	if app, ok := k.found.Get(string(h)); ok {
+		return app, nil
 	}
-	app, err := s.Repo.AppByKeyHash(ctx, h)
-	if err != nil {
+	if _, ok := k.missing.Get(string(h)); ok {
+		return db.App{}, db.ErrNotFound
+	}
+	if k.query != nil {
+		query = k.query
+	}
+	k.mu.Lock()
+	epoch := k.epoch
+	k.mu.Unlock()
+	app, err := query(ctx, h)
+	if k.afterQuery != nil {
+		k.afterQuery()
+	}
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return db.App{}, err
 	}
-	s.keys.mu.Lock()
-	defer s.keys.mu.Unlock()
-	if s.keys.entries == nil || len(s.keys.entries) > 10_000 {
-		s.keys.entries = map[string]cachedApp{}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.epoch != epoch {
+		return app, err // a key was revoked meanwhile: answer this request, remember nothing
 	}
-	s.keys.entries[string(h)] = cachedApp{app: app, expires: now.Add(keyCacheTTL)}
+	if err != nil {
+		k.missing.Add(string(h), struct{}{})
+		return db.App{}, err
+	}
+	k.found.Add(string(h), app)
 	return app, nil
+}
+
+// added forgets that a new key's hash was not found (it could only have been tried by whoever
+// guessed it, but a refusal must not outlive the key's creation here).
+func (k *keyCache) added(hash string) {
+	k.init()
+	k.missing.Remove(hash)
 }
 
 // forget drops one key hash from the cache.
 func (k *keyCache) forget(hash string) {
+	k.init()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	delete(k.entries, hash)
+	k.epoch++
+	k.found.Remove(hash)
 }
 
-// forgetAll drops every cached key.
+// forgetAll drops every cached key (not the refusals: a revocation only ever takes keys away).
 func (k *keyCache) forgetAll() {
+	k.init()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.entries = nil
+	k.epoch++
+	k.found.Purge()
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -51,7 +53,8 @@ func keyView(k db.APIKey) gin.H {
 	return v
 }
 
-// createKey issues an additional API key; the key itself is shown only in this answer.
+// createKey issues an additional API key, up to db.MaxActiveKeys active ones (409 past it); the
+// key itself is shown only in this answer.
 func (s *Server) createKey(c *gin.Context) {
 	appID, ok := keyOwner(c)
 	if !ok {
@@ -63,10 +66,16 @@ func (s *Server) createKey(c *gin.Context) {
 		return
 	}
 	k, err := s.Repo.AddAPIKey(c.Request.Context(), appID, newKeyID(), hashKey(key))
+	if errors.Is(err, db.ErrTooManyKeys) {
+		problem(c, http.StatusConflict, fmt.Sprintf("this app has %d active API keys, the most it may have: revoke one first "+
+			"(its rate limit is the app's, shared by all its keys)", db.MaxActiveKeys))
+		return
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	s.keys.added(string(k.KeyHash))
 	v := keyView(k)
 	v["apiKey"] = key
 	data(c, http.StatusCreated, v)

@@ -4,6 +4,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -22,8 +23,8 @@ type Config struct {
 	HTTPAddr          string // HOOKD_HTTP_ADDR
 	MetricsAddr       string // HOOKD_METRICS_ADDR: /metrics of a worker-only process
 	MetricsToken      string // HOOKD_METRICS_TOKEN: when set, /metrics needs Authorization: Bearer <token>
-	// RateLimit is the requests per second each API key may make (0: no limit), in bursts of up
-	// to RateBurst. HOOKD_RATE_LIMIT, HOOKD_RATE_BURST
+	// RateLimit is the requests per second each app may make, all its API keys together (0: no
+	// limit), in bursts of up to RateBurst. HOOKD_RATE_LIMIT, HOOKD_RATE_BURST
 	RateLimit       float64
 	RateBurst       int
 	PublicURL       string        // HOOKD_PUBLIC_URL
@@ -98,6 +99,9 @@ func load(getenv func(string) string) (Config, error) {
 		TemporalUIURL:          p.str("HOOKD_TEMPORAL_UI_URL", "http://127.0.0.1:8233"),
 		HTTPAddr:               p.str("HOOKD_HTTP_ADDR", "127.0.0.1:8080"),
 		MetricsAddr:            p.str("HOOKD_METRICS_ADDR", ""),
+		MetricsToken:           p.str("HOOKD_METRICS_TOKEN", ""),
+		RateLimit:              p.float("HOOKD_RATE_LIMIT", 1000),
+		RateBurst:              p.integer("HOOKD_RATE_BURST", 2000),
 		PublicURL:              p.str("HOOKD_PUBLIC_URL", ""),
 		OperatorKey:            p.str("HOOKD_OPERATOR_KEY", ""),
 		Topics:                 p.list("HOOKD_TOPICS", []string{"participant", "entity", "container"}),
@@ -126,6 +130,12 @@ func load(getenv func(string) string) (Config, error) {
 		SearchAttributes:     p.boolean("HOOKD_SEARCH_ATTRIBUTES", true),
 		EagerStart:           p.boolean("HOOKD_EAGER_START", true),
 		EagerMaxStarting:     p.integer("HOOKD_EAGER_MAX_STARTING", 8),
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		p.errs = append(p.errs, fmt.Sprintf("HOOKD_RATE_LIMIT: %v is not a rate (requests/s, 0 for no limit)", c.RateLimit))
+	}
+	if c.RateBurst < 1 {
+		p.errs = append(p.errs, fmt.Sprintf("HOOKD_RATE_BURST: %d; a burst is at least 1 request", c.RateBurst))
 	}
 	switch mode := p.str("HOOKD_FANOUT_MODE", "local"); mode {
 	case "local":

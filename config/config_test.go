@@ -58,3 +58,27 @@ func TestEncryptionKey(t *testing.T) {
 		})
 	}
 }
+
+// The API's limits and the metrics token come from the environment.
+func TestLimitsAndMetricsToken(t *testing.T) {
+	env := map[string]string{"HOOKD_RATE_LIMIT": "1.5", "HOOKD_RATE_BURST": "1", "HOOKD_METRICS_TOKEN": "m-secret"}
+	cfg, err := load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RateLimit != 1.5 || cfg.RateBurst != 1 || cfg.MetricsToken != "m-secret" {
+		t.Errorf("RateLimit %v, RateBurst %d, MetricsToken %q", cfg.RateLimit, cfg.RateBurst, cfg.MetricsToken)
+	}
+	def, err := load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.RateLimit != 1000 || def.RateBurst != 2000 || def.MetricsToken != "" {
+		t.Errorf("defaults: RateLimit %v, RateBurst %d, MetricsToken %q", def.RateLimit, def.RateBurst, def.MetricsToken)
+	}
+	for _, bad := range []map[string]string{{"HOOKD_RATE_LIMIT": "-1"}, {"HOOKD_RATE_BURST": "0"}, {"HOOKD_RATE_LIMIT": "NaN"}} {
+		if _, err := load(func(k string) string { return bad[k] }); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

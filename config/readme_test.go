@@ -9,7 +9,7 @@ import (
 )
 
 // The README's configuration table is the documentation of this struct: every variable load
-// reads has a row, and every default the table states is the one load applies (setting the
+// reads has a row, every row names a variable load reads, and every default the table states is the one load applies (setting the
 // variable to the stated default changes nothing).
 func TestREADMEConfigurationTableAgrees(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
@@ -30,9 +30,17 @@ func TestREADMEConfigurationTableAgrees(t *testing.T) {
 			t.Errorf("%s is read by config.load but has no row in the README's configuration table", m[1])
 		}
 	}
-	base, err := load(func(string) string { return "" })
+	// The reverse: a documented variable that load never asks for is a setting that silently does
+	// nothing (HOOKD_RATE_LIMIT and HOOKD_METRICS_TOKEN were, for a while).
+	read := map[string]bool{}
+	base, err := load(func(k string) string { read[k] = true; return "" })
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name := range documented {
+		if !read[name] {
+			t.Errorf("%s has a row in the README's configuration table but config.load never reads it", name)
+		}
 	}
 	literal := regexp.MustCompile("^`([^`$]*)`$")
 	checked := 0

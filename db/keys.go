@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,13 +21,35 @@ type APIKey struct {
 	KeyHash   []byte       `db:"key_hash" json:"-"`
 }
 
-// AddAPIKey stores another key of an app.
+// MaxActiveKeys is how many API keys that are not revoked an app may hold: enough to rotate keys
+// and give each service its own, few enough that minting keys is no way to grow (the rate limit is
+// the app's, whatever the number of its keys).
+const MaxActiveKeys = 20
+
+// ErrTooManyKeys: the app holds MaxActiveKeys active keys already.
+var ErrTooManyKeys = errors.New("too many active API keys")
+
+// AddAPIKey stores another key of an app, unless it holds MaxActiveKeys active ones already
+// (ErrTooManyKeys). The app's row is locked while its keys are counted, so concurrent additions
+// cannot pass the cap together.
 func (r *Repo) AddAPIKey(ctx context.Context, appID, keyID string, keyHash []byte) (APIKey, error) {
 	var k APIKey
-	err := r.db.GetContext(ctx, &k, `INSERT INTO app_keys (id, app_id, key_hash) SELECT $1, id, $3 FROM apps WHERE id = $2
-		RETURNING `+keyColumns, keyID, appID, keyHash)
+	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+		var active int
+		if err := tx.GetContext(ctx, &active, `SELECT 0 FROM apps WHERE id = $1 FOR NO KEY UPDATE`, appID); err != nil {
+			return notFound(err)
+		}
+		if err := tx.GetContext(ctx, &active, `SELECT count(*) FROM app_keys WHERE app_id = $1 AND revoked_at IS NULL`, appID); err != nil {
+			return err
+		}
+		if active >= MaxActiveKeys {
+			return ErrTooManyKeys
+		}
+		return tx.GetContext(ctx, &k, `INSERT INTO app_keys (id, app_id, key_hash) VALUES ($1, $2, $3) RETURNING `+keyColumns,
+			keyID, appID, keyHash)
+	})
 	if err != nil {
-		return APIKey{}, fmt.Errorf("add key to app %s: %w", appID, notFound(err))
+		return APIKey{}, fmt.Errorf("add key to app %s: %w", appID, err)
 	}
 	return k, nil
 }
