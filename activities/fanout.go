@@ -236,6 +236,9 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 			won := map[string]bool{}
 			if len(claims) > 0 {
 				if won, err = a.Repo.ClaimAttempts(ctx, claims); err != nil {
+					for _, i := range launch {
+						a.unreserve(ctx, items[i].t.sub, items[i].gate) // no attempt starts
+					}
 					return fail(err)
 				}
 			}
@@ -243,7 +246,9 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 				it := items[i]
 				if !it.d.Claimed && !won[it.d.ID] {
 					// Another run of this page made or is making that attempt (claims leave the
-					// delivery's count as it is until the attempt is recorded).
+					// delivery's count as it is until the attempt is recorded); a throttled
+					// subscription's slot and lease reserved for it go back.
+					a.unreserve(ctx, it.t.sub, it.gate)
 					items[i].d.Attempts = max(items[i].d.Attempts, 1)
 					p.recover(&items[i])
 					continue

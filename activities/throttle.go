@@ -30,6 +30,7 @@ type gate struct {
 	lease string                //
 	wait  time.Duration         // when !send: how long to wait before the next try
 	res   *delivery.Reservation // when !send: the slot reserved meanwhile, if any
+	slot  db.Slot               // the slot granted by this asking, if any (see unreserve)
 }
 
 // gateFor asks whether a send to sub may happen within within, honouring a reservation made
@@ -60,7 +61,9 @@ func (a *Activities) gateFor(ctx context.Context, sub db.Subscription, res *deli
 		// Wake a little early: the next slot may be free by then and the try sleeps the rest.
 		return gate{wait: max(0, slot.Wait-slotLead)}, nil
 	}
-	return a.gateAt(slot.At, slot.Lease, now, within), nil
+	g := a.gateAt(slot.At, slot.Lease, now, within)
+	g.slot = slot
+	return g, nil
 }
 
 func (a *Activities) gateAt(at time.Time, lease string, now time.Time, within time.Duration) gate {
@@ -105,6 +108,18 @@ func (a *Activities) release(ctx context.Context, subscriptionID, lease string) 
 	}
 	if err := a.Repo.ReleaseSlot(context.WithoutCancel(ctx), subscriptionID, lease); err != nil {
 		a.Log.Warn("throttle lease not released; it expires", "subscription_id", subscriptionID, "error", err)
+	}
+}
+
+// unreserve gives back the slot and lease a gate reserved for a send that will not be made (the
+// attempt turned out to be made elsewhere). Without it a rate of 1/min lost a minute, and a
+// maxInFlight send counted until its lease expired. One that cannot be given back expires.
+func (a *Activities) unreserve(ctx context.Context, sub db.Subscription, g gate) {
+	if !g.slot.Granted {
+		return
+	}
+	if err := a.Repo.CancelSlot(context.WithoutCancel(ctx), sub.ID, g.slot); err != nil {
+		a.Log.Warn("throttle slot not given back; its lease expires", "subscription_id", sub.ID, "error", err)
 	}
 }
 

@@ -19,6 +19,10 @@ type Slot struct {
 	Lease   string
 	// Wait, when not granted, is how long to wait before asking again.
 	Wait time.Duration
+	// at and next are, on the database's clock, the slot granted and the rate's next free slot
+	// this grant set (zero without a rate limit): CancelSlot gives the slot back while no later
+	// grant followed.
+	at, next time.Time
 }
 
 // leaseWaitStep is how long a send waits before asking again while maxInFlight sends are in flight.
@@ -70,10 +74,11 @@ func (r *Repo) AcquireSlot(ctx context.Context, sub Subscription, reserveWithin,
 				slot.Wait = at.Sub(st.Now)
 				return nil
 			}
-			next := at.Add(time.Duration(float64(time.Second) / sub.RateLimit.Float64))
+			next := at.Add(time.Duration(float64(time.Second) / sub.RateLimit.Float64)).Round(time.Microsecond)
 			if _, err := tx.ExecContext(ctx, `UPDATE throttles SET tat = $2 WHERE subscription_id = $1`, sub.ID, next); err != nil {
 				return err
 			}
+			slot.at, slot.next = at, next
 		}
 		if sub.MaxInFlight.Valid {
 			slot.Lease = newLeaseID()
@@ -102,6 +107,26 @@ func (r *Repo) ReleaseSlot(ctx context.Context, subscriptionID, lease string) er
 	}
 	if _, err := r.db.ExecContext(ctx, `DELETE FROM throttle_leases WHERE subscription_id = $1 AND lease_id = $2`, subscriptionID, lease); err != nil {
 		return fmt.Errorf("release %s: %w", subscriptionID, err)
+	}
+	return nil
+}
+
+// CancelSlot gives back a granted slot whose send will not be made (another run made it): its
+// lease ends, and its rate slot is free again unless a later grant came after it (the rate's
+// state is the next free time only; a slot in the middle cannot be handed back, and is lost).
+func (r *Repo) CancelSlot(ctx context.Context, subscriptionID string, s Slot) error {
+	if !s.Granted {
+		return nil
+	}
+	if err := r.ReleaseSlot(ctx, subscriptionID, s.Lease); err != nil {
+		return err
+	}
+	if s.next.IsZero() {
+		return nil
+	}
+	if _, err := r.db.ExecContext(ctx, `UPDATE throttles SET tat = $2 WHERE subscription_id = $1 AND tat = $3`,
+		subscriptionID, s.at, s.next); err != nil {
+		return fmt.Errorf("give back a slot of %s: %w", subscriptionID, err)
 	}
 	return nil
 }
