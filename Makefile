@@ -13,12 +13,13 @@ TEMPORAL_SERVER := bin/temporal-server-$(TEMPORAL_SERVER_VERSION)
 TEMPORAL_SQL    := bin/temporal-sql-$(TEMPORAL_SERVER_VERSION)
 TEMPORAL_UI     := bin/temporal-ui-$(TEMPORAL_UI_VERSION)
 JAEGER          := bin/jaeger-$(JAEGER_VERSION)
+HELM            := bin/helm-$(HELM_VERSION)
 
 # Extra flags: make test GOTESTFLAGS='-run TestFoo -v'; make bench BENCHFLAGS='...'
 GOTESTFLAGS ?=
 BENCHFLAGS  ?=
 
-.PHONY: help tools cluster-tools build dev cluster test test-cluster test-cluster-faults vet ensure-postgres bench compose-check clean distclean
+.PHONY: help tools cluster-tools build dev cluster test test-cluster test-cluster-faults vet ensure-postgres bench compose-check clean distclean helm-check
 
 help: ## list targets
 	@echo "hookd make targets:"
@@ -94,6 +95,18 @@ compose-check: ## check docker-compose.yml's versions against versions.env; vali
 	else \
 		echo "compose-check: skipped (docker compose plugin not available)"; \
 	fi
+
+$(HELM):
+	GOBIN=$(BIN)/.build $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/.build/helm $@
+
+# Offline: nothing here reaches a Kubernetes cluster or downloads a schema. The rendered manifests
+# are decoded strictly into the Kubernetes API's Go types and checked against each other
+# (deploy/helm/check, a module of its own).
+helm-check: $(HELM) ## lint the Helm chart (deploy/helm/hookd), render it and validate the manifests offline
+	$(HELM) lint --strict deploy/helm/hookd --set secrets.existingSecret=hookd-keys
+	$(HELM) lint --strict deploy/helm/hookd --set secrets.databaseURL=postgres://db/hookd,secrets.encryptionKey=k1:x,metrics.serviceMonitor.enabled=true
+	cd deploy/helm/check && HELM=$(abspath $(HELM)) $(GO) test -count=1 .
 
 # .dev/encryption-key stays: without it the secrets in the dev database cannot be read.
 clean: ## remove bin/hookd, .dev/ (but its encryption key) and coverage files (keeps built tools)

@@ -22,12 +22,21 @@ import (
 // within the policy's bounds. Its ledger row is written before the POST and completed after it.
 func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResult, error) {
 	n := in.Offset + int(activity.GetInfo(ctx).Attempt)
+	// The outcome of the previous try's POST, if it could not be recorded then (the database was
+	// away), is recorded first: a success ends the delivery without another POST.
+	prev, err := a.recordCarried(ctx)
+	if err != nil {
+		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+	}
 	d, err := a.Repo.GetDelivery(ctx, db.AnyApp(), in.DeliveryID)
 	if errors.Is(err, db.ErrNotFound) {
 		return AttemptResult{}, temporal.NewNonRetryableApplicationError("delivery "+in.DeliveryID+" does not exist", ErrTypeNotFound, err)
 	}
 	if err != nil {
 		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
+	}
+	if res, ok := a.carriedSuccess(ctx, d, prev); ok {
+		return res, nil
 	}
 	if d.Status != delivery.StatusPending {
 		// A previous try of this activity may have claimed an attempt and died before recording it
@@ -102,7 +111,8 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 	}
 	r, row, sent := a.attempt(ctx, ev, d, t, n)
 	if err := a.record(ctx, []db.Attempt{row}); err != nil {
-		return AttemptResult{}, err
+		a.carry(ctx, err) // the next try records it before anything else
+		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 	}
 	if sub.ID != "" {
 		a.adapt(ctx, sub, in.Policy, r)

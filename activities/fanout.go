@@ -74,10 +74,16 @@ func (a *Activities) FanOutPage(ctx context.Context, in FanOutPageInput) (FanOut
 	if err != nil {
 		return FanOutPageResult{}, err
 	}
+	// Outcomes the previous try could not record are recorded first: the page then sees them.
+	if _, err := a.recordCarried(ctx); err != nil {
+		return FanOutPageResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
 	stop := heartbeat(ctx, 2*time.Second) // as a regular activity: a crashed worker's page moves on quickly
 	defer stop()
 	p, err := a.runPage(ctx, ev, in.After)
 	if err != nil {
+		stop()
+		a.carry(ctx, err) // known outcomes it could not record go to the next try
 		return FanOutPageResult{}, err
 	}
 	if err := a.handOff(ctx, ev, p); err != nil {
@@ -169,8 +175,9 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 		for ; inflight > 0; inflight-- {
 			rows = append(rows, (<-results).row)
 		}
-		if ferr := flush(); ferr != nil {
-			a.Log.Error("fan-out page lost attempt outcomes", "event_id", ev.ID, "rows", len(rows), "error", ferr)
+		if ferr := flush(); ferr != nil && ferr != err {
+			// Outcomes still unrecorded: FanOutPage carries them to its next try.
+			return nil, fmt.Errorf("fan out %s: %w; %w", ev.ID, err, ferr)
 		}
 		return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
 	}
@@ -297,23 +304,6 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 	a.Log.Debug("fan-out page", "event_id", ev.ID, "after", after, "next", p.res.Next, "matched", p.res.Matched,
 		"succeeded", p.res.Succeeded, "retrying", len(p.retries))
 	return p, nil
-}
-
-// record writes completed attempts, trying a few times: rows it cannot write are outcomes lost,
-// and their deliveries would be attempted again.
-func (a *Activities) record(ctx context.Context, rows []db.Attempt) error {
-	var err error
-	for try := 1; len(rows) > 0 && try <= 3; try++ {
-		if err = a.Repo.RecordAttempts(ctx, rows, ""); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
-		}
-	}
-	return err
 }
 
 // HostOf is a URL's host, or "" if it has none. Workflows call it for their summaries: it is

@@ -90,7 +90,7 @@ type Repo struct {
 	// Concurrent writes on the hot path share statements (batch.go).
 	eventInserts *batcher[Event, insertedEvent]
 	ensures      *batcher[ensureCall, []Ensured]
-	records      *batcher[recordCall, struct{}]
+	records      *batcher[recordCall, []Stripped]
 	eventReads   *batcher[string, Event]
 	targetReads  *batcher[targetQuery, []Target]
 }

@@ -1,16 +1,20 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookd/hookd/delivery"
 	"github.com/jmoiron/sqlx"
+	"github.com/jmoiron/sqlx/types"
 	"github.com/lib/pq"
 )
 
@@ -314,14 +318,25 @@ func (r *Repo) LastAttempt(ctx context.Context, deliveryID string) (int, error) 
 //
 // dispatchedEvent, when not empty, is also marked dispatched by the same statement (FanOut's last
 // write), so a fan-out costs one commit for its ledger.
-func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt, dispatchedEvent string) error {
+//
+// A row the database refuses never fails the others: it is recorded without what the receiver
+// sent (see recordAlone) and returned in stripped, for the caller to log.
+func (r *Repo) RecordAttempts(ctx context.Context, rows []Attempt, dispatchedEvent string) (stripped []Stripped, err error) {
 	if len(rows) == 0 && dispatchedEvent == "" {
-		return nil
+		return nil, nil
 	}
-	if _, err := r.records.do(ctx, recordCall{rows: rows, dispatched: dispatchedEvent}); err != nil {
-		return fmt.Errorf("record %d attempts: %w", len(rows), err)
+	stripped, err = r.records.do(ctx, recordCall{rows: rows, dispatched: dispatchedEvent})
+	if err != nil {
+		return nil, fmt.Errorf("record %d attempts: %w", len(rows), err)
 	}
-	return nil
+	return stripped, nil
+}
+
+// Stripped is a ledger row recorded without the receiver's answer, which the database refused.
+type Stripped struct {
+	DeliveryID string
+	Attempt    int
+	Err        error // what the database said
 }
 
 type recordCall struct {
@@ -331,7 +346,8 @@ type recordCall struct {
 
 // recordAttempts runs a batch of RecordAttempts calls; calls about the same deliveries go in
 // separate statements, in order, so that each delivery row is updated once per statement.
-func (r *Repo) recordAttempts(ctx context.Context, calls []recordCall) ([]struct{}, error) {
+func (r *Repo) recordAttempts(ctx context.Context, calls []recordCall) ([][]Stripped, error) {
+	out := make([][]Stripped, len(calls))
 	key := func(c recordCall) []string {
 		ids := make([]string, len(c.rows))
 		for i, a := range c.rows {
@@ -342,17 +358,77 @@ func (r *Repo) recordAttempts(ctx context.Context, calls []recordCall) ([]struct
 	for _, round := range rounds(calls, key) {
 		var rows []Attempt
 		var dispatched []string
+		owner := map[string]int{} // a round names each delivery once
 		for _, i := range round {
 			rows = append(rows, calls[i].rows...)
+			for _, a := range calls[i].rows {
+				owner[a.DeliveryID] = i
+			}
 			if calls[i].dispatched != "" {
 				dispatched = append(dispatched, calls[i].dispatched)
 			}
 		}
 		if err := r.recordRows(ctx, rows, dispatched); err != nil {
+			var pe *pq.Error
+			if !errors.As(err, &pe) {
+				return nil, err // the connection, not a row: the callers retry
+			}
+			// The server refused a row: one bad row must not cost its batch-mates their outcomes.
+			stripped, err := r.recordAlone(ctx, rows, dispatched)
+			if err != nil {
+				return nil, err
+			}
+			for _, st := range stripped {
+				out[owner[st.DeliveryID]] = append(out[owner[st.DeliveryID]], st)
+			}
+		}
+	}
+	return out, nil
+}
+
+// recordAlone records rows one statement each, after their shared statement failed. A row the
+// server refuses even alone (text it will not store, which the sender should have cleaned) is
+// recorded again without what the receiver sent: its outcome (status, success, timing) is what
+// the delivery needs, and is never lost for an excerpt.
+func (r *Repo) recordAlone(ctx context.Context, rows []Attempt, dispatched []string) ([]Stripped, error) {
+	var out []Stripped
+	for _, a := range rows {
+		err := r.recordRows(ctx, []Attempt{a}, nil)
+		var pe *pq.Error
+		if err == nil {
+			continue
+		}
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		if err := r.recordRows(ctx, []Attempt{stripped(a, pe)}, nil); err != nil {
+			return nil, err
+		}
+		out = append(out, Stripped{DeliveryID: a.DeliveryID, Attempt: a.Attempt, Err: pe})
+	}
+	if len(dispatched) > 0 {
+		if err := r.recordRows(ctx, nil, dispatched); err != nil {
 			return nil, err
 		}
 	}
-	return make([]struct{}, len(calls)), nil
+	return out, nil
+}
+
+// stripped is a ledger row without what the receiver sent: its body excerpt becomes a note of
+// why, its response headers go, and texts are made valid UTF-8 without NUL.
+func stripped(a Attempt, why *pq.Error) Attempt {
+	a.ResponseBody = fmt.Sprintf("[response not stored: the database refused it (%s)]", why.Code)
+	a.ResponseHeaders = types.NullJSONText{}
+	a.Error = storable(a.Error)
+	if !json.Valid(a.RequestHeaders) || bytes.Contains(a.RequestHeaders, []byte(`\u0000`)) || !utf8.Valid(a.RequestHeaders) {
+		a.RequestHeaders = types.JSONText("{}")
+	}
+	return a
+}
+
+// storable makes s valid UTF-8 without NUL, which every text column accepts.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func (r *Repo) recordRows(ctx context.Context, rows []Attempt, dispatched []string) error {

@@ -103,7 +103,7 @@ func TestConcurrentWritesShareStatements(t *testing.T) {
 				claimed[d.ID]++
 				mu.Unlock()
 				// The claimer records its attempt, racing with the other events' records.
-				err := repo.RecordAttempts(ctx, []db.Attempt{{DeliveryID: d.ID, Attempt: 1, RequestHeaders: types.JSONText(`{}`),
+				_, err := repo.RecordAttempts(ctx, []db.Attempt{{DeliveryID: d.ID, Attempt: 1, RequestHeaders: types.JSONText(`{}`),
 					ResponseStatus: sql.NullInt32{Int32: 200, Valid: true}, StartedAt: time.Now(), Succeeded: true}}, "")
 				if err != nil {
 					t.Error(err)

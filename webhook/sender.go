@@ -9,9 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -22,8 +24,17 @@ import (
 	"github.com/hookd/hookd/tracing"
 )
 
-// MaxBodyExcerpt is how much of a receiver's answer the ledger keeps.
-const MaxBodyExcerpt = 2048
+const (
+	// MaxBodyExcerpt is how much of a receiver's answer the ledger keeps, in bytes of UTF-8.
+	MaxBodyExcerpt = 2048
+	// MaxResponseHeaderBytes bounds a receiver's response header block. Go's default is 1 MiB;
+	// a quarter of it is still 30 times what nginx or Node accept in a request's, and bounds what
+	// each of the fan-out's concurrent attempts can make the worker hold. Above it the attempt
+	// fails with a reason saying so.
+	MaxResponseHeaderBytes = 256 << 10
+	// drainLimit is how much more of a body is read (and dropped) so its connection can be reused.
+	drainLimit = 64 << 10
+)
 
 // Request is one attempt to deliver a payload.
 type Request struct {
@@ -61,11 +72,7 @@ func (r Result) Reason() string {
 	}
 	s := fmt.Sprintf("HTTP %d", r.Status)
 	if r.ResponseBody != "" {
-		body := strings.Join(strings.Fields(r.ResponseBody), " ")
-		if len(body) > 200 {
-			body = body[:200] + "…"
-		}
-		s += ": " + body
+		s += ": " + Clean(strings.Join(strings.Fields(r.ResponseBody), " "), 200)
 	}
 	return s
 }
@@ -73,6 +80,7 @@ func (r Result) Reason() string {
 // Sender posts webhooks with one shared, connection-reusing client.
 type Sender struct {
 	client    *http.Client
+	fresh     *http.Client // no keep-alive: the one resend after a reused connection was closed under it
 	userAgent string
 	now       func() time.Time
 	tracer    trace.Tracer // nil: tracing off
@@ -91,20 +99,24 @@ func NewSender(guard *Guard, tp trace.TracerProvider) *Sender {
 		}
 	}
 	tr := &http.Transport{
-		Proxy:                 nil, // a proxy would hide the real target from the SSRF guard
-		DialContext:           dial,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		Proxy:               nil, // a proxy would hide the real target from the SSRF guard
+		DialContext:         dial,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		// Below the shortest keep-alive common servers use (Node's and Apache's 5 s): we drop an
+		// idle connection before its server does, instead of POSTing into one it is closing.
+		IdleConnTimeout:        idleConnTimeout,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
+	fresh := tr.Clone()
+	fresh.DisableKeepAlives = true
+	// Redirects are not followed: a receiver could bounce us to an internal address.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Sender{
-		client: &http.Client{
-			Transport: tr,
-			// Redirects are not followed: a receiver could bounce us to an internal address.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:    &http.Client{Transport: tr, CheckRedirect: noRedirect},
+		fresh:     &http.Client{Transport: fresh, CheckRedirect: noRedirect},
 		userAgent: "hookd/1",
 		now:       time.Now,
 		tracer:    tracerOf(tp),
@@ -163,27 +175,62 @@ func (s *Sender) Send(ctx context.Context, req Request) (res Result, err error) 
 		sent["Authorization"] = "Basic [redacted]"
 	}
 	res = Result{SentHeaders: sent, StartedAt: started}
-	resp, err := s.client.Do(hr)
+	resp, err := s.do(ctx, hr)
 	res.Duration = s.now().Sub(started)
 	if err != nil {
 		res.Err = describe(err, req.Timeout)
 		return res, nil
 	}
 	defer resp.Body.Close()
+	// A gzip body (Content-Encoding: gzip) arrives decompressed: the transport asked for it. A
+	// read error (a corrupt gzip stream, a reset) keeps what was read: the status is the answer.
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBodyExcerpt))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // drain a little so the connection can be reused
+	drained, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit)) // so the connection can be reused
 	res.Status = resp.StatusCode
-	res.ResponseBody = string(body)
+	res.ResponseBody = excerpt(body, int64(len(body))+drained, drained == drainLimit, resp.Header.Get("Content-Type"))
 	res.ResponseHeaders = map[string]string{}
 	for _, k := range []string{"Content-Type", "Retry-After", "Location"} {
 		if v := resp.Header.Get(k); v != "" {
-			res.ResponseHeaders[k] = v
+			res.ResponseHeaders[k] = Clean(v, MaxHeaderValue)
 		}
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		res.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), s.now())
 	}
 	return res, nil
+}
+
+// idleConnTimeout is how long an idle connection to a receiver is kept for reuse.
+const idleConnTimeout = 4 * time.Second
+
+// do sends hr. A POST on a reused keep-alive connection that the receiver closed just as it was
+// written fails with "connection reset by peer" or EOF before any answer; Go resends only
+// idempotent requests then. When the connection was reused, not a byte of an answer came, and the
+// error is the peer closing, the POST is sent once more on a new connection, as Chromium and
+// Firefox resend any request, POSTs included, in exactly that case: the server closed an idle
+// connection, it did not read a request. (A write that failed before any byte left is resent by
+// Go itself.) The resend is the same attempt: same webhook-id, webhook-attempt and signature.
+func (s *Sender) do(ctx context.Context, hr *http.Request) (*http.Response, error) {
+	var reused, answered bool
+	trace := &httptrace.ClientTrace{
+		GotConn:              func(i httptrace.GotConnInfo) { reused = i.Reused },
+		GotFirstResponseByte: func() { answered = true },
+	}
+	resp, err := s.client.Do(hr.WithContext(httptrace.WithClientTrace(ctx, trace)))
+	if err == nil || !reused || answered || !peerClosed(err) || ctx.Err() != nil || hr.GetBody == nil {
+		return resp, err
+	}
+	again := hr.Clone(ctx)
+	if again.Body, err = hr.GetBody(); err != nil {
+		return nil, err
+	}
+	return s.fresh.Do(again)
+}
+
+// peerClosed reports an error that says the peer closed or reset the connection.
+func peerClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "server closed idle connection")
 }
 
 // startSpan opens the span of one attempt. Only the host is recorded: a callback URL's path or
@@ -222,14 +269,21 @@ func endSpan(span trace.Span, res Result, err error) {
 	span.End()
 }
 
-// describe turns a transport error into a short reason a receiver's operator understands.
+// describe turns a transport error into a short reason a receiver's operator understands, safe
+// to store: some errors quote what the peer sent.
 func describe(err error, timeout time.Duration) string {
+	return Clean(describeRaw(err, timeout), MaxErrorText)
+}
+
+func describeRaw(err error, timeout time.Duration) string {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	var blocked *BlockedError
 	switch {
 	case errors.As(err, &blocked):
 		return blocked.Error()
+	case strings.Contains(err.Error(), "server response headers exceeded"):
+		return fmt.Sprintf("response headers larger than %d KiB: not accepted", MaxResponseHeaderBytes>>10)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return fmt.Sprintf("timeout: no answer within %s", timeout)
 	case errors.As(err, &dnsErr):
