@@ -49,7 +49,9 @@ func TestRecordAttemptsIsolatesRefusedRows(t *testing.T) {
 		ds[3].ID:  func(a *db.Attempt) { a.ResponseBody = "ok\x00done" },
 		ds[4].ID:  func(a *db.Attempt) { a.ResponseBody = "caf\xe9" },
 		ds[50].ID: func(a *db.Attempt) { a.Error = "HTTP 200: \xff\xfe" },
-		ds[99].ID: func(a *db.Attempt) { a.ResponseHeaders = types.NullJSONText{JSONText: types.JSONText(`{"X":"a\u0000b"}`), Valid: true} },
+		ds[99].ID: func(a *db.Attempt) {
+			a.ResponseHeaders = types.NullJSONText{JSONText: types.JSONText(`{"X":"a\u0000b"}`), Valid: true}
+		},
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
