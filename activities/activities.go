@@ -44,9 +44,11 @@ type Activities struct {
 	HistoryRetention time.Duration
 }
 
-// sendTarget is how to deliver to one target: the secrets to sign with, the callback key, the
-// registered event's API path and the retry policy.
+// sendTarget is how to deliver to one target: where (a subscription's current URL, read when the
+// attempt is made, so a PATCH moves the next attempt), the secrets to sign with, the callback key,
+// the registered event's API path and the retry policy.
 type sendTarget struct {
+	URL         string
 	Secrets     []string
 	CallbackKey string
 	APIPath     string
@@ -66,7 +68,7 @@ func inactiveReason(sub db.Subscription) string {
 }
 
 func subscriptionTarget(c config.Config, sub db.Subscription, apiPath string) sendTarget {
-	return sendTarget{Secrets: sub.Secrets(time.Now()), CallbackKey: sub.CallbackKey.String, APIPath: apiPath,
+	return sendTarget{URL: sub.URL, Secrets: sub.Secrets(time.Now()), CallbackKey: sub.CallbackKey.String, APIPath: apiPath,
 		Policy: delivery.PolicyFor(c, sub.RetryPolicy), sub: sub}
 }
 

@@ -101,7 +101,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 		}
 	}
-	won, err := a.Repo.ClaimAttempts(ctx, []db.Claim{{DeliveryID: d.ID, Attempt: n}})
+	won, err := a.Repo.ClaimAttempts(ctx, []db.Claim{{DeliveryID: d.ID, Attempt: n, URL: t.URL}})
 	if err != nil {
 		return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 	}
@@ -165,7 +165,7 @@ func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t 
 	})
 	if err == nil {
 		r, err = a.Sender.Send(ctx, webhook.Request{
-			URL: d.URL, MessageID: ev.ID, Attempt: n, Secrets: t.Secrets, CallbackKey: t.CallbackKey,
+			URL: t.URL, MessageID: ev.ID, Attempt: n, Secrets: t.Secrets, CallbackKey: t.CallbackKey,
 			Body: body, Timeout: t.Policy.Timeout,
 		})
 	}

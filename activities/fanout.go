@@ -61,7 +61,11 @@ type FanOutPageResult struct {
 	Skipped      []Skipped // the first maxSkippedPerPage of them
 	AppID        string
 	ClientID     string
-	NotifyURL    string
+	// Notify and NotifyHost: as in FanOutResult (the URL stays in the event row).
+	Notify     bool   `json:",omitempty"`
+	NotifyHost string `json:",omitempty"`
+	// NotifyURL is what results of older releases carried instead (see FanOutResult).
+	NotifyURL string `json:",omitempty"`
 }
 
 // FanOutPage delivers an event to one page of its targets: it creates their deliveries, makes
@@ -123,7 +127,8 @@ type page struct {
 
 // runPage makes the first attempts of one page of targets.
 func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*page, error) {
-	p := &page{res: FanOutPageResult{AppID: ev.AppID, ClientID: ev.ClientID, NotifyURL: ev.NotifyURL.String}}
+	p := &page{res: FanOutPageResult{AppID: ev.AppID, ClientID: ev.ClientID, Notify: ev.NotifyURL.String != "",
+		NotifyHost: HostOf(ev.NotifyURL.String)}}
 	items, full, err := a.pageItems(ctx, ev, after)
 	if err != nil {
 		return nil, err
@@ -153,7 +158,7 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 		it := items[x.i]
 		rows = append(rows, x.row)
 		retry := delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Attempts: 1, Policy: it.t.Policy,
-			Host: HostOf(it.d.URL)}
+			Host: HostOf(it.t.URL)}
 		if x.r.Succeeded() {
 			a.Metrics.ObserveDelivered(delivery.StatusSucceeded, ev.ReceivedAt)
 			p.res.Succeeded++
@@ -225,15 +230,15 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 						// Its workflow waits and asks again; no attempt is made, none is counted.
 						p.retries = append(p.retries, delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID,
 							SubscriptionID: it.d.SubscriptionID.String, Delay: it.gate.wait, Policy: it.t.Policy,
-							Host: HostOf(it.d.URL), Reservation: it.gate.res})
+							Host: HostOf(it.t.URL), Reservation: it.gate.res})
 						break
 					}
 					launch = append(launch, next)
-					claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1})
+					claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1, URL: it.t.URL})
 				case it.d.Attempts == 0:
 					p.res.Matched++
 					launch = append(launch, next)
-					claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1})
+					claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1, URL: it.t.URL})
 				default: // attempted by a run that stopped: its retry workflow takes over
 					p.res.Matched++
 					p.recover(it)
@@ -320,13 +325,18 @@ func HostOf(raw string) string {
 
 // CallbackSummary is what the Web UI shows of a one-off callback's workflow.
 func CallbackSummary(eventType, url string) string {
-	return fmt.Sprintf("%s callback to %s", eventType, HostOf(url))
+	return CallbackHostSummary(eventType, HostOf(url))
+}
+
+// CallbackHostSummary is CallbackSummary from the URL's host.
+func CallbackHostSummary(eventType, host string) string {
+	return fmt.Sprintf("%s callback to %s", eventType, host)
 }
 
 // recover hands a delivery that an earlier run attempted to a retry workflow.
 func (p *page) recover(it *pageItem) {
 	p.recovered = append(p.recovered, it.d.ID)
-	p.retries = append(p.retries, delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Host: HostOf(it.d.URL),
+	p.retries = append(p.retries, delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Host: HostOf(it.t.URL),
 		Attempts: it.d.Attempts, Delay: it.t.Policy.Backoff(it.d.Attempts), Policy: it.t.Policy})
 }
 
@@ -341,7 +351,7 @@ func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (
 		if err != nil {
 			return nil, false, fmt.Errorf("fan out %s: %w", ev.ID, err)
 		}
-		items = append(items, pageItem{key: d.URL, t: t})
+		items = append(items, pageItem{key: d.ID, t: t}) // a key, never the URL: keys may become cursors in history
 		want = append(want, d)
 	} else {
 		size := a.Config.FanOutPageSize
@@ -462,7 +472,7 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 	if err != nil {
 		return FanOutResult{}, err
 	}
-	res := FanOutResult{AppID: ev.AppID, ClientID: ev.ClientID, NotifyURL: ev.NotifyURL.String}
+	res := FanOutResult{AppID: ev.AppID, ClientID: ev.ClientID, Notify: ev.NotifyURL.String != "", NotifyHost: HostOf(ev.NotifyURL.String)}
 	after := ""
 	for {
 		p, err := a.runPage(ctx, ev, after)

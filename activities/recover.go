@@ -90,7 +90,7 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 			return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
 		}
 		starts = append(starts, ReplayStart{
-			Retry:   delivery.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: HostOf(d.URL)},
+			Retry:   delivery.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: HostOf(nd.URL)},
 			EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: nd.Replay,
 		})
 	}

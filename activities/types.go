@@ -33,14 +33,31 @@ type FanOutResult struct {
 	Skipped   []Skipped
 	AppID     string
 	ClientID  string // the event's id as its publisher knows it
-	NotifyURL string // the publisher's ?callbackURL=, told when every delivery has finished
+	// Notify: the publisher asked (?callbackURL=) to be told when every delivery has finished.
+	// The URL stays in the event row (it may hold a token): CallbackInput.URLOfEvent reads it;
+	// NotifyHost is for the callback's summary.
+	Notify     bool   `json:",omitempty"`
+	NotifyHost string `json:",omitempty"`
+	// NotifyURL is the callback URL as results of older releases carried it: a workflow that
+	// replays such a result still uses it.
+	NotifyURL string `json:",omitempty"`
 }
 
-// CallbackInput creates a one-off callback: an event of kind callback delivered to URL only.
+// CallbackInput creates a one-off callback: an event of kind callback delivered to one URL only.
+// Workflows name where the activity reads the URL (URLOfEvent, URLOfOperation), so that a URL,
+// which may carry a token in its query, is never in their history; URL is for callers outside
+// workflows and for histories of older releases.
 type CallbackInput struct {
-	ID        string // the request id the caller knows (the app qualifies it)
-	AppID     string
-	URL       string
+	ID    string // the request id the caller knows (the app qualifies it)
+	AppID string
+	URL   string `json:",omitempty"`
+	// URLOfEvent: the URL is that event's notify_url (its publisher's ?callbackURL=).
+	URLOfEvent string `json:",omitempty"`
+	// URLOfOperation: the URL is that operation's callbackUrl (a replay's); the operation ends
+	// once the callback is stored.
+	URLOfOperation string `json:",omitempty"`
+	// Host is the URL's host, for the callback workflow's summary.
+	Host      string `json:",omitempty"`
 	EventType string
 	Service   string
 	Data      any

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -146,12 +147,30 @@ func (s *Server) replayEvent(c *gin.Context) {
 		inputs = append(inputs, in)
 		out = append(out, s.deliveryFor(app.ID, nd))
 	}
-	// One workflow runs the replays as children and makes the callback once all have ended.
+	in := workflows.ReplayInput{RequestID: requestID, EventID: ev.ClientID, AppID: app.ID, Deliveries: inputs,
+		SearchAttributes: s.Config.SearchAttributes}
+	if notify != "" {
+		// The callback URL may hold a token: an operation row keeps it, out of the workflow's
+		// history, until the callback is stored.
+		params, _ := json.Marshal(db.ReplayParams{CallbackURL: notify}) // a struct of a string always marshals
+		if _, _, err := s.Repo.CreateOperation(c.Request.Context(), db.Operation{ID: requestID, AppID: app.ID,
+			Kind: db.OperationReplay, Params: params, WorkflowID: workflowID}); err != nil {
+			s.abandonReplays(inputs, err)
+			s.fail(c, err)
+			return
+		}
+		in.NotifyOperation, in.NotifyHost = requestID, activities.HostOf(notify)
+	}
+	// One workflow runs the replays and makes the callback once all have ended.
 	_, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: workflowID,
-		TaskQueue: s.Config.TaskQueue}, workflows.ReplayWorkflow, workflows.ReplayInput{
-		RequestID: requestID, EventID: ev.ClientID, AppID: app.ID, NotifyURL: notify, Deliveries: inputs, SearchAttributes: s.Config.SearchAttributes})
+		TaskQueue: s.Config.TaskQueue}, workflows.ReplayWorkflow, in)
 	if err != nil {
 		s.abandonReplays(inputs, err)
+		if in.NotifyOperation != "" {
+			if ferr := s.Repo.FinishOperation(context.WithoutCancel(c.Request.Context()), requestID, db.OperationCancelled); ferr != nil {
+				s.Log.Warn("replay operation left running", "operation_id", requestID, "error", ferr)
+			}
+		}
 		s.fail(c, err)
 		return
 	}
@@ -198,7 +217,7 @@ func (s *Server) prepareReplay(c *gin.Context, ev db.Event, d db.Delivery, group
 		return db.Delivery{}, workflows.DeliveryInput{}, err
 	}
 	return nd, workflows.DeliveryInput{
-		Retry:   delivery.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: activities.HostOf(d.URL)},
+		Retry:   delivery.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: activities.HostOf(nd.URL)},
 		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: nd.Replay,
 	}, nil
 }

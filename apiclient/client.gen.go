@@ -351,7 +351,7 @@ type AppListing struct {
 	Permissions   *[]string      `json:"permissions,omitempty"`
 }
 
-// Attempt The publisher of the event sees only attempt, state, responseStatus, durationMs and startedAt; headers, bodies and errors only the delivery's owner.
+// Attempt The publisher of the event sees only attempt, state, responseStatus, durationMs and startedAt; headers, bodies, errors and the URL only the delivery's owner.
 type Attempt struct {
 	// Attempt 1 for the first attempt.
 	Attempt    int     `json:"attempt"`
@@ -375,6 +375,12 @@ type Attempt struct {
 
 	// State The row is written (sending) before the POST and completed after it; interrupted means the worker stopped in between, so the outcome is unknown (the receiver may or may not have got it).
 	State AttemptState `json:"state"`
+
+	// Url Where this attempt was sent, as scheme://host/path: the subscription's URL at the time of the attempt (after a PATCH of its url, the next attempt goes to the new one). The query string is not stored, as it may hold a credential; left out for attempts recorded before hookd kept it.
+	Url *string `json:"url,omitempty"`
+
+	// UrlQueryHash When the URL had a query string: the first 8 bytes of its SHA-256, in hex, to tell two attempts' query strings apart without storing them.
+	UrlQueryHash *string `json:"urlQueryHash,omitempty"`
 }
 
 // AttemptState The row is written (sending) before the POST and completed after it; interrupted means the worker stopped in between, so the outcome is unknown (the receiver may or may not have got it).

@@ -3,10 +3,13 @@ package db
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -76,6 +79,8 @@ func (r *Repo) ensureDeliveries(ctx context.Context, calls []ensureCall) ([][]En
 			ids[k], evs[k], apps[k], urls[k], wfs[k] = d.ID, d.EventID, d.AppID, d.URL, d.WorkflowID
 			subs[k], groups[k], replays[k], claims[k] = d.SubscriptionID, d.GroupID, int64(d.Replay), calls[owner[d.ID]].claim[d.ID]
 		}
+		// A first attempt claimed here goes to the delivery's URL, the subscription's current one.
+		attURLs, attHashes := ledgerURLs(urls)
 		// Ids derive from (event, target, replay), so the rows a crashed fan-out wrote carry the same
 		// ids. The outer SELECT sees the table as it was before the INSERT, hence the UNION.
 		var got []Ensured
@@ -88,8 +93,10 @@ func (r *Repo) ensureDeliveries(ctx context.Context, calls []ensureCall) ([][]En
 				ON CONFLICT DO NOTHING
 				RETURNING `+deliveryColumns+`
 			), claimed AS (
-				INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at)
-				SELECT id, 1, 'sending', now() FROM ins WHERE attempts = 1
+				INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at, url, url_query_hash)
+				SELECT ins.id, 1, 'sending', now(), a.url, a.url_query_hash
+				FROM ins JOIN unnest($1::text[], $11::text[], $12::text[]) AS a(id, url, url_query_hash) ON a.id = ins.id
+				WHERE ins.attempts = 1
 			), disp AS (
 				UPDATE events SET dispatched_at = now() WHERE id = ANY($10) AND dispatched_at IS NULL
 			)
@@ -98,7 +105,8 @@ func (r *Repo) ensureDeliveries(ctx context.Context, calls []ensureCall) ([][]En
 			SELECT `+deliveryColumns+`, false FROM deliveries WHERE id = ANY($1)
 			ORDER BY id`,
 			pq.StringArray(ids), pq.StringArray(evs), pq.GenericArray{A: subs}, pq.StringArray(apps), pq.StringArray(urls),
-			pq.Int64Array(replays), pq.StringArray(wfs), pq.GenericArray{A: groups}, pq.BoolArray(claims), pq.StringArray(dispatched))
+			pq.Int64Array(replays), pq.StringArray(wfs), pq.GenericArray{A: groups}, pq.BoolArray(claims), pq.StringArray(dispatched),
+			pq.GenericArray{A: attURLs}, pq.GenericArray{A: attHashes})
 		if err != nil {
 			return nil, fmt.Errorf("ensure %d deliveries: %w", n, err)
 		}
@@ -176,10 +184,37 @@ func anyIn(ks []string, set map[string]bool) bool {
 	return false
 }
 
-// Claim names an attempt about to be made.
+// Claim names an attempt about to be made, and the URL it is about to be sent to.
 type Claim struct {
 	DeliveryID string
 	Attempt    int
+	URL        string
+}
+
+// LedgerURL is what the ledger keeps of the URL an attempt went to: scheme://host/path, without
+// user info, query or fragment, which may hold credentials (?token=...), and for a query the
+// first 8 bytes of its SHA-256 in hex, enough to see that it changed from one attempt to the next
+// ("" when there is none). A URL that does not parse is kept as "" (the attempt fails unsent).
+func LedgerURL(raw string) (u, queryHash string) {
+	p, err := url.Parse(raw)
+	if err != nil || p.Host == "" {
+		return "", ""
+	}
+	if p.RawQuery != "" {
+		h := sha256.Sum256([]byte(p.RawQuery))
+		queryHash = hex.EncodeToString(h[:8])
+	}
+	return (&url.URL{Scheme: p.Scheme, Host: p.Host, Path: p.Path, RawPath: p.RawPath}).String(), queryHash
+}
+
+// ledgerURLs are the url and url_query_hash columns of attempts to raws (NULL for "").
+func ledgerURLs(raws []string) (urls, hashes []sql.NullString) {
+	urls, hashes = make([]sql.NullString, len(raws)), make([]sql.NullString, len(raws))
+	for i, raw := range raws {
+		u, h := LedgerURL(raw)
+		urls[i], hashes[i] = sql.NullString{String: u, Valid: u != ""}, sql.NullString{String: h, Valid: h != ""}
+	}
+	return urls, hashes
 }
 
 // ClaimAttempts writes the ledger rows (state sending) of attempts about to be made, before their
@@ -189,22 +224,25 @@ type Claim struct {
 // delivery row is left alone (its attempt count moves when an attempt is recorded): rewriting it
 // for every claim cost a row version and an entry in each of its indexes per POST.
 func (r *Repo) ClaimAttempts(ctx context.Context, cs []Claim) (map[string]bool, error) {
-	ids, attempts := make([]string, len(cs)), make([]int64, len(cs))
+	ids, attempts, raws := make([]string, len(cs)), make([]int64, len(cs)), make([]string, len(cs))
 	for i, c := range cs {
-		ids[i], attempts[i] = c.DeliveryID, int64(c.Attempt)
+		ids[i], attempts[i], raws[i] = c.DeliveryID, int64(c.Attempt), c.URL
 	}
+	urls, hashes := ledgerURLs(raws)
 	var won []string
 	err := r.hot.SelectContext(ctx, &won, `
 		WITH ins AS (
-			INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at)
-			SELECT delivery_id, attempt, 'sending', now() FROM unnest($1::text[], $2::int[]) AS v(delivery_id, attempt)
+			INSERT INTO delivery_attempts (delivery_id, attempt, state, started_at, url, url_query_hash)
+			SELECT delivery_id, attempt, 'sending', now(), url, url_query_hash
+			FROM unnest($1::text[], $2::int[], $4::text[], $5::text[]) AS v(delivery_id, attempt, url, url_query_hash)
 			ON CONFLICT (delivery_id, attempt) DO NOTHING
 			RETURNING delivery_id, attempt
 		), intr AS (
 			UPDATE delivery_attempts a SET state = 'interrupted', error = $3
 			FROM ins WHERE a.delivery_id = ins.delivery_id AND a.attempt < ins.attempt AND a.state = 'sending'
 		)
-		SELECT delivery_id FROM ins`, pq.StringArray(ids), pq.Int64Array(attempts), InterruptedReason)
+		SELECT delivery_id FROM ins`, pq.StringArray(ids), pq.Int64Array(attempts), InterruptedReason,
+		pq.GenericArray{A: urls}, pq.GenericArray{A: hashes})
 	if err != nil {
 		return nil, fmt.Errorf("claim %d attempts: %w", len(cs), err)
 	}
@@ -293,7 +331,7 @@ func (r *Repo) EventDeliveries(ctx context.Context, eventID string) ([]Delivery,
 func (r *Repo) Attempts(ctx context.Context, deliveryID string) ([]Attempt, error) {
 	var out []Attempt
 	err := r.db.SelectContext(ctx, &out, `SELECT delivery_id, attempt, request_headers, response_status, response_headers,
-		response_body, error, duration_ms, started_at, state FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`, deliveryID)
+		response_body, error, duration_ms, started_at, state, url, url_query_hash FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`, deliveryID)
 	if err != nil {
 		return nil, fmt.Errorf("attempts of %s: %w", deliveryID, err)
 	}
@@ -574,8 +612,10 @@ func (r *Repo) CreateReplay(ctx context.Context, of Delivery, group string, id f
 	}
 	did, wid := id(next)
 	var d Delivery
+	// A replay to a subscription goes to its current URL (a PATCH since moved it); a callback's
+	// to its own.
 	err = r.db.GetContext(ctx, &d, `INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,NULLIF($8, '')) RETURNING `+deliveryColumns, did, of.EventID, of.SubscriptionID, of.AppID, of.URL, next, wid, group)
+		VALUES ($1,$2,$3,$4,coalesce((SELECT url FROM subscriptions WHERE id = $3), $5),$6,$7,NULLIF($8, '')) RETURNING `+deliveryColumns, did, of.EventID, of.SubscriptionID, of.AppID, of.URL, next, wid, group)
 	if isUniqueViolation(err) {
 		return Delivery{}, fmt.Errorf("replay %s: another replay is being created: %w", of.ID, ErrConflict)
 	}

@@ -179,6 +179,11 @@ type Attempt struct {
 	// State is AttemptSending until the attempt's outcome is recorded, AttemptInterrupted when the
 	// worker stopped before it could be.
 	State string `db:"state" json:"state"`
+	// URL is where the attempt went, as scheme://host/path (LedgerURL); URLQueryHash tells its
+	// query string apart without storing it. Written with the claim, before the POST; NULL for
+	// rows from before they existed.
+	URL          sql.NullString `db:"url" json:"-"`
+	URLQueryHash sql.NullString `db:"url_query_hash" json:"-"`
 	// Succeeded is how the attempt ended (2xx), for recording; not a column.
 	Succeeded bool `db:"-" json:"-"`
 }
@@ -189,7 +194,9 @@ func (a Attempt) MarshalJSON() ([]byte, error) {
 	out := struct {
 		plain
 		ResponseStatus *int32 `json:"responseStatus,omitempty"`
-	}{plain: plain(a)}
+		URL            string `json:"url,omitempty"`
+		URLQueryHash   string `json:"urlQueryHash,omitempty"`
+	}{plain: plain(a), URL: a.URL.String, URLQueryHash: a.URLQueryHash.String}
 	if a.ResponseStatus.Valid {
 		out.ResponseStatus = &a.ResponseStatus.Int32
 	}

@@ -12,6 +12,9 @@ import (
 // Operation kinds and states.
 const (
 	OperationRecover = "recover"
+	// OperationReplay keeps a whole-event replay's callback URL (ReplayParams) out of the
+	// workflow's history until the callback is stored.
+	OperationReplay = "replay"
 
 	OperationRunning   = "running"
 	OperationCompleted = "completed"
@@ -25,6 +28,11 @@ type RecoverWindow struct {
 	Until          time.Time `json:"until"`
 	SubscriptionID string    `json:"subscriptionId,omitempty"`
 	EventType      string    `json:"eventType,omitempty"`
+}
+
+// ReplayParams are a replay operation's parameters.
+type ReplayParams struct {
+	CallbackURL string `json:"callbackUrl"`
 }
 
 // Operation is a long-running job an app started.

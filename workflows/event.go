@@ -83,10 +83,16 @@ func EventWorkflowV2(ctx workflow.Context, in EventInput) (EventResult, error) {
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("%d subscribers matched, every delivery ended: %d succeeded, %d failed, %d cancelled; %d skipped by filters",
 			res.Matched, res.Succeeded, res.Failed, res.Cancelled, res.SkippedCount))
 	}
-	if last.NotifyURL != "" {
-		err := sendCallback(ctx, activities.CallbackInput{ID: "cb_" + last.ClientID, AppID: last.AppID, URL: last.NotifyURL,
+	if last.Notify || last.NotifyURL != "" {
+		// The URL stays in the event row: the activity reads it (a result of an older release
+		// carries it, and that is used as it is).
+		cb := activities.CallbackInput{ID: "cb_" + last.ClientID, AppID: last.AppID, URL: last.NotifyURL, Host: last.NotifyHost,
 			EventType: "event.completed", Service: "webhooks", OutcomesOf: group,
-			Data: map[string]any{"requestId": last.ClientID, "eventId": last.ClientID}}, in.SearchAttributes)
+			Data: map[string]any{"requestId": last.ClientID, "eventId": last.ClientID}}
+		if cb.URL == "" {
+			cb.URLOfEvent = in.EventID
+		}
+		err := sendCallback(ctx, cb, in.SearchAttributes)
 		if err != nil {
 			return res, err
 		}
@@ -168,6 +174,14 @@ func sendCallback(ctx workflow.Context, in activities.CallbackInput, withAttrs b
 	return sendCallbackAs(ctx, EventWorkflowType, in, withAttrs)
 }
 
+// callbackSummary is what the Web UI shows of a callback's workflow: its type and host.
+func callbackSummary(in activities.CallbackInput) string {
+	if in.URL != "" {
+		return activities.CallbackSummary(in.EventType, in.URL)
+	}
+	return activities.CallbackHostSummary(in.EventType, in.Host)
+}
+
 // sendCallbackAs is sendCallback with the callback's workflow of the given type.
 func sendCallbackAs(ctx workflow.Context, workflowType string, in activities.CallbackInput, withAttrs bool) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
@@ -178,7 +192,7 @@ func sendCallbackAs(ctx workflow.Context, workflowType string, in activities.Cal
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:        delivery.EventWorkflowID(id),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		StaticSummary:     activities.CallbackSummary(in.EventType, in.URL),
+		StaticSummary:     callbackSummary(in),
 	}
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), workflowType,
 		EventInput{EventID: id, EventType: in.EventType, Topic: in.Service, SearchAttributes: withAttrs, LocalFanOut: true})

@@ -59,10 +59,14 @@ func EventWorkflowV1(ctx workflow.Context, in EventInput) (EventResult, error) {
 			res.Failed++
 		}
 	}
-	if fan.NotifyURL != "" {
-		err := sendCallbackV1(ctx, activities.CallbackInput{ID: "cb_" + fan.ClientID, AppID: fan.AppID, URL: fan.NotifyURL,
+	if fan.Notify || fan.NotifyURL != "" {
+		cb := activities.CallbackInput{ID: "cb_" + fan.ClientID, AppID: fan.AppID, URL: fan.NotifyURL, Host: fan.NotifyHost,
 			EventType: "event.completed", Service: "webhooks",
-			Data: map[string]any{"requestId": fan.ClientID, "eventId": fan.ClientID, "deliveries": outcomes}}, in.SearchAttributes)
+			Data: map[string]any{"requestId": fan.ClientID, "eventId": fan.ClientID, "deliveries": outcomes}}
+		if cb.URL == "" {
+			cb.URLOfEvent = in.EventID // the URL stays in the event row
+		}
+		err := sendCallbackV1(ctx, cb, in.SearchAttributes)
 		if err != nil {
 			return res, err
 		}

@@ -8,12 +8,18 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// ReplayInput replays several finished deliveries, then tells the caller at NotifyURL.
+// ReplayInput replays several finished deliveries, then tells the caller at the callback URL the
+// operation NotifyOperation keeps (the URL may hold a token: it stays out of history).
 type ReplayInput struct {
-	RequestID  string
-	EventID    string // as the publisher knows it
-	AppID      string
-	NotifyURL  string
+	RequestID string
+	EventID   string // as the publisher knows it
+	AppID     string
+	// NotifyOperation names the replay operation whose row holds the callback URL ("" for none);
+	// NotifyHost is that URL's host, for the callback's summary.
+	NotifyOperation string `json:",omitempty"`
+	NotifyHost      string `json:",omitempty"`
+	// NotifyURL is the callback URL as inputs of older releases carried it; still used when set.
+	NotifyURL  string `json:",omitempty"`
 	Deliveries []DeliveryInput
 	// SearchAttributes is true when the server has hookd's attributes registered.
 	SearchAttributes bool
@@ -25,11 +31,11 @@ type ReplayInput struct {
 func ReplayWorkflow(ctx workflow.Context, in ReplayInput) ([]activities.Outcome, error) {
 	if workflow.GetVersion(ctx, "replay-independent-deliveries", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		outcomes := runDeliveries(ctx, in.Deliveries)
-		if in.NotifyURL == "" {
+		if !in.notifies() {
 			return outcomes, nil
 		}
 		return outcomes, sendCallbackV1(ctx, activities.CallbackInput{ID: in.RequestID, AppID: in.AppID, URL: in.NotifyURL,
-			EventType: "event.replayed", Service: "webhooks",
+			URLOfOperation: in.NotifyOperation, Host: in.NotifyHost, EventType: "event.replayed", Service: "webhooks",
 			Data: map[string]any{"requestId": in.RequestID, "eventId": in.EventID, "deliveries": outcomes}}, in.SearchAttributes)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 5 * time.Minute, RetryPolicy: dbRetry})
@@ -47,13 +53,16 @@ func ReplayWorkflow(ctx workflow.Context, in ReplayInput) ([]activities.Outcome,
 	if err := workflow.ExecuteActivity(actx, a.GroupOutcomes, group).Get(ctx, &outcomes); err != nil {
 		return nil, fmt.Errorf("outcomes of %s: %w", group, err)
 	}
-	if in.NotifyURL == "" {
+	if !in.notifies() {
 		return outcomes, nil
 	}
 	return outcomes, sendCallback(ctx, activities.CallbackInput{ID: in.RequestID, AppID: in.AppID, URL: in.NotifyURL,
-		EventType: "event.replayed", Service: "webhooks", OutcomesOf: group,
+		URLOfOperation: in.NotifyOperation, Host: in.NotifyHost, EventType: "event.replayed", Service: "webhooks", OutcomesOf: group,
 		Data: map[string]any{"requestId": in.RequestID, "eventId": in.EventID}}, in.SearchAttributes)
 }
+
+// notifies reports whether the replay ends with a callback.
+func (in ReplayInput) notifies() bool { return in.NotifyURL != "" || in.NotifyOperation != "" }
 
 // StartDeliveriesActivity is the activity that starts DeliveryWorkflows from their inputs
 // (registered by the worker, which holds the Temporal client); startChunk is how many one call starts.
