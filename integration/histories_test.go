@@ -126,6 +126,22 @@ func TestRecordHistories(t *testing.T) {
 	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "h-limited", "type": "h.limited"}), http.StatusCreated)
 	save("delivery-throttled", "delivery/"+app.ID+"/h-limited/"+limitedSub.ID)
 
+	// A subscription with maxInFlight 1 whose one send is slow: the next event's delivery finds it
+	// full, is told Throttled with no slot to wait for, and polls (throttle-poll-wait) until the
+	// send ends.
+	slow := testenv.NewReceiver(func(n int, _ *http.Request) (int, http.Header, string) {
+		if n == 1 {
+			time.Sleep(4 * time.Second)
+		}
+		return 200, nil, "ok"
+	})
+	t.Cleanup(slow.Close)
+	pollSub := s.subscribe(app.Key, map[string]any{"url": slow.URL, "eventTypes": []string{"h.poll"}, "maxInFlight": 1})
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "h-poll-a", "type": "h.poll"}), http.StatusCreated)
+	eventually(t, 30*time.Second, "the slow send under way", func() bool { return len(slow.Requests()) == 1 })
+	s.must(s.call("POST", "/v1/events", app.Key, map[string]any{"id": "h-poll-b", "type": "h.poll"}), http.StatusCreated)
+	save("delivery-throttle-poll", "delivery/"+app.ID+"/h-poll-b/"+pollSub.ID)
+
 	// A recover of the app's failed deliveries (h-mixed's to the receiver that is down).
 	op := s.must(s.call("POST", "/v1/deliveries/recover", app.Key, map[string]any{"since": start.UTC().Format(time.RFC3339Nano)}),
 		http.StatusAccepted).Data()
