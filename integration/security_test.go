@@ -147,8 +147,8 @@ func TestRepositoryScope(t *testing.T) {
 	}
 }
 
-// Each API key has its own token bucket: past it, 429 with Retry-After, then success once the
-// bucket refills; another key is not slowed. /metrics needs its token when one is set.
+// Each app has its own token bucket (shared by its API keys): past it, 429 with Retry-After, then
+// success once the bucket refills; another app is not slowed. /metrics needs its token when one is set.
 func TestRateLimitAndMetricsToken(t *testing.T) {
 	s := newStack(t, func(c *config.Config) { c.RateLimit, c.RateBurst, c.MetricsToken = 1, 3, "metrics-secret" })
 	noisy, quiet := s.newApp("noisy"), s.newApp("quiet")
