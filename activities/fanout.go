@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -82,7 +83,9 @@ func (a *Activities) FanOutPage(ctx context.Context, in FanOutPageInput) (FanOut
 	if _, err := a.recordCarried(ctx); err != nil {
 		return FanOutPageResult{}, fmt.Errorf("fan out %s: %w", ev.ID, err)
 	}
-	stop := heartbeat(ctx, 2*time.Second) // as a regular activity: a crashed worker's page moves on quickly
+	// As a regular activity: a crashed worker's page moves on quickly. Stopped before carrying
+	// outcomes (a later beat would replace them), and again on return.
+	stop := sync.OnceFunc(heartbeat(ctx, 2*time.Second))
 	defer stop()
 	p, err := a.runPage(ctx, ev, in.After)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -186,24 +187,77 @@ func (s *Server) uiLink(workflowID string) string {
 	return s.Config.TemporalUIURL + "/namespaces/" + url.PathEscape(s.Config.TemporalNamespace) + "/workflows/" + url.PathEscape(workflowID)
 }
 
-// getEvent returns an event with the state of each of its deliveries: in full for the deliveries
-// the caller owns, their progress only for other apps' (the caller published the event).
+// getEvent returns an event with the state of the first page of its deliveries (?pageSize=): in
+// full for the deliveries the caller owns, their progress only for other apps' (the caller
+// published the event). deliveriesMeta.nextPage continues at GET /v1/events/{id}/deliveries.
 func (s *Server) getEvent(c *gin.Context) {
 	app, ok := caller(c)
 	if !ok {
 		return
 	}
-	ev, ds, ok := s.eventWithDeliveries(c, app.ID)
+	limit, ok := pageSize(c)
 	if !ok {
 		return
 	}
-	views := make([]gin.H, 0, len(ds))
-	for _, d := range ds {
-		views = append(views, s.deliveryFor(app.ID, d))
+	ev, ok := s.pathEvent(c, app.ID)
+	if !ok {
+		return
+	}
+	views, next, ok := s.eventDeliveryPage(c, app.ID, ev, db.TargetCursor{}, limit)
+	if !ok {
+		return
 	}
 	v := s.eventView(ev)
-	v["dispatched"], v["deliveries"] = ev.DispatchedAt.Valid, views
+	v["dispatched"], v["deliveries"], v["deliveriesMeta"] = ev.DispatchedAt.Valid, views, pageMeta(next)
+	v["links"].(gin.H)["deliveries"] = "/v1/events/" + url.PathEscape(ev.ClientID) + "/deliveries"
 	data(c, http.StatusOK, v)
+}
+
+// listEventDeliveries pages through an event's deliveries (?page=&pageSize=), as getEvent shows
+// them, in the order of their targets (subscription id, or callback URL) and replays.
+func (s *Server) listEventDeliveries(c *gin.Context) {
+	app, ok := caller(c)
+	if !ok {
+		return
+	}
+	limit, ok := pageSize(c)
+	if !ok {
+		return
+	}
+	var after db.TargetCursor
+	if p := c.Query("page"); p != "" {
+		target, replay, err := decodeCursor(p)
+		if err != nil || target == "" || replay < 0 || replay > math.MaxInt32 {
+			problem(c, http.StatusBadRequest, "page: not a cursor returned by this endpoint")
+			return
+		}
+		after = db.TargetCursor{Target: target, Replay: int(replay)}
+	}
+	ev, ok := s.pathEvent(c, app.ID)
+	if !ok {
+		return
+	}
+	views, next, ok := s.eventDeliveryPage(c, app.ID, ev, after, limit)
+	if !ok {
+		return
+	}
+	data(c, http.StatusOK, gin.H{"deliveries": views, "meta": pageMeta(next)})
+}
+
+// eventDeliveryPage reads one page of an event's deliveries as appID may see them, and the
+// cursor of the next page ("" on the last); ok is false when a problem was written.
+func (s *Server) eventDeliveryPage(c *gin.Context, appID string, ev db.Event, after db.TargetCursor, limit int) ([]gin.H, string, bool) {
+	ds, err := s.Repo.EventDeliveryPage(c.Request.Context(), ev.ID, after, limit+1)
+	if err != nil {
+		s.fail(c, err)
+		return nil, "", false
+	}
+	ds, next := trimPage(ds, limit, func(d db.Delivery) string { return encodeCursor(d.Target(), int64(d.Replay)) })
+	views := make([]gin.H, 0, len(ds))
+	for _, d := range ds {
+		views = append(views, s.deliveryFor(appID, d))
+	}
+	return views, next, true
 }
 
 func (s *Server) deliveryView(d db.Delivery) gin.H {
@@ -349,20 +403,15 @@ func decodePublish(body []byte, maxPayload int64, topicKnown func(string) bool) 
 	return req, nil
 }
 
-// eventWithDeliveries loads the caller's event named in the path and all its deliveries; ok is
-// false when a problem was written.
-func (s *Server) eventWithDeliveries(c *gin.Context, appID string) (db.Event, []db.Delivery, bool) {
+// pathEvent loads the caller's event named in the path; ok is false when a problem was written.
+// Its deliveries are read a page at a time (eventDeliveryPage), never all at once.
+func (s *Server) pathEvent(c *gin.Context, appID string) (db.Event, bool) {
 	ev, err := s.Repo.GetEventByClientID(c.Request.Context(), appID, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
-		return db.Event{}, nil, false
+		return db.Event{}, false
 	}
-	ds, err := s.Repo.EventDeliveries(c.Request.Context(), ev.ID)
-	if err != nil {
-		s.fail(c, err)
-		return db.Event{}, nil, false
-	}
-	return ev, ds, true
+	return ev, true
 }
 
 // pollEvents lists the events the caller may see, in a stable order, for receivers that missed

@@ -107,25 +107,26 @@ func (s *Server) replayEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ev, ds, ok := s.eventWithDeliveries(c, app.ID)
+	ev, ok := s.pathEvent(c, app.ID)
 	if !ok {
 		return
 	}
-	latest := map[string]db.Delivery{}
-	var order []string
-	for _, d := range ds {
-		k := d.SubscriptionID.String + "\x00" + d.URL
-		if prev, seen := latest[k]; !seen || d.Replay > prev.Replay {
-			if !seen {
-				order = append(order, k)
-			}
-			latest[k] = d
-		}
+	// Counted before anything is read, and only as far as the limit: an event with 50,000
+	// deliveries is refused after reading 2,001 index entries, not 50,000 rows.
+	n, err := s.Repo.CountEventTargets(c.Request.Context(), ev.ID, maxEventReplay+1)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
-	if len(order) > maxEventReplay {
+	if n > maxEventReplay {
 		// The replays travel in the ReplayWorkflow's input: keep it far below Temporal's 2 MB.
-		problem(c, http.StatusUnprocessableEntity, fmt.Sprintf("the event has %d targets; a whole-event replay takes at most %d "+
-			"(replay deliveries one by one: POST /v1/deliveries/{id}/replay)", len(order), maxEventReplay))
+		problem(c, http.StatusUnprocessableEntity, fmt.Sprintf("the event has more than %d targets; a whole-event replay takes at most %d "+
+			"(replay deliveries one by one: POST /v1/deliveries/{id}/replay)", maxEventReplay, maxEventReplay))
+		return
+	}
+	latest, err := s.Repo.LatestDeliveries(c.Request.Context(), ev.ID, maxEventReplay)
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
 	out := []gin.H{}
@@ -133,8 +134,7 @@ func (s *Server) replayEvent(c *gin.Context) {
 	var inputs []workflows.DeliveryInput
 	requestID := "req_" + uuid.NewString()
 	workflowID := "replay/" + ev.ID + "/" + requestID
-	for _, k := range order {
-		d := latest[k]
+	for _, d := range latest {
 		if d.Status == delivery.StatusPending {
 			skipped = append(skipped, gin.H{"id": d.ID, "reason": "still pending"})
 			continue
@@ -162,7 +162,7 @@ func (s *Server) replayEvent(c *gin.Context) {
 		in.NotifyOperation, in.NotifyHost = requestID, activities.HostOf(notify)
 	}
 	// One workflow runs the replays and makes the callback once all have ended.
-	_, err := s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: workflowID,
+	_, err = s.Engine.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{ID: workflowID,
 		TaskQueue: s.Config.TaskQueue}, workflows.ReplayWorkflow, in)
 	if err != nil {
 		s.abandonReplays(inputs, err)

@@ -114,6 +114,7 @@ func (s *Server) Handler() http.Handler {
 	v1.POST("/callbacks", s.idempotent, s.createCallback)
 	v1.GET("/deliveries", s.listDeliveries)
 	v1.GET("/events/:id", s.getEvent)
+	v1.GET("/events/:id/deliveries", s.listEventDeliveries)
 	v1.POST("/events/:id/replay", s.idempotent, s.replayEvent)
 	v1.GET("/deliveries/:id", s.getDelivery)
 	v1.POST("/deliveries/:id/cancel", s.cancelDelivery)

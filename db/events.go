@@ -181,3 +181,61 @@ func (r *Repo) PollEvents(ctx context.Context, f PollFilter) ([]Event, error) {
 	}
 	return out, nil
 }
+
+// TargetCursor is where a page of an event's deliveries ended: the target (subscription id, or
+// callback URL) and replay of its last delivery. The zero value starts at the first page.
+type TargetCursor struct {
+	Target string
+	Replay int
+}
+
+// Target is what a delivery goes to, as the deliveries_once index names it: its subscription,
+// or for a one-off callback its URL.
+func (d Delivery) Target() string {
+	if d.SubscriptionID.Valid {
+		return d.SubscriptionID.String
+	}
+	return d.URL
+}
+
+// EventDeliveryPage lists up to limit deliveries of an event after the cursor, by target then
+// replay: the order of the deliveries_once index, so a page reads its own rows and no others,
+// however many deliveries the event has.
+func (r *Repo) EventDeliveryPage(ctx context.Context, eventID string, after TargetCursor, limit int) ([]Delivery, error) {
+	replay := after.Replay
+	if after.Target == "" {
+		replay = -1
+	}
+	var out []Delivery
+	err := r.db.SelectContext(ctx, &out, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE event_id = $1 AND (coalesce(subscription_id, url), replay) > ($2, $3)
+		ORDER BY coalesce(subscription_id, url), replay LIMIT $4`, eventID, after.Target, replay, limit)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of %s: %w", eventID, err)
+	}
+	return out, nil
+}
+
+// CountEventTargets counts an event's targets, but stops at most: a caller that refuses events
+// with too many learns so without reading them all.
+func (r *Repo) CountEventTargets(ctx context.Context, eventID string, most int) (int, error) {
+	var n int
+	err := r.db.GetContext(ctx, &n, `SELECT count(*) FROM (SELECT DISTINCT coalesce(subscription_id, url) FROM deliveries
+		WHERE event_id = $1 ORDER BY 1 LIMIT $2) t`, eventID, most)
+	if err != nil {
+		return 0, fmt.Errorf("targets of %s: %w", eventID, err)
+	}
+	return n, nil
+}
+
+// LatestDeliveries lists the latest delivery (highest replay) to each of an event's targets, at
+// most limit targets, in target order.
+func (r *Repo) LatestDeliveries(ctx context.Context, eventID string, limit int) ([]Delivery, error) {
+	var out []Delivery
+	err := r.db.SelectContext(ctx, &out, `SELECT DISTINCT ON (coalesce(subscription_id, url)) `+deliveryColumns+`
+		FROM deliveries WHERE event_id = $1 ORDER BY coalesce(subscription_id, url), replay DESC LIMIT $2`, eventID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("latest deliveries of %s: %w", eventID, err)
+	}
+	return out, nil
+}

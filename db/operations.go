@@ -107,6 +107,11 @@ func (op Operation) Window() (RecoverWindow, error) {
 // receiver is down, each round would POST, e-mail and raise delivery.failed once more). Nor does
 // a recover claim a delivery created after the operation: its window cannot reach its own
 // replays, whatever its until says.
+//
+// Rows locked by another writer are waited for, not skipped: a failure is locked briefly right
+// after it happens (its e-mail, its delivery.failed webhook), and a page that skipped it would
+// end the recover without it. Two recovers of overlapping windows wait for each other's claims
+// and then see them (the row is checked again once its lock is released).
 func (r *Repo) ClaimForRecovery(ctx context.Context, op, appID string, w RecoverWindow, limit int) ([]Delivery, error) {
 	var out []Delivery
 	err := r.db.SelectContext(ctx, &out, `UPDATE deliveries SET recovered_by = $1 WHERE id IN (
@@ -121,7 +126,7 @@ func (r *Repo) ClaimForRecovery(ctx context.Context, op, appID string, w Recover
 				AND coalesce(p.subscription_id, p.url) = coalesce(d.subscription_id, d.url)
 				AND p.recovered_by IS NOT NULL AND p.recovered_by <> $1)
 			ORDER BY d.created_at, d.id LIMIT $7
-			FOR UPDATE OF d SKIP LOCKED)
+			FOR UPDATE OF d)
 		RETURNING `+deliveryColumns, op, appID, w.Since, w.Until, w.SubscriptionID, w.EventType, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim failed deliveries for %s: %w", op, err)

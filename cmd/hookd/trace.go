@@ -40,7 +40,7 @@ func traceCmd(ctx context.Context, c *apiClient, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: hookd trace EVENT_ID")
 	}
-	r, err := c.api.GetEventWithResponse(ctx, args[0])
+	r, err := c.api.GetEventWithResponse(ctx, args[0], nil)
 	if err := check("event "+args[0], err, r, http.StatusOK); err != nil {
 		return err
 	}
