@@ -225,6 +225,7 @@ func (m *machine) reduce(values, data any) any {
 		if v == nil {
 			continue
 		}
+		m.charge(4) // the round's context, a new map
 		// A fresh context each round: the library's is one map it writes into, but nothing can
 		// keep a reference to it across rounds, and the data it shares must stay unchanged.
 		ctx = map[string]any{"current": v, "accumulator": ctx["accumulator"], "valueType": kind}
@@ -676,6 +677,7 @@ func (m *machine) solveVars(values, data any) any {
 	m.charge(1)
 	switch t := values.(type) {
 	case map[string]any:
+		m.charge(4) // a new map: several times an operation's time
 		logic := map[string]any{}
 		for key, value := range t {
 			if key == "var" {
@@ -693,6 +695,7 @@ func (m *machine) solveVars(values, data any) any {
 		}
 		return logic
 	case []any:
+		m.charge(1 + len(t))
 		logic := []any{}
 		for _, v := range t {
 			logic = append(logic, m.solveVars(v, data))
