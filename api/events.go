@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx/types"
 	"go.opentelemetry.io/otel/trace"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/hookd/hookd/db"
@@ -65,6 +66,9 @@ func (s *Server) publishEvent(c *gin.Context) {
 	req, err := decodePublish(body, s.Config.MaxPayloadBytes, s.topicKnown)
 	if err != nil {
 		requestProblem(c, err)
+		return
+	}
+	if !s.validData(c, app.ID, req.Topic, req.Type, req.Data) { // a registered schema (catalog.go): 422, nothing stored
 		return
 	}
 	if key := c.GetHeader("Idempotency-Key"); key != "" && req.idGenerated {
@@ -261,13 +265,40 @@ func (s *Server) eventDeliveryPage(c *gin.Context, appID string, ev db.Event, af
 }
 
 func (s *Server) deliveryView(d db.Delivery) gin.H {
+	own, _ := ownWorkflow(d)
+	return s.deliveryViewOf(d, own)
+}
+
+// ownWorkflow tells from a delivery's row whether it has (or had) a DeliveryWorkflow of its own,
+// and whether the row alone can tell. Every replay has one, and so does an original whose first
+// attempt, made by its event's fan-out, failed: it is retrying, or ended after retries, a 410 or a
+// cancel. One whose first attempt succeeded never had one: it ran inside its event's workflow.
+// The row cannot tell for one not attempted yet, or cancelled before its first attempt, or that
+// succeeded at its first attempt: a throttled subscription's fan-out hands a delivery to its own
+// workflow before any attempt (sure is false).
+func ownWorkflow(d db.Delivery) (own, sure bool) {
+	switch {
+	case d.Replay > 0:
+		return true, true
+	case d.Status == delivery.StatusSucceeded:
+		return d.Attempts > 1, d.Attempts != 1
+	case d.Attempts == 0 && d.Status != delivery.StatusFailed: // only a workflow fails a delivery
+		return false, false
+	}
+	return true, true // pending, failed or cancelled after an attempt
+}
+
+// deliveryViewOf is deliveryView with whether the delivery has a workflow of its own: its link
+// and workflowId point at that workflow, else the link points at its event's workflow and the
+// delivery has no workflowId.
+func (s *Server) deliveryViewOf(d db.Delivery, own bool) gin.H {
 	b, _ := json.Marshal(d)
 	var v gin.H
 	_ = json.Unmarshal(b, &v)
-	// Deliveries that succeeded on the first try never needed a workflow of their own.
-	wf := delivery.EventWorkflowID(d.EventID)
-	if d.Attempts > 1 || d.Status == delivery.StatusFailed || d.Status == delivery.StatusCancelled {
-		wf = d.WorkflowID
+	wf := d.WorkflowID
+	if !own {
+		wf = delivery.EventWorkflowID(d.EventID)
+		delete(v, "workflowId") // its id was reserved, never used
 	}
 	var closed time.Time
 	if d.FinishedAt.Valid {
@@ -343,6 +374,15 @@ func (s *Server) getDelivery(c *gin.Context) {
 		ledger = append(ledger, attemptFor(d.AppID == app.ID, a))
 	}
 	v := s.deliveryFor(app.ID, d)
+	if own, sure := ownWorkflow(d); d.AppID == app.ID && !sure {
+		// The row cannot tell: ask Temporal whether the delivery's own workflow exists (within a
+		// second; without an answer the row's best guess stands).
+		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
+		if st, err := s.workflowStatus(ctx, d.WorkflowID); err == nil && (st != enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED) != own {
+			v = s.deliveryViewOf(d, !own)
+		}
+		cancel()
+	}
 	v["ledger"] = ledger
 	data(c, http.StatusOK, v)
 }

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -100,4 +101,61 @@ func (p Policy) NextDelay(n int, retryAfter time.Duration, firstAttempt, now tim
 		return d, false
 	}
 	return d, true
+}
+
+// policyJSON is how a Policy is written into workflow and activity inputs since durations became
+// readable there: "1s" rather than 1000000000 (the Temporal Web UI shows inputs as JSON).
+type policyJSON struct {
+	InitialInterval    jsonDuration
+	BackoffCoefficient float64
+	MaxInterval        jsonDuration
+	MaxAttempts        int
+	MaxDuration        jsonDuration
+	Timeout            jsonDuration
+}
+
+// MarshalJSON writes the durations as Go duration strings ("1s", "1m30s").
+func (p Policy) MarshalJSON() ([]byte, error) {
+	return json.Marshal(policyJSON{jsonDuration(p.InitialInterval), p.BackoffCoefficient, jsonDuration(p.MaxInterval),
+		p.MaxAttempts, jsonDuration(p.MaxDuration), jsonDuration(p.Timeout)})
+}
+
+// UnmarshalJSON reads both shapes: duration strings, and the integer nanoseconds of inputs written
+// before (recorded histories, workflows started by an older release).
+func (p *Policy) UnmarshalJSON(b []byte) error {
+	var v policyJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = Policy{InitialInterval: time.Duration(v.InitialInterval), BackoffCoefficient: v.BackoffCoefficient,
+		MaxInterval: time.Duration(v.MaxInterval), MaxAttempts: v.MaxAttempts, MaxDuration: time.Duration(v.MaxDuration),
+		Timeout: time.Duration(v.Timeout)}
+	return nil
+}
+
+// jsonDuration is a time.Duration written as a duration string and read from one or from
+// integer nanoseconds.
+type jsonDuration time.Duration
+
+func (d jsonDuration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = jsonDuration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration: want a string such as \"5s\" or integer nanoseconds: %w", err)
+	}
+	*d = jsonDuration(n)
+	return nil
 }

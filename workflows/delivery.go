@@ -75,11 +75,32 @@ func (in DeliveryInput) summary() (summary, details string) {
 	return summary, details
 }
 
-// DeliveryResult is how a delivery ended.
+// DeliveryResult is how a delivery ended. Since version failed-delivery-fails a delivery that
+// gave up ends its workflow Failed (ErrTypeGaveUp, with the result as the failure's details), so
+// the Web UI's list tells it apart from the deliveries that succeeded.
 type DeliveryResult struct {
 	Status   string
 	Attempts int
 	Reason   string
+}
+
+// ErrTypeGaveUp is the failure of a DeliveryWorkflow whose delivery failed for good: the policy
+// gave up, the receiver answered 410, or (after a Reset in the Web UI) the delivery had ended
+// already. Not retryable: nothing would be gained by running the workflow again.
+const ErrTypeGaveUp = "DeliveryGaveUp"
+
+// ResultOf reads a DeliveryWorkflow's outcome from its result or its failure: a workflow that
+// failed with ErrTypeGaveUp carries its DeliveryResult as the failure's details.
+func ResultOf(err error, get func(*DeliveryResult) error) (DeliveryResult, error) {
+	var r DeliveryResult
+	if err == nil {
+		return r, get(&r)
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == ErrTypeGaveUp && appErr.Details(&r) == nil {
+		return r, nil
+	}
+	return r, err
 }
 
 // deliveryState is what the status query reports.
@@ -115,6 +136,21 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	retryCh := workflow.GetSignalChannel(ctx, SignalRetry)
 	started := workflow.Now(ctx)
 
+	// lastErr is how the last attempt series ended, for the reason a failure gives.
+	lastErr := ""
+	// gaveUp says why the policy gave up, for the workflow's failure and result (the delivery
+	// row keeps the ledger's last error).
+	gaveUp := func(why string) string {
+		out := fmt.Sprintf("gave up after %d attempts", state.Attempts)
+		if why != "" {
+			out += " (" + why + ")"
+		}
+		if lastErr != "" {
+			out += "; the last: " + lastErr
+		}
+		return out
+	}
+
 	// ended reports how the delivery ended, e-mailing the contact when it failed (unless the
 	// attempt that closed it did already).
 	ended := func(status, reason string, disabled, notified bool) (DeliveryResult, error) {
@@ -133,15 +169,26 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 				}
 			}
 		}
-		return DeliveryResult{Status: status, Attempts: state.Attempts, Reason: reason}, nil
+		res := DeliveryResult{Status: status, Attempts: state.Attempts, Reason: reason}
+		// Version 1: a failed delivery fails its workflow (a different closing command), so the
+		// Web UI lists it as Failed with its reason instead of Completed like every success.
+		if status == delivery.StatusFailed && workflow.GetVersion(ctx, "failed-delivery-fails", workflow.DefaultVersion, 1) >= 1 {
+			return res, temporal.NewNonRetryableApplicationError(reason, ErrTypeGaveUp, nil, res)
+		}
+		return res, nil
 	}
-	finish := func(status, reason string, gone bool) (DeliveryResult, error) {
+	// finish closes the delivery with reason ("" keeps the ledger's last error in its row) and
+	// reports it with why (the reason when why is "").
+	finish := func(status, reason string, gone bool, why ...string) (DeliveryResult, error) {
 		fctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: dbRetry})
 		var fr activities.FinishResult
 		if err := workflow.ExecuteActivity(fctx, a.Finish, activities.FinishInput{
 			DeliveryID: in.DeliveryID, Status: status, Reason: reason, Gone: gone,
 		}).Get(ctx, &fr); err != nil {
 			return DeliveryResult{}, err
+		}
+		if len(why) > 0 {
+			reason = why[0]
 		}
 		return ended(status, reason, fr.Disabled, false)
 	}
@@ -182,7 +229,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		if in.Policy.MaxAttempts > 0 {
 			remainingAttempts = in.Policy.MaxAttempts - state.Attempts
 			if remainingAttempts <= 0 {
-				return finish(delivery.StatusFailed, "", false)
+				return finish(delivery.StatusFailed, "", false, gaveUp(fmt.Sprintf("the policy allows %d", in.Policy.MaxAttempts)))
 			}
 		}
 		opts := workflow.ActivityOptions{
@@ -203,7 +250,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		if in.Policy.MaxDuration > 0 {
 			left := in.Policy.MaxDuration - workflow.Now(ctx).Sub(started)
 			if left <= 0 {
-				return finish(delivery.StatusFailed, "", false)
+				return finish(delivery.StatusFailed, "", false, gaveUp("no time left within the policy's "+in.Policy.MaxDuration.String()))
 			}
 			opts.ScheduleToCloseTimeout = left
 		}
@@ -265,12 +312,17 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		}
 		var appErr *temporal.ApplicationError
 		isApp := errors.As(err, &appErr)
+		if isApp {
+			lastErr = appErr.Message()
+		} else {
+			lastErr = err.Error()
+		}
 		if attemptFinishes && isApp && appErr.Type() == activities.ErrTypeExhausted {
 			// The last attempt closed the delivery as failed, whatever signal came meanwhile.
 			var f activities.Exhausted
 			_ = appErr.Details(&f)
 			state.Attempts = max(state.Attempts, f.Attempt)
-			return ended(delivery.StatusFailed, "", f.Disabled, f.Notified)
+			return ended(delivery.StatusFailed, gaveUp(""), f.Disabled, f.Notified)
 		}
 		if n := attemptOf(appErr); attemptFinishes && signal == "" && n > 0 {
 			state.Attempts = max(state.Attempts, n)
@@ -292,11 +344,23 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			case activities.ErrTypeInactive:
 				return finish(delivery.StatusCancelled, appErr.Message(), false)
 			case activities.ErrTypeFinished:
-				// An attempt cut short by a retry signal finished after all and closed the delivery.
+				// An attempt cut short by a retry signal finished after all and closed the delivery;
+				// or the delivery had ended before this run: a Reset in the Web UI re-runs its
+				// workflow, and an ended delivery is never attempted again (a replay is the way to
+				// send it again, as a new ledger series).
 				status := delivery.StatusSucceeded
 				_ = appErr.Details(&status)
 				setStatus(status)
-				return DeliveryResult{Status: status, Attempts: state.Attempts}, nil
+				res := DeliveryResult{Status: status, Attempts: state.Attempts, Reason: "the delivery had already ended " + status +
+					": nothing sent again (a Reset of an ended delivery's workflow is refused; replay it: POST /v1/deliveries/" +
+					in.DeliveryID + "/replay)"}
+				if status == delivery.StatusSucceeded && signal == SignalRetry {
+					res.Reason = ""
+				}
+				if status == delivery.StatusFailed && workflow.GetVersion(ctx, "failed-delivery-fails", workflow.DefaultVersion, 1) >= 1 {
+					return res, temporal.NewNonRetryableApplicationError(res.Reason, ErrTypeGaveUp, nil, res)
+				}
+				return res, nil
 			}
 		}
 		// The series' tries ran out before its attempts did: a try timed out or failed before it
@@ -314,7 +378,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			continue
 		}
 		// Attempts or time exhausted: the ledger's last error is the reason.
-		return finish(delivery.StatusFailed, "", false)
+		return finish(delivery.StatusFailed, "", false, gaveUp(""))
 	}
 }
 

@@ -88,8 +88,8 @@ func runDeliveries(ctx workflow.Context, inputs []DeliveryInput) []activities.Ou
 	out := make([]activities.Outcome, 0, len(inputs))
 	for i, f := range futures {
 		o := activities.Outcome{DeliveryID: inputs[i].DeliveryID, SubscriptionID: inputs[i].SubscriptionID, Status: delivery.StatusFailed}
-		var dr DeliveryResult
-		if err := f.Get(ctx, &dr); err == nil {
+		// A delivery that gave up fails its workflow, with its result in the failure.
+		if dr, err := ResultOf(f.Get(ctx, nil), func(r *DeliveryResult) error { return f.Get(ctx, r) }); err == nil {
 			o.Status, o.Attempts = dr.Status, dr.Attempts
 		}
 		out = append(out, o)

@@ -105,6 +105,12 @@ func TestExhaustedAttemptClosesTheDelivery(t *testing.T) {
 	if res.Status != delivery.StatusFailed || res.Attempts != 2 || !got.FinishWhenExhausted {
 		t.Errorf("result %+v, attempt input %+v", res, got)
 	}
+	// The workflow fails (the Web UI lists it as Failed), not retryable, and says why.
+	var appErr *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrTypeGaveUp || !appErr.NonRetryable() ||
+		appErr.Message() != "gave up after 2 attempts; the last: HTTP 500" || res.Reason != appErr.Message() {
+		t.Errorf("workflow error %v, result reason %q", err, res.Reason)
+	}
 	if strings.Join(calls, ",") != "NotifyFailure,NotifyDisabled" {
 		t.Errorf("activities after the attempt: %v", calls)
 	}
@@ -143,11 +149,11 @@ func runLastAttempt(t *testing.T, env *testsuite.TestWorkflowEnvironment) Delive
 	p.MaxAttempts = 2
 	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: delivery.Retry{DeliveryID: "d1", SubscriptionID: "s", Attempts: 1,
 		Delay: time.Second, Policy: p}, EventID: "e"})
-	if err := env.GetWorkflowError(); err != nil {
+	// A delivery that gave up fails its workflow with its result as the failure's details.
+	res, err := ResultOf(env.GetWorkflowError(), func(r *DeliveryResult) error { return env.GetWorkflowResult(r) })
+	if err != nil {
 		t.Fatal(err)
 	}
-	var res DeliveryResult
-	env.GetWorkflowResult(&res)
 	return res
 }
 
@@ -183,5 +189,38 @@ func TestThrottledAttemptWaitsWithoutCountingIt(t *testing.T) {
 	}
 	if gap := calledAt[1].Sub(calledAt[0]); gap < 30*time.Second {
 		t.Errorf("second try %s after the first, want the 30 s the throttle said", gap)
+	}
+}
+
+// A delivery that ended before its workflow ran (the Web UI's Reset re-runs the workflow of a
+// delivery that failed) is not attempted again: the Attempt activity finds it ended, and the
+// workflow fails again saying so and how to send it again, with no Finish and no e-mail.
+func TestEndedDeliveryIsNotAttemptedAgain(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		return activities.AttemptResult{}, temporal.NewNonRetryableApplicationError("delivery already failed", activities.ErrTypeFinished, nil, delivery.StatusFailed)
+	}, activity.RegisterOptions{Name: "Attempt"})
+	env.RegisterActivityWithOptions(func(ctx context.Context, _ string) (int, error) { return 4, nil }, activity.RegisterOptions{Name: "LastAttempt"})
+	var calls []string
+	for _, name := range []string{"Finish", "NotifyFailure", "NotifyDisabled"} {
+		name := name
+		env.RegisterActivityWithOptions(func(ctx context.Context, _ any) error { calls = append(calls, name); return nil },
+			activity.RegisterOptions{Name: name})
+	}
+	p := policy()
+	p.MaxAttempts = 4
+	env.ExecuteWorkflow(DeliveryWorkflow, DeliveryInput{Retry: delivery.Retry{DeliveryID: "d1", SubscriptionID: "s", Attempts: 1, Policy: p}, EventID: "e"})
+	res, err := ResultOf(env.GetWorkflowError(), func(r *DeliveryResult) error { return env.GetWorkflowResult(r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appErr *temporal.ApplicationError
+	if !errors.As(env.GetWorkflowError(), &appErr) || appErr.Type() != ErrTypeGaveUp ||
+		!strings.Contains(appErr.Message(), "already ended failed") || !strings.Contains(appErr.Message(), "/v1/deliveries/d1/replay") {
+		t.Errorf("workflow error %v", env.GetWorkflowError())
+	}
+	if res.Status != delivery.StatusFailed || res.Attempts != 4 || len(calls) != 0 {
+		t.Errorf("result %+v, activities %v", res, calls)
 	}
 }
