@@ -90,8 +90,8 @@ type compiledRule struct {
 }
 
 // appFilterBudget is what the filters of one subscriber app may spend on one fan-out page:
-// ten filters that spend their whole budget, about 0.1 s of CPU (see filter.Budget).
-const appFilterBudget = 10 * filter.Budget
+// five filters that spend their whole budget, at most about 30 ms of CPU (see filter.Budget).
+const appFilterBudget = 5 * filter.Budget
 
 func newFilterRun(ev db.Event) *filterRun {
 	return &filterRun{ev: filter.Event{Type: ev.Type, Topic: ev.Topic, Data: json.RawMessage(ev.Payload)},

@@ -84,15 +84,13 @@ func TestFilterLimitsAreProblems(t *testing.T) {
 		"filterLogic": json.RawMessage(`{"in":[{"var":"event.id"},` + jsonList(256) + `]}`)}), http.StatusOK)
 }
 
-// hostileFilters are filters registration accepts that cost the most on large event data, each
-// in its own way (see filter.hostile).
+// hostileFilters are the filters registration accepts that cost the most on large event data
+// (the slowest of filter.hostile, each about 6 ms of CPU): per-element work on short strings,
+// string building, and compares against a 256-element list.
 var hostileFilters = []string{
-	`{"some":[{"var":"event.xs"},{"in":[{"var":""},` + jsonList(256) + `]}]}`,
-	`{"reduce":[{"var":"event.xs"},{"cat":[{"var":"accumulator"},{"var":"current"}]},""]}`,
 	`{"some":[{"var":"event.xs"},{"substr":[{"var":"x"},1]}]}`,
-	`{"some":[{"var":"event.xs"},{"!":[{"merge":[{"var":"event.xs"},{"var":"event.xs"}]}]}]}`,
-	`{"filter":[{"var":"event.xs"},{"set":[{"var":"event"},"k",1]}]}`,
-	`{"some":[{"var":"event.xs"},{"in":["zz",{"var":"event.s"}]}]}`,
+	`{"reduce":[{"var":"event.xs"},{"cat":[{"var":"accumulator"},{"var":"current"}]},""]}`,
+	`{"some":[{"var":"event.xs"},{"in":[{"var":""},` + jsonList(256) + `]}]}`,
 }
 
 // One app's most expensive filters delay another app's delivery of the same event by well
