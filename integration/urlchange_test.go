@@ -78,4 +78,26 @@ func TestRetriesFollowURLChange(t *testing.T) {
 	if hashes[0] == hashes[len(hashes)-1] {
 		t.Errorf("the old and the new query strings hash alike: %v", hashes)
 	}
+
+	// A replay made after another move goes to the URL the subscription has then.
+	third := testenv.NewReceiver(nil)
+	t.Cleanup(third.Close)
+	s.must(s.call("PATCH", "/v1/subscriptions/"+sub.ID, app.Key, map[string]any{"url": third.URL + "/third"}), http.StatusOK)
+	rp := s.must(s.call("POST", "/v1/deliveries/"+ds[0]["id"].(string)+"/replay", app.Key, nil), http.StatusAccepted).Data()
+	eventually(t, 30*time.Second, "the replay at the third URL", func() bool { return len(third.Requests()) == 1 })
+	if err := (signature.Verifier{Secret: newSecret}).Verify(third.Requests()[0].Header, third.Requests()[0].Body); err != nil {
+		t.Errorf("the replay is not signed with the current secret: %v", err)
+	}
+	var replay map[string]any
+	eventually(t, 30*time.Second, "the replay's ledger row", func() bool {
+		replay = s.delivery(app.Key, rp["id"].(string))
+		l, _ := replay["ledger"].([]any)
+		return len(l) == 1 && l[0].(map[string]any)["state"] == "completed"
+	})
+	if replay["url"] != third.URL+"/third" || replay["ledger"].([]any)[0].(map[string]any)["url"] != third.URL+"/third" {
+		t.Errorf("replay %v", replay)
+	}
+	if n := len(moved.Requests()); n != 1 {
+		t.Errorf("%d POSTs at the second URL, want 1 (the replay went there too)", n)
+	}
 }
