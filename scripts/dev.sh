@@ -134,8 +134,9 @@ cat <<EOF
   ---------------------------------------------------------------
   API             http://$HOOKD_HTTP_ADDR
   Temporal Web UI $HOOKD_TEMPORAL_UI_URL
-  Mailpit inbox   http://127.0.0.1:$DEV_MAILPIT_HTTP_PORT   (SMTP $HOOKD_SMTP_ADDR)
-  Traces          $OTEL_EXPORTER_OTLP_ENDPOINT (Jaeger; read them: bin/hookd trace <event id>)
+  Mail (e-mails)  curl http://127.0.0.1:$DEV_MAILPIT_HTTP_PORT/api/v1/messages   (SMTP $HOOKD_SMTP_ADDR;
+                  Mailpit's API: this build has no web inbox page)
+  Traces          $OTEL_EXPORTER_OTLP_ENDPOINT (Jaeger; read them: HOOKD_API_KEY=<app key> bin/hookd trace <event id>)
   Operator key    $HOOKD_OPERATOR_KEY
   Database        $HOOKD_DATABASE_URL
   Encryption key  $KEY_SHOWN

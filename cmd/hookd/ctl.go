@@ -176,16 +176,26 @@ func replayCmd(ctx context.Context, c *apiClient, args []string) error {
 		return err
 	}
 	ids := fs.Args()
+	var skips []skip
 	if *failed {
 		ds, err := deliveriesMatching(ctx, c, "failed", *sub, "")
 		if err != nil {
 			return err
 		}
-		for _, d := range ds {
-			ids = append(ids, d.Id)
+		var todo []string
+		if todo, skips, err = planReplays(ctx, c, ds); err != nil {
+			return err
+		}
+		ids = append(ids, todo...)
+		for _, s := range skips {
+			fmt.Fprintf(c.out, "skipped %s: %s\n", s.id, s.why)
 		}
 	}
 	if len(ids) == 0 {
+		if len(skips) > 0 {
+			fmt.Fprintf(c.out, "replayed 0 deliveries; skipped %d failed ones that need no replay or cannot succeed\n", len(skips))
+			return nil
+		}
 		return errors.New("nothing to replay: name delivery ids or use -failed")
 	}
 	var errs []error
@@ -198,8 +208,140 @@ func replayCmd(ctx context.Context, c *apiClient, args []string) error {
 		fmt.Fprintf(os.Stderr, "\rreplaying %d/%d (%d failed)", i+1, len(ids), len(errs))
 	}
 	fmt.Fprintf(os.Stderr, "\n")
-	fmt.Fprintf(c.out, "replayed %d of %d deliveries\n", len(ids)-len(errs), len(ids))
+	fmt.Fprintf(c.out, "replayed %d of %d deliveries", len(ids)-len(errs), len(ids))
+	if len(skips) > 0 {
+		fmt.Fprintf(c.out, "; skipped %d failed ones that need no replay or cannot succeed", len(skips))
+	}
+	fmt.Fprintln(c.out)
 	return errors.Join(errs...)
+}
+
+// skip is a failed delivery replay -failed leaves alone, and why.
+type skip struct{ id, why string }
+
+// planReplays picks, among failed deliveries, those a replay can help: not one that was replayed
+// already (by a replay or a recover: its latest replay is what counts, and is in the list itself
+// if it failed too), nor one whose subscription is disabled or deleted (its replay would fail at
+// once). It reads each event's deliveries and each subscription once.
+func planReplays(ctx context.Context, c *apiClient, ds []apiclient.Delivery) (todo []string, skips []skip, err error) {
+	target := func(d apiclient.Delivery) string {
+		if d.SubscriptionId != nil {
+			return *d.SubscriptionId
+		}
+		return "url " + val(d.Url) // a one-off callback
+	}
+	latest := map[string]map[string]apiclient.Delivery{} // event id → target → its latest replay
+	subs := map[string]string{}                          // subscription id → why it cannot be sent to ("" if it can)
+	for _, d := range ds {
+		byTarget, ok := latest[d.EventId]
+		if !ok {
+			if byTarget, err = latestReplays(ctx, c, d, target); err != nil {
+				return nil, nil, err
+			}
+			latest[d.EventId] = byTarget
+		}
+		l, ok := byTarget[target(d)]
+		if !ok && d.SubscriptionId != nil {
+			// The event is another app's (this app subscribes to it): its replays are among the
+			// subscription's deliveries since.
+			if l, err = latestOfSubscription(ctx, c, d); err != nil {
+				return nil, nil, err
+			}
+			ok = l.Id != ""
+		}
+		if ok && l.Replay > d.Replay {
+			skips = append(skips, skip{d.Id, fmt.Sprintf("replayed already: replay %d (%s) is %s", l.Replay, l.Id, l.Status)})
+			continue
+		}
+		if d.SubscriptionId != nil {
+			why, ok := subs[*d.SubscriptionId]
+			if !ok {
+				if why, err = subscriptionBlocked(ctx, c, *d.SubscriptionId); err != nil {
+					return nil, nil, err
+				}
+				subs[*d.SubscriptionId] = why
+			}
+			if why != "" {
+				skips = append(skips, skip{d.Id, why})
+				continue
+			}
+		}
+		todo = append(todo, d.Id)
+	}
+	return todo, skips, nil
+}
+
+// latestReplays reads the deliveries of d's event (the caller's own) and keeps each target's
+// latest. It is empty when the caller did not publish d's event (the event found by that id, if
+// any, is another one: it does not hold d).
+func latestReplays(ctx context.Context, c *apiClient, d apiclient.Delivery, target func(apiclient.Delivery) string) (map[string]apiclient.Delivery, error) {
+	out := map[string]apiclient.Delivery{}
+	p := apiclient.ListEventDeliveriesParams{PageSize: ptr(100)}
+	holdsD := false
+	defer func() {
+		if !holdsD {
+			clear(out)
+		}
+	}()
+	for {
+		r, err := c.api.ListEventDeliveriesWithResponse(ctx, d.EventId, &p)
+		if err == nil && r.StatusCode() == http.StatusNotFound {
+			return out, nil
+		}
+		if err := check("deliveries of event "+d.EventId, err, r, http.StatusOK); err != nil {
+			return nil, err
+		}
+		for _, x := range r.JSON200.Data.Deliveries {
+			holdsD = holdsD || x.Id == d.Id
+		}
+		for _, x := range r.JSON200.Data.Deliveries {
+			if x.SubscriberAppId != nil {
+				continue // another app's delivery of an event this app published
+			}
+			if l, ok := out[target(x)]; !ok || x.Replay > l.Replay {
+				out[target(x)] = x
+			}
+		}
+		if !r.JSON200.Data.Meta.HasNextPage {
+			return out, nil
+		}
+		p.Page = &r.JSON200.Data.Meta.NextPage
+	}
+}
+
+// latestOfSubscription is the latest replay of d among its subscription's deliveries created since
+// d (zero when there is none).
+func latestOfSubscription(ctx context.Context, c *apiClient, d apiclient.Delivery) (apiclient.Delivery, error) {
+	ds, err := deliveriesMatching(ctx, c, "", *d.SubscriptionId, time.Time(d.CreatedAt).Format(time.RFC3339Nano))
+	if err != nil {
+		return apiclient.Delivery{}, err
+	}
+	var l apiclient.Delivery
+	for _, x := range ds {
+		if x.EventId == d.EventId && x.Replay > d.Replay && x.Replay > l.Replay {
+			l = x
+		}
+	}
+	return l, nil
+}
+
+// subscriptionBlocked says why deliveries to a subscription cannot succeed now ("" if they can).
+func subscriptionBlocked(ctx context.Context, c *apiClient, id string) (string, error) {
+	r, err := c.api.GetSubscriptionWithResponse(ctx, id)
+	if err == nil && r.StatusCode() == http.StatusNotFound {
+		return "its subscription " + id + " was deleted", nil
+	}
+	if err := check("subscription "+id, err, r, http.StatusOK); err != nil {
+		return "", err
+	}
+	if sub := r.JSON200.Data; !sub.Active {
+		why := "its subscription " + id + " is disabled"
+		if reason := val(sub.DisabledReason); reason != "" {
+			why += " (" + reason + ")"
+		}
+		return why + ": enable it (POST /v1/subscriptions/" + id + "/enable), then replay", nil
+	}
+	return "", nil
 }
 
 func replayEventCmd(ctx context.Context, c *apiClient, args []string) error {
