@@ -138,3 +138,110 @@ func TestEventDeliveryPagesReadTheirRowsOnly(t *testing.T) {
 		}
 	}
 }
+
+// Polling costs a page, not the caller's history: a subscriber with 6,000 deliveries of 3,000
+// events of another app (and 50 events of its own) polls them 100 at a time, each page reading at
+// most a few hundred rows and index entries in all, and the pages together list every event
+// exactly once, in poll order. Before, each page read every delivery the caller ever had.
+func TestPollReadsAPageNotTheHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	tdb, err := testenv.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tdb.Drop(ctx) })
+	d := tdb.DB
+	for _, q := range []string{
+		`INSERT INTO apps (id, name, secret) VALUES ('app-1', 'publisher', 'plain'), ('app-2', 'subscriber', 'plain')`,
+		`INSERT INTO events (id, client_id, app_id, type, payload, workflow_id)
+			SELECT 'app-1/e' || i, 'e' || i, 'app-1', 't', '{}', 'event/' || i FROM generate_series(1, 3000) i`,
+		`INSERT INTO events (id, client_id, app_id, type, payload, workflow_id)
+			SELECT 'app-2/own' || i, 'own' || i, 'app-2', 't', '{}', 'event/own' || i FROM generate_series(1, 50) i`,
+		// Two subscriptions of app-2 to each event, as fan-out pages write them (many statements).
+		`DO $$ BEGIN FOR p IN 0..29 LOOP
+			INSERT INTO deliveries (id, event_id, app_id, url, status)
+			SELECT 'd-' || i || '-' || k, 'app-1/e' || i, 'app-2', 'https://r.example/' || k, 'succeeded'
+			FROM generate_series(p * 100 + 1, p * 100 + 100) i, generate_series(1, 2) k;
+		END LOOP; END $$`,
+		`VACUUM ANALYZE`,
+	} {
+		if _, err := d.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	d.SetMaxOpenConns(1)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var others int
+		if err := d.GetContext(ctx, &others, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+		if others == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d other backends still connected", others)
+		}
+	}
+	// rowsRead is how many rows and index entries of any table the backend has read so far.
+	rowsRead := func() int64 {
+		t.Helper()
+		if _, err := d.ExecContext(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.ExecContext(ctx, `SELECT 1`); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := d.GetContext(ctx, &n, `SELECT
+			(SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables) +
+			(SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes)`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	repo := db.NewRepo(d, nil)
+	const limit = 100
+	f := db.PollFilter{AppID: "app-2", Limit: limit}
+	seen := map[string]int{}
+	var worst int64
+	var lastTx string
+	var lastSeq int64
+	for pages := 0; ; pages++ {
+		if pages > 100 {
+			t.Fatal("the pages do not end")
+		}
+		before := rowsRead()
+		evs, err := repo.PollEvents(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, rowsRead()-before)
+		for _, e := range evs {
+			seen[e.ID]++
+			if e.TxID == lastTx && e.Seq <= lastSeq {
+				t.Fatalf("%s (seq %d) listed after seq %d", e.ID, e.Seq, lastSeq)
+			}
+			lastTx, lastSeq = e.TxID, e.Seq
+		}
+		if len(evs) < limit {
+			break
+		}
+		f.AfterTxID, f.AfterSeq = lastTx, lastSeq
+	}
+	t.Logf("a page of %d read at most %d rows and index entries", limit, worst)
+	if worst > 6*limit {
+		t.Errorf("a page of %d events read %d rows and index entries: it reads the caller's history", limit, worst)
+	}
+	if len(seen) != 3050 {
+		t.Errorf("the pages listed %d events, want 3050", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s listed %d times", id, n)
+		}
+	}
+}

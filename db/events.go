@@ -164,17 +164,20 @@ func (r *Repo) PollEvents(ctx context.Context, f PollFilter) ([]Event, error) {
 		after = "0"
 	}
 	var out []Event
-	// Two branches, each served by an index (events_poll; deliveries_event_app, then the events of
-	// those deliveries one by one), instead of one OR that only a scan of every event can answer.
+	// Two branches, each read in poll order from an index (events_poll for the app's own events,
+	// event_recipients_poll for other apps' events delivered to it) and stopped at the page's
+	// size, instead of one OR that only a scan of every event can answer: a page costs its rows
+	// (and those its filters pass over), not the caller's history.
 	const window = `AND ($2 = '' OR e.topic = $2) AND ($3 = '' OR e.type = $3) AND e.received_at >= $4
 		  AND (e.txid, e.seq) > ($5::xid8, $6) AND e.txid < pg_snapshot_xmin(pg_current_snapshot())`
 	cols := prefixed("e", eventColumns) + `, e.txid AS txid8, e.seq AS seq8`
 	err := r.db.SelectContext(ctx, &out, `SELECT `+eventColumns+` FROM (
 		(SELECT `+cols+` FROM events e WHERE e.app_id = $1 `+window+` ORDER BY e.txid, e.seq LIMIT $7)
 		UNION ALL
-		(SELECT e.* FROM (SELECT DISTINCT d.event_id FROM deliveries d WHERE d.app_id = $1) d
-		 CROSS JOIN LATERAL (SELECT `+cols+` FROM events e WHERE e.id = d.event_id AND e.app_id <> $1 `+window+` LIMIT 1) e
-		 ORDER BY e.txid8, e.seq8 LIMIT $7)
+		(SELECT e.* FROM event_recipients r
+		 CROSS JOIN LATERAL (SELECT `+cols+` FROM events e WHERE e.id = r.event_id `+window+`) e
+		 WHERE r.app_id = $1 AND (r.txid, r.seq) > ($5::xid8, $6) AND r.txid < pg_snapshot_xmin(pg_current_snapshot())
+		 ORDER BY r.txid, r.seq LIMIT $7)
 		) e ORDER BY txid8, seq8 LIMIT $7`, f.AppID, f.Topic, f.Type, f.Since, after, f.AfterSeq, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("poll events: %w", err)

@@ -1,9 +1,14 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/hookd/hookd/internal/testenv"
 )
 
 // An event's deliveries are read a page at a time: GET /v1/events/{id} holds the first page and a
@@ -78,4 +83,40 @@ func TestEventDeliveriesArePaged(t *testing.T) {
 		t.Errorf("a refused replay made %d replays (%v): %s", replays, err, r.Raw)
 	}
 	t.Logf("%d deliveries in %d pages", total, pages)
+}
+
+// A subscriber polls the events delivered to it, from other apps, beside its own; a stranger
+// polls none of them.
+func TestSubscriberPollsTheEventsDeliveredToIt(t *testing.T) {
+	s := newStack(t)
+	pub, sub, stranger := s.newApp("poll publisher", "get users"), s.newApp("poll subscriber", "get users"), s.newApp("poll stranger")
+	s.must(s.call("POST", "/v1/topics/participant/events", pub.Key, map[string]any{"events": []map[string]any{
+		{"name": "polled", "eventType": "polledevent"}}}), http.StatusCreated)
+	recv := testenv.NewReceiver(nil)
+	t.Cleanup(recv.Close)
+	s.subscribe(sub.Key, map[string]any{"url": recv.URL, "appId": pub.ID, "topic": "participant", "eventName": "polled"})
+	s.subscribe(sub.Key, map[string]any{"url": recv.URL + "/second", "appId": pub.ID, "topic": "participant", "eventName": "polled"})
+	for i := range 3 {
+		id := fmt.Sprintf("polled-%d", i)
+		s.must(s.call("POST", "/v1/events", pub.Key, map[string]any{"id": id, "type": "polledevent", "topic": "participant"}), http.StatusCreated)
+		s.waitDeliveries(pub.Key, id, 2, 30*time.Second)
+	}
+	s.must(s.call("POST", "/v1/events", sub.Key, map[string]any{"id": "own", "type": "mine"}), http.StatusCreated)
+	var got []string
+	for cursor := ""; ; {
+		page := s.must(s.call("GET", "/v1/events?limit=2&cursor="+url.QueryEscape(cursor), sub.Key, nil), http.StatusOK).Data()
+		for _, e := range page["events"].([]any) {
+			got = append(got, e.(map[string]any)["id"].(string))
+		}
+		if page["meta"].(map[string]any)["hasMore"] != true {
+			break
+		}
+		cursor = page["meta"].(map[string]any)["nextCursor"].(string)
+	}
+	if want := "polled-0 polled-1 polled-2 own"; strings.Join(got, " ") != want {
+		t.Errorf("the subscriber polled %v, want %s", got, want)
+	}
+	if evs := s.must(s.call("GET", "/v1/events", stranger.Key, nil), http.StatusOK).Data()["events"].([]any); len(evs) != 0 {
+		t.Errorf("a stranger polled %v", evs)
+	}
 }
