@@ -317,16 +317,6 @@ func (r *Repo) GetDelivery(ctx context.Context, scope Scope, id string) (Deliver
 	return d, nil
 }
 
-// EventDeliveries lists an event's deliveries, replays included.
-func (r *Repo) EventDeliveries(ctx context.Context, eventID string) ([]Delivery, error) {
-	var out []Delivery
-	err := r.db.SelectContext(ctx, &out, `SELECT `+deliveryColumns+` FROM deliveries WHERE event_id = $1 ORDER BY created_at, id`, eventID)
-	if err != nil {
-		return nil, fmt.Errorf("deliveries of %s: %w", eventID, err)
-	}
-	return out, nil
-}
-
 // Attempts lists a delivery's ledger rows in order.
 func (r *Repo) Attempts(ctx context.Context, deliveryID string) ([]Attempt, error) {
 	var out []Attempt

@@ -122,7 +122,7 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 			return err
 		}},
 		{"event deliveries", func() error {
-			_, err := repo.EventDeliveries(ctx, "app-7/e7")
+			_, err := repo.EventDeliveryPage(ctx, "app-7/e7", db.TargetCursor{}, 51)
 			return err
 		}},
 		{"ledger", func() error {
