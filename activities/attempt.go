@@ -158,11 +158,16 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t sendTarget, n int) (r webhook.Result, row db.Attempt, sent bool) {
 	started := time.Now()
 	row = db.Attempt{DeliveryID: d.ID, Attempt: n, StartedAt: started, RequestHeaders: types.JSONText("{}")}
-	body, err := json.Marshal(message{
+	m := message{
 		ID: ev.ClientID, EventType: ev.Type, Service: ev.Topic, AppID: ev.AppID, Data: json.RawMessage(ev.Payload),
 		CreatedAt: ev.ReceivedAt, GetAPIPath: fillPath(t.APIPath, ev.Payload), DeliveryID: d.ID,
 		RetryCount: n - 1, Replay: d.Replay,
-	})
+	}
+	if ev.Kind == db.KindTest {
+		// A test send looks like the publisher's event, marked as a test.
+		m.Test, m.AppID = true, t.sub.PublisherAppID
+	}
+	body, err := json.Marshal(m)
 	if err == nil {
 		r, err = a.Sender.Send(ctx, webhook.Request{
 			URL: t.URL, MessageID: ev.ID, Attempt: n, Secrets: t.Secrets, CallbackKey: t.CallbackKey,
@@ -213,6 +218,7 @@ type message struct {
 	DeliveryID string          `json:"deliveryId"`
 	RetryCount int             `json:"retryCount"`
 	Replay     int             `json:"replay,omitempty"`
+	Test       bool            `json:"test,omitempty"` // a test send (POST /v1/subscriptions/{id}/test)
 }
 
 // fillPath replaces {name} in a registered getApiPath with the event data's top-level field name.

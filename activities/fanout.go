@@ -349,8 +349,12 @@ func (a *Activities) pageItems(ctx context.Context, ev db.Event, after string) (
 	var want []db.Delivery
 	// A throttled subscription's first attempt is claimed only once its slot is granted.
 	throttled := map[string]bool{}
-	if ev.Kind == db.KindCallback {
-		t, d, err := a.callbackTarget(ctx, ev)
+	if ev.Kind == db.KindCallback || ev.Kind == db.KindTest {
+		target := a.callbackTarget
+		if ev.Kind == db.KindTest {
+			target = a.testTarget // never the app's other subscriptions
+		}
+		t, d, err := target(ctx, ev)
 		if err != nil {
 			return nil, false, fmt.Errorf("fan out %s: %w", ev.ID, err)
 		}

@@ -116,13 +116,15 @@ func (s *Server) revokeKey(c *gin.Context) {
 }
 
 // ForgetRevokedKeys listens for revoked keys (db.KeysChannel) and drops them from this process's
-// key cache, so a key revoked through any API process stops working everywhere at once. When the
-// connection drops, notifications may have been missed: the whole cache is dropped then. It runs
-// until ctx ends.
+// key cache, so a key revoked through any API process stops working everywhere at once. On the
+// same connection it listens for changed registered events (db.SchemasChannel, with the app's
+// id) and drops that app's compiled schemas. When the connection drops, notifications may have
+// been missed: both caches are dropped whole then. It runs until ctx ends.
 func (s *Server) ForgetRevokedKeys(ctx context.Context, dsn string) error {
 	l := pq.NewListener(dsn, time.Second, time.Minute, func(ev pq.ListenerEventType, err error) {
 		if ev == pq.ListenerEventReconnected || ev == pq.ListenerEventConnectionAttemptFailed {
 			s.keys.forgetAll()
+			s.schemas.forget("")
 		}
 		if err != nil {
 			s.Log.Warn("key revocation listener", "error", err)
@@ -132,6 +134,9 @@ func (s *Server) ForgetRevokedKeys(ctx context.Context, dsn string) error {
 	if err := l.Listen(db.KeysChannel); err != nil {
 		return err
 	}
+	if err := l.Listen(db.SchemasChannel); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,6 +144,11 @@ func (s *Server) ForgetRevokedKeys(ctx context.Context, dsn string) error {
 		case n := <-l.Notify:
 			if n == nil { // reconnected: what was sent meanwhile is lost
 				s.keys.forgetAll()
+				s.schemas.forget("")
+				continue
+			}
+			if n.Channel == db.SchemasChannel {
+				s.schemas.forget(n.Extra)
 				continue
 			}
 			h, err := hex.DecodeString(n.Extra)

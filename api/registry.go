@@ -31,6 +31,11 @@ type eventSpec struct {
 	FilterLogic json.RawMessage `json:"filterLogic"`
 	Type        string          `json:"type"`
 	GetAPIPath  string          `json:"getApiPath"`
+	// The event catalog's fields (catalog.go): absent keeps them on an update.
+	Schema          json.RawMessage   `json:"schema"`
+	Examples        []json.RawMessage `json:"examples"`
+	Deprecated      *bool             `json:"deprecated"`
+	DeprecationNote *string           `json:"deprecationNote"`
 }
 
 type registerRequest struct {
@@ -56,6 +61,9 @@ func (e eventSpec) validate(where string) (db.RegisteredEvent, error) {
 	var err error
 	if row.FilterLogic, err = compiledFilter(e.FilterLogic); err != nil {
 		return db.RegisteredEvent{}, fmt.Errorf("%s.filterLogic: %w", where, err)
+	}
+	if err := e.catalogFields(where, &row); err != nil {
+		return db.RegisteredEvent{}, err
 	}
 	return row, nil
 }
@@ -107,6 +115,7 @@ func (s *Server) registerEvents(c *gin.Context) {
 		rows = append(rows, row)
 	}
 	out, err := s.Repo.RegisterEvents(c.Request.Context(), rows)
+	s.schemas.forget(app.ID)
 	if errors.Is(err, db.ErrConflict) {
 		problem(c, http.StatusConflict, "an event with this name is already registered on this topic: "+err.Error())
 		return
@@ -201,6 +210,10 @@ func (s *Server) updateRegisteredEvent(c *gin.Context) {
 	// A filter left out stays as it is, unchecked: one stored before today's limits must not
 	// make every other change to the event fail.
 	keepFilter := spec.FilterLogic == nil
+	if err := spec.keepCatalog(old); err != nil {
+		s.fail(c, err)
+		return
+	}
 	row, err := spec.validate("event")
 	if err != nil {
 		badRequest(c, err)
@@ -215,6 +228,7 @@ func (s *Server) updateRegisteredEvent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.schemas.forget(app.ID) // here at once; the other processes on the notification
 	data(c, http.StatusOK, gin.H{"event": got})
 }
 
@@ -251,6 +265,7 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 		return
 	}
 	removed, err := s.Repo.RemoveRegisteredEvents(c.Request.Context(), app.ID, c.Param("topic"), req.Events)
+	s.schemas.forget(app.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -306,6 +321,9 @@ type filterProblem struct {
 
 // badRequest answers 400 with err as the problem's detail, and a filter error's path and limit.
 func badRequest(c *gin.Context, err error) {
+	if exampleProblem(c, err) {
+		return
+	}
 	var fe *filter.Error
 	if !errors.As(err, &fe) {
 		problem(c, http.StatusBadRequest, err.Error())

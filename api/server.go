@@ -55,6 +55,7 @@ type Server struct {
 	HistoryRetention time.Duration
 	out              *outbox // nil: publishes start their workflow before answering
 	keys             keyCache
+	schemas          schemaCache // compiled schemas of registered events (catalog.go)
 	limits           limiters
 	// starting counts workflow starts in flight, to tell a burst from a steady stream.
 	starting atomic.Int64
@@ -107,6 +108,8 @@ func (s *Server) Handler() http.Handler {
 	v1.POST("/subscriptions/:id/enable", s.enableSubscription)
 	v1.POST("/subscriptions/:id/disable", s.disableSubscription)
 	v1.POST("/subscriptions/:id/rotate-secret", s.rotateSecret)
+	v1.POST("/subscriptions/:id/test", s.testSend)
+	v1.GET("/event-types", s.listEventTypes)
 	v1.POST("/signatures/verify", s.verifySignature)
 
 	v1.POST("/events", s.idempotent, s.publishEvent)

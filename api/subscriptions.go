@@ -184,6 +184,7 @@ func (s *Server) createSubscription(c *gin.Context) {
 	sub.TimeoutMS = req.TimeoutMS
 	sub.Throttle = throttleOf(req.RateLimit, req.MaxInFlight)
 
+	var registered db.RegisteredEvent // the registered event subscribed to, if any
 	switch {
 	case req.AppID != "" || req.EventName != "":
 		if len(req.EventTypes) > 0 {
@@ -221,6 +222,7 @@ func (s *Server) createSubscription(c *gin.Context) {
 		sub.PublisherAppID = pub.ID
 		sub.RegisteredEventID = sql.NullInt64{Int64: ev.ID, Valid: true}
 		sub.EventTypes = pq.StringArray{ev.EventType}
+		registered = ev
 	default:
 		if len(req.EventTypes) == 0 {
 			problem(c, http.StatusBadRequest, "eventTypes: list at least one event type (or \"*\"), or subscribe to a registered event with appId+topic+eventName")
@@ -241,6 +243,7 @@ func (s *Server) createSubscription(c *gin.Context) {
 	if !signature.IsSigningKey(got.Secret) {
 		out["secret"] = got.Secret // the only time it is shown; a v1a subscription shows its public key
 	}
+	deprecationWarning(c, out, registered) // subscribing to a deprecated event works, with a warning
 	data(c, http.StatusCreated, out)
 }
 

@@ -567,6 +567,9 @@ type Delivery struct {
 	// SubscriptionId Left out for one-off callbacks.
 	SubscriptionId *string `json:"subscriptionId,omitempty"`
 
+	// Test A test send's delivery (left out otherwise).
+	Test *bool `json:"test,omitempty"`
+
 	// UpdatedAt An RFC 3339 time.
 	UpdatedAt  Timestamp `json:"updatedAt"`
 	Url        *string   `json:"url,omitempty"`
@@ -646,14 +649,24 @@ type EventDetail struct {
 	WorkflowId string  `json:"workflowId"`
 }
 
-// EventPatch The fields to change; those left out (or empty) keep their values.
+// EventPatch The fields to change; those left out (or empty) keep their values. `schema: null` removes the schema, `examples: []` the examples; kept examples are checked against a new schema.
 type EventPatch struct {
-	Description *string `json:"description,omitempty"`
+	// Deprecated Subscribing still works, with a `Warning` header and a `deprecation` note.
+	Deprecated *bool `json:"deprecated,omitempty"`
+
+	// DeprecationNote Why, and what to use instead (only with `deprecated`).
+	DeprecationNote *string `json:"deprecationNote,omitempty"`
+	Description     *string `json:"description,omitempty"`
 
 	// EventType 1 to 128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit.
 	//
 	// Example: order.created
 	EventType *Name `json:"eventType,omitempty"`
+
+	// Examples Example payloads of the event's data (at most 10, 64 KiB each), each checked against
+	// `schema` when registered: one that fails is a 400 naming it (`field`) and where it
+	// fails (`violations`). The first is what a test send delivers.
+	Examples *[]*JSONValue `json:"examples,omitempty"`
 
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
@@ -673,18 +686,49 @@ type EventPatch struct {
 	// Name 1 to 128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit.
 	//
 	// Example: order.created
-	Name *Name   `json:"name,omitempty"`
-	Type *string `json:"type,omitempty"`
+	Name *Name `json:"name,omitempty"`
+
+	// Schema A JSON Schema (draft 2020-12 unless `$schema` names another draft) for the event's
+	// `data`. At most 64 KiB and 32 levels deep; `$ref`s may point only inside the schema (a
+	// reference to any URL, remote or file, is refused: nothing is ever fetched). Formats
+	// (`date-time`, `email`, `uuid`, ...) are asserted. A publish of the event type whose data
+	// fails it is refused with 422 and stored nowhere; a change never affects events already
+	// stored.
+	//
+	//
+	// Example: {"properties":{"orderId":{"type":"string"}},"required":["orderId"],"type":"object"}
+	Schema *EventSchema `json:"schema,omitempty"`
+	Type   *string      `json:"type,omitempty"`
 }
+
+// EventSchema A JSON Schema (draft 2020-12 unless `$schema` names another draft) for the event's
+// `data`. At most 64 KiB and 32 levels deep; `$ref`s may point only inside the schema (a
+// reference to any URL, remote or file, is refused: nothing is ever fetched). Formats
+// (`date-time`, `email`, `uuid`, ...) are asserted. A publish of the event type whose data
+// fails it is refused with 422 and stored nowhere; a change never affects events already
+// stored.
+//
+// Example: {"properties":{"orderId":{"type":"string"}},"required":["orderId"],"type":"object"}
+type EventSchema map[string]interface{}
 
 // EventSpec defines model for EventSpec.
 type EventSpec struct {
-	Description *string `json:"description,omitempty"`
+	// Deprecated Subscribing still works, with a `Warning` header and a `deprecation` note.
+	Deprecated *bool `json:"deprecated,omitempty"`
+
+	// DeprecationNote Why, and what to use instead (only with `deprecated`).
+	DeprecationNote *string `json:"deprecationNote,omitempty"`
+	Description     *string `json:"description,omitempty"`
 
 	// EventType 1 to 128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit.
 	//
 	// Example: order.created
 	EventType Name `json:"eventType"`
+
+	// Examples Example payloads of the event's data (at most 10, 64 KiB each), each checked against
+	// `schema` when registered: one that fails is a 400 naming it (`field`) and where it
+	// fails (`violations`). The first is what a test send delivers.
+	Examples *[]*JSONValue `json:"examples,omitempty"`
 
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
@@ -712,8 +756,71 @@ type EventSpec struct {
 	// Example: order.created
 	Name Name `json:"name"`
 
+	// Schema A JSON Schema (draft 2020-12 unless `$schema` names another draft) for the event's
+	// `data`. At most 64 KiB and 32 levels deep; `$ref`s may point only inside the schema (a
+	// reference to any URL, remote or file, is refused: nothing is ever fetched). Formats
+	// (`date-time`, `email`, `uuid`, ...) are asserted. A publish of the event type whose data
+	// fails it is refused with 422 and stored nowhere; a change never affects events already
+	// stored.
+	//
+	//
+	// Example: {"properties":{"orderId":{"type":"string"}},"required":["orderId"],"type":"object"}
+	Schema *EventSchema `json:"schema,omitempty"`
+
 	// Type A free-form category.
 	Type *string `json:"type,omitempty"`
+}
+
+// EventTypeEntry A registered event in the catalog.
+type EventTypeEntry struct {
+	// AppId The publisher.
+	AppId string `json:"appId"`
+
+	// CreatedAt An RFC 3339 time.
+	CreatedAt       Timestamp    `json:"createdAt"`
+	Deprecated      bool         `json:"deprecated"`
+	DeprecationNote *string      `json:"deprecationNote,omitempty"`
+	Description     string       `json:"description"`
+	EventType       string       `json:"eventType"`
+	Examples        []*JSONValue `json:"examples"`
+
+	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
+	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
+	// `"$eventType"` is its type. Refused with 400 if it does not compile or breaks a limit: at most
+	// 8 KiB of JSON, nesting 32 deep, 256 elements per array, 2 iterating operators (map, filter,
+	// reduce, all, none, some) inside one another, and an estimated cost within the evaluation
+	// budget. The problem's `path` says where (e.g. `$.in[1]`) and `limit` which (`size`, `depth`,
+	// `arrayLength`, `iteratorNesting`, `cost`). At run time each evaluation has a budget of
+	// 100,000 steps; a filter that spends it, or does not fit the event's data, counts as no match
+	// and the reason shows as the subscription's `filterError`.
+	//
+	//
+	// Example: {"===":[{"var":"event.state"},"active:available"]}
+	FilterLogic *FilterLogic `json:"filterLogic,omitempty"`
+	GetApiPath  string       `json:"getApiPath"`
+
+	// Name What a subscription names as `eventName`.
+	Name string `json:"name"`
+
+	// Permissions The publisher's permissions that let the caller subscribe (empty: the publisher needs none); all of them to the publisher itself and the operator.
+	Permissions   []string `json:"permissions"`
+	PublisherName string   `json:"publisherName"`
+
+	// Schema A JSON Schema (draft 2020-12 unless `$schema` names another draft) for the event's
+	// `data`. At most 64 KiB and 32 levels deep; `$ref`s may point only inside the schema (a
+	// reference to any URL, remote or file, is refused: nothing is ever fetched). Formats
+	// (`date-time`, `email`, `uuid`, ...) are asserted. A publish of the event type whose data
+	// fails it is refused with 422 and stored nowhere; a change never affects events already
+	// stored.
+	//
+	//
+	// Example: {"properties":{"orderId":{"type":"string"}},"required":["orderId"],"type":"object"}
+	Schema *EventSchema `json:"schema,omitempty"`
+	Topic  string       `json:"topic"`
+	Type   string       `json:"type"`
+
+	// UpdatedAt An RFC 3339 time.
+	UpdatedAt Timestamp `json:"updatedAt"`
 }
 
 // FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
@@ -952,9 +1059,12 @@ type RegisteredEvent struct {
 	AppId string `json:"appId"`
 
 	// CreatedAt An RFC 3339 time.
-	CreatedAt   Timestamp `json:"createdAt"`
-	Description string    `json:"description"`
-	EventType   string    `json:"eventType"`
+	CreatedAt       Timestamp     `json:"createdAt"`
+	Deprecated      *bool         `json:"deprecated,omitempty"`
+	DeprecationNote *string       `json:"deprecationNote,omitempty"`
+	Description     string        `json:"description"`
+	EventType       string        `json:"eventType"`
+	Examples        *[]*JSONValue `json:"examples,omitempty"`
 
 	// FilterLogic A JSON Logic expression (https://jsonlogic.com) evaluated against the event; the event
 	// is delivered only when it is truthy. `{"var": "event.<field>"}` reads the event's data and
@@ -971,8 +1081,19 @@ type RegisteredEvent struct {
 	FilterLogic *FilterLogic `json:"filterLogic,omitempty"`
 	GetApiPath  string       `json:"getApiPath"`
 	Name        string       `json:"name"`
-	Topic       string       `json:"topic"`
-	Type        string       `json:"type"`
+
+	// Schema A JSON Schema (draft 2020-12 unless `$schema` names another draft) for the event's
+	// `data`. At most 64 KiB and 32 levels deep; `$ref`s may point only inside the schema (a
+	// reference to any URL, remote or file, is refused: nothing is ever fetched). Formats
+	// (`date-time`, `email`, `uuid`, ...) are asserted. A publish of the event type whose data
+	// fails it is refused with 422 and stored nowhere; a change never affects events already
+	// stored.
+	//
+	//
+	// Example: {"properties":{"orderId":{"type":"string"}},"required":["orderId"],"type":"object"}
+	Schema *EventSchema `json:"schema,omitempty"`
+	Topic  string       `json:"topic"`
+	Type   string       `json:"type"`
 
 	// UpdatedAt An RFC 3339 time.
 	UpdatedAt Timestamp `json:"updatedAt"`
@@ -1113,6 +1234,22 @@ type RotatedSubscription struct {
 // RotatedSubscriptionSignatureScheme `v1`: HMAC-SHA256 with the shared secret; `v1a`: ed25519, verify with `publicKey`.
 type RotatedSubscriptionSignatureScheme string
 
+// SchemaViolation defines model for SchemaViolation.
+type SchemaViolation struct {
+	// Keyword The schema keyword that failed.
+	//
+	// Example: type
+	Keyword string `json:"keyword"`
+
+	// Message Example: got number, want string
+	Message string `json:"message"`
+
+	// Pointer RFC 6901 JSON pointer into the data ("" is the data itself).
+	//
+	// Example: /items/1/sku
+	Pointer string `json:"pointer"`
+}
+
 // SignalAccepted defines model for SignalAccepted.
 type SignalAccepted struct {
 	Id         string               `json:"id"`
@@ -1222,6 +1359,13 @@ type SubscriptionWithSecret struct {
 	// CreatedAt An RFC 3339 time.
 	CreatedAt Timestamp `json:"createdAt"`
 
+	// Deprecation Present when the subscribed event is deprecated (a `Warning` header says so too).
+	Deprecation *struct {
+		Deprecated bool   `json:"deprecated"`
+		Message    string `json:"message"`
+		Note       string `json:"note"`
+	} `json:"deprecation,omitempty"`
+
 	// DisabledReason Why it was disabled; left out when active.
 	DisabledReason *string  `json:"disabledReason,omitempty"`
 	EventTypes     []string `json:"eventTypes"`
@@ -1304,6 +1448,30 @@ type TemporalLinks struct {
 
 	// TemporalUiExpired Present once Temporal deleted the closed workflow's history (after the namespace's retention): when, and why the link is empty.
 	TemporalUiExpired *string `json:"temporalUiExpired,omitempty"`
+}
+
+// TestSendAccepted defines model for TestSendAccepted.
+type TestSendAccepted struct {
+	// Data Any JSON value.
+	Data       *JSONValue `json:"data"`
+	DeliveryId string     `json:"deliveryId"`
+	EventId    string     `json:"eventId"`
+	EventType  string     `json:"eventType"`
+	Links      struct {
+		Delivery   *string `json:"delivery,omitempty"`
+		TemporalUi *string `json:"temporalUi,omitempty"`
+	} `json:"links"`
+	SubscriptionId string `json:"subscriptionId"`
+	Test           bool   `json:"test"`
+}
+
+// TestSendRequest defines model for TestSendRequest.
+type TestSendRequest struct {
+	// Data Any JSON value.
+	Data *JSONValue `json:"data,omitempty"`
+
+	// EventType One of the subscription's event types (may be left out when it has just one).
+	EventType *string `json:"eventType,omitempty"`
 }
 
 // Timestamp An RFC 3339 time.
@@ -1391,6 +1559,39 @@ type VerifySignatureResult struct {
 	Valid  bool    `json:"valid"`
 }
 
+// ViolationsProblem defines model for ViolationsProblem.
+type ViolationsProblem struct {
+	// Detail What was wrong, for humans.
+	//
+	// Example: type: required
+	Detail *string `json:"detail,omitempty"`
+
+	// EventName The registered event whose schema failed.
+	EventName *string `json:"eventName,omitempty"`
+
+	// Field The example that failed (at registration).
+	//
+	// Example: events[0].examples[1]
+	Field *string `json:"field,omitempty"`
+
+	// Status The HTTP status code.
+	//
+	// Example: 400
+	Status int `json:"status"`
+
+	// Title The HTTP status text.
+	//
+	// Example: Bad Request
+	Title string  `json:"title"`
+	Topic *string `json:"topic,omitempty"`
+
+	// Type Always "about:blank".
+	//
+	// Example: about:blank
+	Type       string             `json:"type"`
+	Violations *[]SchemaViolation `json:"violations,omitempty"`
+}
+
 // CallbackURL An http or https URL without credentials. Unless the server allows private targets, it
 // must not resolve to a loopback, private or link-local address.
 //
@@ -1457,6 +1658,9 @@ type NotFound = Problem
 
 // PayloadTooLarge An RFC 9457 problem document.
 type PayloadTooLarge = Problem
+
+// SchemaViolations defines model for SchemaViolations.
+type SchemaViolations = ViolationsProblem
 
 // SignalAcceptedResponse defines model for SignalAcceptedResponse.
 type SignalAcceptedResponse struct {
@@ -1570,6 +1774,23 @@ type ReplayDeliveryParams struct {
 	// request: 422; while the first request is still running: 409 with `Retry-After`. A 5xx
 	// answer is not kept.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListEventTypesParams defines parameters for ListEventTypes.
+type ListEventTypesParams struct {
+	// PageSize Items per page.
+	PageSize *PageSize `form:"pageSize,omitempty" json:"pageSize,omitempty"`
+
+	// Limit Alias of `pageSize`; `pageSize` wins when both are given.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Page Cursor; the `meta.nextPage` of the previous page.
+	Page  *Page   `form:"page,omitempty" json:"page,omitempty"`
+	Topic *string `form:"topic,omitempty" json:"topic,omitempty"`
+
+	// AppId One publisher's events.
+	AppId     *string `form:"appId,omitempty" json:"appId,omitempty"`
+	EventType *string `form:"eventType,omitempty" json:"eventType,omitempty"`
 }
 
 // PollEventsParams defines parameters for PollEvents.
@@ -1755,6 +1976,9 @@ type UpdateSubscriptionJSONRequestBody = UpdateSubscriptionRequest
 
 // RotateSecretJSONRequestBody defines body for RotateSecret for application/json ContentType.
 type RotateSecretJSONRequestBody = RotateSecretRequest
+
+// SendTestDeliveryJSONRequestBody defines body for SendTestDelivery for application/json ContentType.
+type SendTestDeliveryJSONRequestBody = TestSendRequest
 
 // BulkDeleteEventsJSONRequestBody defines body for BulkDeleteEvents for application/json ContentType.
 type BulkDeleteEventsJSONRequestBody = BulkDeleteRequest
@@ -2120,6 +2344,16 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/deliveries/{id}/retry (the `RetryDelivery` operationId).
 	RetryDelivery(ctx context.Context, id DeliveryID, body RetryDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListEventTypes The event catalog
+	//
+	// Pages through every registered event the caller may subscribe to, across topics and
+	// publishers (its own, and those of publishers that need no permission or one the caller
+	// has; the operator sees all), in publisher, topic and name order, with description, JSON
+	// Schema, examples, deprecation and the permissions that let the caller subscribe.
+	//
+	// Corresponds with GET /v1/event-types (the `ListEventTypes` operationId).
+	ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// PollEvents Poll events
 	//
 	// Lists the events the caller may see (it published them, or they were delivered to it) in a
@@ -2351,6 +2585,32 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/subscriptions/{id}/rotate-secret (the `RotateSecret` operationId).
 	RotateSecret(ctx context.Context, id SubscriptionID, body RotateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendTestDeliveryWithBody Send a subscription a test
+	//
+	// A real delivery to this subscription only: the event type's first registered example, or
+	// `data` (checked against the type's schema: 422 with the violations), signed with the
+	// subscription's secret, sent with its retries, marked `"test": true` in the payload and in
+	// the ledger (`GET /v1/deliveries/{deliveryId}`). At most 10 per subscription and minute
+	// (429 with `Retry-After`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/subscriptions/{id}/test (the `SendTestDelivery` operationId).
+	SendTestDeliveryWithBody(ctx context.Context, id SubscriptionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendTestDelivery Send a subscription a test
+	//
+	// A real delivery to this subscription only: the event type's first registered example, or
+	// `data` (checked against the type's schema: 422 with the violations), signed with the
+	// subscription's secret, sent with its retries, marked `"test": true` in the payload and in
+	// the ledger (`GET /v1/deliveries/{deliveryId}`). At most 10 per subscription and minute
+	// (429 with `Retry-After`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/subscriptions/{id}/test (the `SendTestDelivery` operationId).
+	SendTestDelivery(ctx context.Context, id SubscriptionID, body SendTestDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// BulkDeleteEventsWithBody Delete registered events by name
 	//
@@ -2915,6 +3175,26 @@ func (c *Client) RetryDelivery(ctx context.Context, id DeliveryID, body RetryDel
 	return c.Client.Do(req)
 }
 
+// ListEventTypes The event catalog
+//
+// Pages through every registered event the caller may subscribe to, across topics and
+// publishers (its own, and those of publishers that need no permission or one the caller
+// has; the operator sees all), in publisher, topic and name order, with description, JSON
+// Schema, examples, deprecation and the permissions that let the caller subscribe.
+//
+// Corresponds with GET /v1/event-types (the `ListEventTypes` operationId).
+func (c *Client) ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // PollEvents Poll events
 //
 // Lists the events the caller may see (it published them, or they were delivered to it) in a
@@ -3357,6 +3637,52 @@ func (c *Client) RotateSecretWithBody(ctx context.Context, id SubscriptionID, co
 // Corresponds with POST /v1/subscriptions/{id}/rotate-secret (the `RotateSecret` operationId).
 func (c *Client) RotateSecret(ctx context.Context, id SubscriptionID, body RotateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateSecretRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendTestDeliveryWithBody Send a subscription a test
+//
+// A real delivery to this subscription only: the event type's first registered example, or
+// `data` (checked against the type's schema: 422 with the violations), signed with the
+// subscription's secret, sent with its retries, marked `"test": true` in the payload and in
+// the ledger (`GET /v1/deliveries/{deliveryId}`). At most 10 per subscription and minute
+// (429 with `Retry-After`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/subscriptions/{id}/test (the `SendTestDelivery` operationId).
+func (c *Client) SendTestDeliveryWithBody(ctx context.Context, id SubscriptionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendTestDeliveryRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendTestDelivery Send a subscription a test
+//
+// A real delivery to this subscription only: the event type's first registered example, or
+// `data` (checked against the type's schema: 422 with the violations), signed with the
+// subscription's secret, sent with its retries, marked `"test": true` in the payload and in
+// the ledger (`GET /v1/deliveries/{deliveryId}`). At most 10 per subscription and minute
+// (429 with `Retry-After`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/subscriptions/{id}/test (the `SendTestDelivery` operationId).
+func (c *Client) SendTestDelivery(ctx context.Context, id SubscriptionID, body SendTestDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendTestDeliveryRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4426,6 +4752,120 @@ func NewRetryDeliveryRequestWithBody(server string, id DeliveryID, contentType s
 	return req, nil
 }
 
+// NewListEventTypesRequest constructs an http.Request for the ListEventTypes method
+func NewListEventTypesRequest(server string, params *ListEventTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/event-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pageSize", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Topic != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "topic", *params.Topic, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AppId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "appId", *params.AppId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "eventType", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewPollEventsRequest constructs an http.Request for the PollEvents method
 func NewPollEventsRequest(server string, params *PollEventsParams) (*http.Request, error) {
 	var err error
@@ -5349,6 +5789,53 @@ func NewRotateSecretRequestWithBody(server string, id SubscriptionID, contentTyp
 	return req, nil
 }
 
+// NewSendTestDeliveryRequest calls the generic SendTestDelivery builder with application/json body
+func NewSendTestDeliveryRequest(server string, id SubscriptionID, body SendTestDeliveryJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendTestDeliveryRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSendTestDeliveryRequestWithBody constructs an http.Request for the SendTestDelivery method, with any body, and a specified content type
+func NewSendTestDeliveryRequestWithBody(server string, id SubscriptionID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subscriptions/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewBulkDeleteEventsRequest calls the generic BulkDeleteEvents builder with application/json body
 func NewBulkDeleteEventsRequest(server string, topic Topic, params *BulkDeleteEventsParams, body BulkDeleteEventsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -6116,6 +6603,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/deliveries/{id}/retry (the `RetryDelivery` operationId).
 	RetryDeliveryWithResponse(ctx context.Context, id DeliveryID, body RetryDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryDeliveryResponse, error)
 
+	// ListEventTypesWithResponse The event catalog
+	//
+	// Pages through every registered event the caller may subscribe to, across topics and
+	// publishers (its own, and those of publishers that need no permission or one the caller
+	// has; the operator sees all), in publisher, topic and name order, with description, JSON
+	// Schema, examples, deprecation and the permissions that let the caller subscribe.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/event-types (the `ListEventTypes` operationId).
+	ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error)
+
 	// PollEventsWithResponse Poll events
 	//
 	// Lists the events the caller may see (it published them, or they were delivered to it) in a
@@ -6367,6 +6866,32 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/subscriptions/{id}/rotate-secret (the `RotateSecret` operationId).
 	RotateSecretWithResponse(ctx context.Context, id SubscriptionID, body RotateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateSecretResponse, error)
+
+	// SendTestDeliveryWithBodyWithResponse Send a subscription a test
+	//
+	// A real delivery to this subscription only: the event type's first registered example, or
+	// `data` (checked against the type's schema: 422 with the violations), signed with the
+	// subscription's secret, sent with its retries, marked `"test": true` in the payload and in
+	// the ledger (`GET /v1/deliveries/{deliveryId}`). At most 10 per subscription and minute
+	// (429 with `Retry-After`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/subscriptions/{id}/test (the `SendTestDelivery` operationId).
+	SendTestDeliveryWithBodyWithResponse(ctx context.Context, id SubscriptionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendTestDeliveryResponse, error)
+
+	// SendTestDeliveryWithResponse Send a subscription a test
+	//
+	// A real delivery to this subscription only: the event type's first registered example, or
+	// `data` (checked against the type's schema: 422 with the violations), signed with the
+	// subscription's secret, sent with its retries, marked `"test": true` in the payload and in
+	// the ledger (`GET /v1/deliveries/{deliveryId}`). At most 10 per subscription and minute
+	// (429 with `Retry-After`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/subscriptions/{id}/test (the `SendTestDelivery` operationId).
+	SendTestDeliveryWithResponse(ctx context.Context, id SubscriptionID, body SendTestDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*SendTestDeliveryResponse, error)
 
 	// BulkDeleteEventsWithBodyWithResponse Delete registered events by name
 	//
@@ -8294,6 +8819,120 @@ func (r RetryDeliveryResponse) ContentType() string {
 	return ""
 }
 
+// ListEventTypesResponse401Headers the declared response headers of an HTTP 401 response for ListEventTypes
+type ListEventTypesResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListEventTypesResponse429Headers the declared response headers of an HTTP 429 response for ListEventTypes
+type ListEventTypesResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ListEventTypesResponse503Headers the declared response headers of an HTTP 503 response for ListEventTypes
+type ListEventTypesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListEventTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Data struct {
+			EventTypes []EventTypeEntry `json:"eventTypes"`
+			Meta       PageMeta         `json:"meta"`
+		} `json:"data"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListEventTypesResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListEventTypesResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEventTypesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventTypesResponse) GetJSON200() *struct {
+	Data struct {
+		EventTypes []EventTypeEntry `json:"eventTypes"`
+		Meta       PageMeta         `json:"meta"`
+	} `json:"data"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListEventTypesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // PollEventsResponse401Headers the declared response headers of an HTTP 401 response for PollEvents
 type PollEventsResponse401Headers struct {
 	WWWAuthenticate *string
@@ -8473,7 +9112,7 @@ type PublishEventResponse struct {
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Unprocessable
+	ApplicationproblemJSON422 *SchemaViolations
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -8544,7 +9183,7 @@ func (r PublishEventResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r PublishEventResponse) GetApplicationproblemJSON422() *Unprocessable {
+func (r PublishEventResponse) GetApplicationproblemJSON422() *SchemaViolations {
 	return r.ApplicationproblemJSON422
 }
 
@@ -10250,6 +10889,149 @@ func (r RotateSecretResponse) ContentType() string {
 	return ""
 }
 
+// SendTestDeliveryResponse202Headers the declared response headers of an HTTP 202 response for SendTestDelivery
+type SendTestDeliveryResponse202Headers struct {
+	Location *string
+}
+
+// SendTestDeliveryResponse401Headers the declared response headers of an HTTP 401 response for SendTestDelivery
+type SendTestDeliveryResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// SendTestDeliveryResponse429Headers the declared response headers of an HTTP 429 response for SendTestDelivery
+type SendTestDeliveryResponse429Headers struct {
+	RetryAfter *int
+}
+
+// SendTestDeliveryResponse503Headers the declared response headers of an HTTP 503 response for SendTestDelivery
+type SendTestDeliveryResponse503Headers struct {
+	RetryAfter *int
+}
+
+type SendTestDeliveryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *struct {
+		Data TestSendAccepted `json:"data"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *SchemaViolations
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *SendTestDeliveryResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SendTestDeliveryResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SendTestDeliveryResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SendTestDeliveryResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r SendTestDeliveryResponse) GetJSON202() *struct {
+	Data TestSendAccepted `json:"data"`
+} {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON422() *SchemaViolations {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SendTestDeliveryResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SendTestDeliveryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendTestDeliveryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendTestDeliveryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendTestDeliveryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // BulkDeleteEventsResponse401Headers the declared response headers of an HTTP 401 response for BulkDeleteEvents
 type BulkDeleteEventsResponse401Headers struct {
 	WWWAuthenticate *string
@@ -11400,6 +12182,24 @@ func (c *ClientWithResponses) RetryDeliveryWithResponse(ctx context.Context, id 
 	return ParseRetryDeliveryResponse(rsp)
 }
 
+// ListEventTypesWithResponse The event catalog
+//
+// Pages through every registered event the caller may subscribe to, across topics and
+// publishers (its own, and those of publishers that need no permission or one the caller
+// has; the operator sees all), in publisher, topic and name order, with description, JSON
+// Schema, examples, deprecation and the permissions that let the caller subscribe.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/event-types (the `ListEventTypes` operationId).
+func (c *ClientWithResponses) ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error) {
+	rsp, err := c.ListEventTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventTypesResponse(rsp)
+}
+
 // PollEventsWithResponse Poll events
 //
 // Lists the events the caller may see (it published them, or they were delivered to it) in a
@@ -11782,6 +12582,44 @@ func (c *ClientWithResponses) RotateSecretWithResponse(ctx context.Context, id S
 		return nil, err
 	}
 	return ParseRotateSecretResponse(rsp)
+}
+
+// SendTestDeliveryWithBodyWithResponse Send a subscription a test
+//
+// A real delivery to this subscription only: the event type's first registered example, or
+// `data` (checked against the type's schema: 422 with the violations), signed with the
+// subscription's secret, sent with its retries, marked `"test": true` in the payload and in
+// the ledger (`GET /v1/deliveries/{deliveryId}`). At most 10 per subscription and minute
+// (429 with `Retry-After`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/subscriptions/{id}/test (the `SendTestDelivery` operationId).
+func (c *ClientWithResponses) SendTestDeliveryWithBodyWithResponse(ctx context.Context, id SubscriptionID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendTestDeliveryResponse, error) {
+	rsp, err := c.SendTestDeliveryWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendTestDeliveryResponse(rsp)
+}
+
+// SendTestDeliveryWithResponse Send a subscription a test
+//
+// A real delivery to this subscription only: the event type's first registered example, or
+// `data` (checked against the type's schema: 422 with the violations), signed with the
+// subscription's secret, sent with its retries, marked `"test": true` in the payload and in
+// the ledger (`GET /v1/deliveries/{deliveryId}`). At most 10 per subscription and minute
+// (429 with `Retry-After`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/subscriptions/{id}/test (the `SendTestDelivery` operationId).
+func (c *ClientWithResponses) SendTestDeliveryWithResponse(ctx context.Context, id SubscriptionID, body SendTestDeliveryJSONRequestBody, reqEditors ...RequestEditorFn) (*SendTestDeliveryResponse, error) {
+	rsp, err := c.SendTestDelivery(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendTestDeliveryResponse(rsp)
 }
 
 // BulkDeleteEventsWithBodyWithResponse Delete registered events by name
@@ -13610,6 +14448,112 @@ func ParseRetryDeliveryResponse(rsp *http.Response) (*RetryDeliveryResponse, err
 	return response, nil
 }
 
+// ParseListEventTypesResponse parses an HTTP response from a ListEventTypesWithResponse call
+func ParseListEventTypesResponse(rsp *http.Response) (*ListEventTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Data struct {
+				EventTypes []EventTypeEntry `json:"eventTypes"`
+				Meta       PageMeta         `json:"meta"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListEventTypesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListEventTypesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListEventTypesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePollEventsResponse parses an HTTP response from a PollEventsWithResponse call
 func ParsePollEventsResponse(rsp *http.Response) (*PollEventsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13806,7 +14750,7 @@ func ParsePublishEventResponse(rsp *http.Response) (*PublishEventResponse, error
 		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Unprocessable
+		var dest SchemaViolations
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -15473,6 +16417,147 @@ func ParseRotateSecretResponse(rsp *http.Response) (*RotateSecretResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers RotateSecretResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSendTestDeliveryResponse parses an HTTP response from a SendTestDeliveryWithResponse call
+func ParseSendTestDeliveryResponse(rsp *http.Response) (*SendTestDeliveryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendTestDeliveryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest struct {
+			Data TestSendAccepted `json:"data"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest SchemaViolations
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers SendTestDeliveryResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers SendTestDeliveryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers SendTestDeliveryResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SendTestDeliveryResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -22,7 +22,7 @@ import (
 )
 
 const deliveryColumns = `id, event_id, subscription_id, app_id, url, replay, status, attempts, last_status,
-	last_error, workflow_id, notified_at, created_at, updated_at, finished_at, group_id`
+	last_error, workflow_id, notified_at, created_at, updated_at, finished_at, group_id, test`
 
 // Ensured is a delivery as EnsureDeliveries found or made it.
 type Ensured struct {
@@ -604,8 +604,9 @@ func (r *Repo) CreateReplay(ctx context.Context, of Delivery, group string, id f
 	var d Delivery
 	// A replay to a subscription goes to its current URL (a PATCH since moved it); a callback's
 	// to its own.
-	err = r.db.GetContext(ctx, &d, `INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id)
-		VALUES ($1,$2,$3,$4,coalesce((SELECT url FROM subscriptions WHERE id = $3), $5),$6,$7,NULLIF($8, '')) RETURNING `+deliveryColumns, did, of.EventID, of.SubscriptionID, of.AppID, of.URL, next, wid, group)
+	// A replay of a test send is a test too.
+	err = r.db.GetContext(ctx, &d, `INSERT INTO deliveries (id, event_id, subscription_id, app_id, url, replay, workflow_id, group_id, test)
+		VALUES ($1,$2,$3,$4,coalesce((SELECT url FROM subscriptions WHERE id = $3), $5),$6,$7,NULLIF($8, ''),$9) RETURNING `+deliveryColumns, did, of.EventID, of.SubscriptionID, of.AppID, of.URL, next, wid, group, of.Test)
 	if isUniqueViolation(err) {
 		return Delivery{}, fmt.Errorf("replay %s: another replay is being created: %w", of.ID, ErrConflict)
 	}

@@ -35,8 +35,14 @@ type RegisteredEvent struct {
 	FilterLogic types.NullJSONText `db:"filter_logic" json:"filterLogic,omitempty"`
 	Type        string             `db:"type" json:"type"`
 	GetAPIPath  string             `db:"get_api_path" json:"getApiPath"`
-	CreatedAt   time.Time          `db:"created_at" json:"createdAt"`
-	UpdatedAt   time.Time          `db:"updated_at" json:"updatedAt"`
+	// Schema is the JSON Schema of the event's data (NULL: anything goes), Examples a JSON array
+	// of payloads valid against it (see the event catalog).
+	Schema          types.NullJSONText `db:"schema" json:"schema,omitempty"`
+	Examples        types.NullJSONText `db:"examples" json:"examples,omitempty"`
+	Deprecated      bool               `db:"deprecated" json:"deprecated"`
+	DeprecationNote string             `db:"deprecation_note" json:"deprecationNote,omitempty"`
+	CreatedAt       time.Time          `db:"created_at" json:"createdAt"`
+	UpdatedAt       time.Time          `db:"updated_at" json:"updatedAt"`
 }
 
 // RetryPolicy is a subscription's own retry schedule (stored in its row).
@@ -110,6 +116,8 @@ type Event struct {
 const (
 	KindEvent    = "event"
 	KindCallback = "callback"
+	// KindTest is a test send: one delivery, made when the event is stored, to one subscription.
+	KindTest = "test"
 )
 
 // Attempt states: a ledger row is written before its POST and completed after it.
@@ -141,6 +149,8 @@ type Delivery struct {
 	FinishedAt     sql.NullTime   `db:"finished_at" json:"-"`
 	// GroupID is the workflow waiting for this delivery to end, if any.
 	GroupID sql.NullString `db:"group_id" json:"-"`
+	// Test marks the delivery of a test send (POST /v1/subscriptions/{id}/test).
+	Test bool `db:"test" json:"test,omitempty"`
 }
 
 // MarshalJSON flattens the nullable columns.
@@ -203,15 +213,23 @@ func (a Attempt) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// MarshalJSON leaves filterLogic out when the event has none.
+// MarshalJSON leaves filterLogic and schema out when the event has none; examples is [] then.
 func (e RegisteredEvent) MarshalJSON() ([]byte, error) {
 	type plain RegisteredEvent
 	out := struct {
 		plain
 		FilterLogic json.RawMessage `json:"filterLogic,omitempty"`
-	}{plain: plain(e)}
+		Schema      json.RawMessage `json:"schema,omitempty"`
+		Examples    json.RawMessage `json:"examples"`
+	}{plain: plain(e), Examples: json.RawMessage("[]")}
 	if e.FilterLogic.Valid {
 		out.FilterLogic = json.RawMessage(e.FilterLogic.JSONText)
+	}
+	if e.Schema.Valid {
+		out.Schema = json.RawMessage(e.Schema.JSONText)
+	}
+	if e.Examples.Valid {
+		out.Examples = json.RawMessage(e.Examples.JSONText)
 	}
 	return json.Marshal(out)
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/lib/pq"
 )
 
-const registeredColumns = `id, app_id, topic, name, description, event_type, filter_logic, type, get_api_path, created_at, updated_at`
+const registeredColumns = `id, app_id, topic, name, description, event_type, filter_logic, type, get_api_path, schema, examples,
+	deprecated, deprecation_note, created_at, updated_at`
 
 // RegisterEvents stores all events or none; a name already registered for the app and topic is ErrConflict.
 func (r *Repo) RegisterEvents(ctx context.Context, evs []RegisteredEvent) ([]RegisteredEvent, error) {
@@ -22,9 +23,10 @@ func (r *Repo) RegisterEvents(ctx context.Context, evs []RegisteredEvent) ([]Reg
 	for _, e := range evs {
 		var got RegisteredEvent
 		err := tx.GetContext(ctx, &got, `INSERT INTO registered_events
-			(app_id, topic, name, description, event_type, filter_logic, type, get_api_path)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING `+registeredColumns,
-			e.AppID, e.Topic, e.Name, e.Description, e.EventType, e.FilterLogic, e.Type, e.GetAPIPath)
+			(app_id, topic, name, description, event_type, filter_logic, type, get_api_path, schema, examples, deprecated, deprecation_note)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING `+registeredColumns,
+			e.AppID, e.Topic, e.Name, e.Description, e.EventType, e.FilterLogic, e.Type, e.GetAPIPath, e.Schema, e.Examples,
+			e.Deprecated, e.DeprecationNote)
 		if isUniqueViolation(err) {
 			return nil, fmt.Errorf("register event %q: %w", e.Name, ErrConflict)
 		}
@@ -32,6 +34,12 @@ func (r *Repo) RegisterEvents(ctx context.Context, evs []RegisteredEvent) ([]Reg
 			return nil, fmt.Errorf("register event %q: %w", e.Name, err)
 		}
 		out = append(out, got)
+	}
+	if len(evs) > 0 {
+		// A process may remember that this app's events had no schema.
+		if err := notifySchemas(ctx, tx, evs[0].AppID); err != nil {
+			return nil, fmt.Errorf("register events: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("register events: %w", err)
@@ -65,10 +73,19 @@ func (r *Repo) GetRegisteredEvent(ctx context.Context, appID, topic, name string
 // UpdateRegisteredEvent replaces the mutable fields of an event; renaming onto a taken name is ErrConflict.
 func (r *Repo) UpdateRegisteredEvent(ctx context.Context, oldName string, e RegisteredEvent) (RegisteredEvent, error) {
 	var got RegisteredEvent
-	err := r.db.GetContext(ctx, &got, `UPDATE registered_events SET name=$4, description=$5, event_type=$6,
-		filter_logic=$7, type=$8, get_api_path=$9, updated_at=now()
-		WHERE app_id=$1 AND topic=$2 AND name=$3 AND deleted_at IS NULL RETURNING `+registeredColumns,
-		e.AppID, e.Topic, oldName, e.Name, e.Description, e.EventType, e.FilterLogic, e.Type, e.GetAPIPath)
+	// The update and its notification commit together: every API process drops the app's
+	// compiled schemas (SchemasChannel) once the new ones can be read.
+	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &got, `UPDATE registered_events SET name=$4, description=$5, event_type=$6,
+			filter_logic=$7, type=$8, get_api_path=$9, schema=$10, examples=$11, deprecated=$12, deprecation_note=$13,
+			updated_at=now()
+			WHERE app_id=$1 AND topic=$2 AND name=$3 AND deleted_at IS NULL RETURNING `+registeredColumns,
+			e.AppID, e.Topic, oldName, e.Name, e.Description, e.EventType, e.FilterLogic, e.Type, e.GetAPIPath,
+			e.Schema, e.Examples, e.Deprecated, e.DeprecationNote); err != nil {
+			return err
+		}
+		return notifySchemas(ctx, tx, e.AppID)
+	})
 	if isUniqueViolation(err) {
 		return RegisteredEvent{}, fmt.Errorf("update event %q: %w", oldName, ErrConflict)
 	}
@@ -98,6 +115,9 @@ func (r *Repo) RemoveRegisteredEvents(ctx context.Context, appID, topic string, 
 		ids := make(pq.Int64Array, len(removed))
 		for i, e := range removed {
 			ids[i] = e.ID
+		}
+		if err := notifySchemas(ctx, tx, appID); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE subscriptions s SET active = false, updated_at = now(),
 				disabled_reason = 'the publisher removed the event "' || e.name || '" (topic "' || e.topic || '")'
