@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -340,4 +342,47 @@ func TestSchemaCacheFollowsUpdatesAcrossServers(t *testing.T) {
 	})
 	// The outbox marks its starts every 100 ms; a stack stopped before that logs after the test.
 	time.Sleep(300 * time.Millisecond)
+}
+
+// hookd event-types lists the catalog; hookd test-send sends a test and follows it to the end.
+func TestCatalogCLI(t *testing.T) {
+	s := newStack(t)
+	pub := s.newApp("cli catalog pub")
+	subApp := s.newApp("cli catalog sub")
+	s.must(s.call("POST", "/v1/topics/participant/events", pub.Key, map[string]any{"events": []any{map[string]any{
+		"name": "order.paid", "eventType": "order.paid", "description": "An order was paid", "schema": orderSchema,
+		"examples": []any{map[string]any{"orderId": "cli-example", "total": 1}}, "deprecated": true, "deprecationNote": "use order.settled"}}}),
+		http.StatusCreated)
+	rc := newReceiver(t)
+	sub := s.subscribe(subApp.Key, map[string]any{"url": rc.URL, "appId": pub.ID, "topic": "participant", "eventName": "order.paid"})
+
+	hookd := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, hookdBinary(t), args...)
+		cmd.Env = append(environWithout("HOOKD_ENCRYPTION_KEY"), "HOOKD_API_URL="+s.URL, "HOOKD_API_KEY="+subApp.Key)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("hookd %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := hookd("event-types", "-app", pub.ID); !strings.Contains(out, "order.paid") || !strings.Contains(out, "yes use order.settled") ||
+		!strings.Contains(out, "An order was paid") {
+		t.Errorf("event-types:\n%s", out)
+	}
+	if out := hookd("event-types", "-app", pub.ID, "-schema"); !strings.Contains(out, `"minLength": 1`) || !strings.Contains(out, "cli-example") {
+		t.Errorf("event-types -schema:\n%s", out)
+	}
+	out := hookd("test-send", sub.ID, "-data", `{"orderId":"from-cli","total":2}`)
+	if !strings.Contains(out, "test delivery") || !strings.Contains(out, "status succeeded") {
+		t.Errorf("test-send:\n%s", out)
+	}
+	if rc.Count() != 1 {
+		t.Fatalf("%d requests", rc.Count())
+	}
+	if b := decodeBody(t, rc.Requests()[0]); b["test"] != true || b["data"].(map[string]any)["orderId"] != "from-cli" {
+		t.Errorf("test-send delivered %v", b)
+	}
 }

@@ -27,7 +27,9 @@ const ctlUsage = `operator commands (HOOKD_API_URL, HOOKD_API_KEY):
   cancel ID [-reason TEXT]                                          stop retrying a pending delivery
   retry ID                                                          attempt a pending delivery now
   tail [-topic T] [-type T] [-interval 2s]                          print events as they arrive
-  trace EVENT_ID                                                    print the event's trace from Jaeger (HOOKD_JAEGER_URL)`
+  trace EVENT_ID                                                    print the event's trace from Jaeger (HOOKD_JAEGER_URL)
+  event-types [-topic T] [-app ID] [-schema]                        the event catalog: what the key's app may subscribe to
+  test-send SUBSCRIPTION_ID [-type T] [-data JSON] [-wait=false]    send a subscription a signed test delivery and follow it`
 
 var ctlCommands = map[string]func(context.Context, *apiClient, []string) error{
 	"deliveries":   listDeliveriesCmd,
@@ -38,6 +40,8 @@ var ctlCommands = map[string]func(context.Context, *apiClient, []string) error{
 	"retry":        func(ctx context.Context, c *apiClient, a []string) error { return signalCmd(ctx, c, "retry", a) },
 	"tail":         tailCmd,
 	"trace":        traceCmd,
+	"event-types":  eventTypesCmd,
+	"test-send":    testSendCmd,
 }
 
 // apiClient is the generated client with where the commands write.
