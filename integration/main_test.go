@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -294,13 +295,21 @@ func (s *stack) delivery(key, id string) map[string]any {
 	return s.must(s.call("GET", "/v1/deliveries/"+id, key, nil), http.StatusOK).Data()
 }
 
-// eventDeliveries returns an event's deliveries.
+// eventDeliveries returns all of an event's deliveries, following its pages.
 func (s *stack) eventDeliveries(key, id string) []map[string]any {
 	s.t.Helper()
-	d := s.must(s.call("GET", "/v1/events/"+id, key, nil), http.StatusOK).Data()
+	d := s.must(s.call("GET", "/v1/events/"+id+"?pageSize=500", key, nil), http.StatusOK).Data()
 	var out []map[string]any
 	for _, x := range d["deliveries"].([]any) {
 		out = append(out, x.(map[string]any))
+	}
+	next, _ := d["deliveriesMeta"].(map[string]any)["nextPage"].(string)
+	for next != "" {
+		page := s.must(s.call("GET", "/v1/events/"+id+"/deliveries?pageSize=500&page="+url.QueryEscape(next), key, nil), http.StatusOK).Data()
+		for _, x := range page["deliveries"].([]any) {
+			out = append(out, x.(map[string]any))
+		}
+		next, _ = page["meta"].(map[string]any)["nextPage"].(string)
 	}
 	return out
 }
