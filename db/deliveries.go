@@ -527,8 +527,10 @@ func (r *Repo) FinishDelivery(ctx context.Context, id, status, reason string, di
 	var res FinishResult
 	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
 		var sub sql.NullString
+		// A failed test send (POST /v1/subscriptions/{id}/test) leaves its subscription's streak alone.
 		err := tx.GetContext(ctx, &sub, `UPDATE deliveries SET status = $2, last_error = CASE WHEN $3 = '' THEN last_error ELSE $3 END,
-			updated_at = now(), finished_at = now() WHERE id = $1 AND status = 'pending' RETURNING subscription_id`, id, status, reason)
+			updated_at = now(), finished_at = now() WHERE id = $1 AND status = 'pending'
+			RETURNING CASE WHEN test THEN NULL ELSE subscription_id END`, id, status, reason)
 		if err == sql.ErrNoRows {
 			return nil // already finished: the activity ran twice
 		}

@@ -294,6 +294,17 @@ func TestTestSendIsSignedAndMarked(t *testing.T) {
 		t.Errorf("test with data: %v", b)
 	}
 
+	// A failed test send does not count towards the subscription's failure streak.
+	broken := testenv.NewReceiver(testenv.Statuses(500))
+	t.Cleanup(broken.Close)
+	bsub := s.subscribe(subApp.Key, map[string]any{"url": broken.URL, "appId": pub.ID, "topic": "participant", "eventName": "order.paid",
+		"retryPolicy": map[string]any{"maxAttempts": 1}})
+	bid := s.must(s.call("POST", "/v1/subscriptions/"+bsub.ID+"/test", subApp.Key, map[string]any{}), http.StatusAccepted).Data()["deliveryId"].(string)
+	eventually(t, 30*time.Second, "the failed test delivery", func() bool { return s.delivery(subApp.Key, bid)["status"] == "failed" })
+	if got := s.must(s.call("GET", "/v1/subscriptions/"+bsub.ID, subApp.Key, nil), http.StatusOK).Data(); got["consecutiveFailures"] != float64(0) {
+		t.Errorf("a failed test send counted: %v", got["consecutiveFailures"])
+	}
+
 	// At most 10 a minute per subscription: the 11th is 429 with Retry-After.
 	for i := 1; i < 10; i++ {
 		s.must(s.call("POST", "/v1/subscriptions/"+sub.ID+"/test", subApp.Key, map[string]any{}), http.StatusAccepted)
