@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/hookd/hookd/db"
@@ -36,13 +37,16 @@ type outbox struct {
 
 // RunOutbox makes publishes answer before their workflow starts, and starts those workflows in
 // the background until ctx ends. Call it before serving; without it, a publish starts its
-// workflow before answering.
-func (s *Server) RunOutbox(ctx context.Context) {
+// workflow before answering. wait returns once ctx has ended and the outbox has recorded what it
+// started: call it before closing the database.
+func (s *Server) RunOutbox(ctx context.Context) (wait func()) {
 	s.out = &outbox{queue: make(chan string, outboxSize), started: make(chan string, outboxSize)}
+	var wg sync.WaitGroup
 	for range outboxStarters {
-		go s.startFromOutbox(ctx)
+		wg.Go(func() { s.startFromOutbox(ctx) })
 	}
-	go s.markStarted(ctx)
+	wg.Go(func() { s.markStarted(ctx) })
+	return wg.Wait
 }
 
 // startFromOutbox starts queued events' workflows, retrying one while the database or the engine

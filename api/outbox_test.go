@@ -89,8 +89,17 @@ func TestOutboxHoldsIDsNotPayloads(t *testing.T) {
 	s := &Server{Repo: db.NewRepo(tdb.DB, nil), Engine: engine, Config: config.Config{TaskQueue: "q"},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	octx, stop := context.WithCancel(ctx)
-	t.Cleanup(stop)
-	s.RunOutbox(octx)
+	wait := s.RunOutbox(octx)
+	t.Cleanup(func() { // before the database is dropped: the outbox ends first, as in service.App.Stop
+		stop()
+		done := make(chan struct{})
+		go func() { wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("the outbox did not end after its context")
+		}
+	})
 
 	const n, size = 400, 256 << 10
 	publish := func(i int) {

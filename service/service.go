@@ -156,13 +156,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		app.API = srv
 		rctx, cancel := context.WithCancel(context.Background())
 		go srv.Reconcile(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)
-		srv.RunOutbox(rctx)
+		waitOutbox := srv.RunOutbox(rctx)
 		go func() {
 			if err := srv.ForgetRevokedKeys(rctx, cfg.DatabaseURL); err != nil {
 				log.Error("key revocations from other processes are not heard: revoked keys work here until their cache entry expires", "error", err)
 			}
 		}()
-		app.stops = append(app.stops, func() error { cancel(); return nil })
+		// The outbox records the starts it made before the database closes (a later stop).
+		app.stops = append(app.stops, func() error { cancel(); waitOutbox(); return nil })
 		stop, addr, err := listenAndServe(cfg.HTTPAddr, srv.Handler(), log)
 		if err != nil {
 			app.Stop()
