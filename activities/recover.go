@@ -24,7 +24,7 @@ type RecoverInput struct {
 // RecoverPageResult is what one page did.
 type RecoverPageResult struct {
 	Replayed int
-	Done     bool // the window has no failed delivery left to replay
+	Done     bool // the page claimed nothing: the window has no failed delivery left to replay
 }
 
 // ReplayStart is a replay to start: a new attempt series of a finished delivery.
@@ -97,7 +97,9 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 	if err := a.Replays.StartReplays(ctx, starts); err != nil {
 		return RecoverPageResult{}, fmt.Errorf("recover: %w", err)
 	}
-	return RecoverPageResult{Replayed: len(starts), Done: len(ds) < RecoverPageSize}, nil
+	// Done only when nothing was claimed: a short page does not mean the window is empty, since a
+	// row another recover claimed while this one waited for its lock drops out of the page.
+	return RecoverPageResult{Replayed: len(starts), Done: len(ds) == 0}, nil
 }
 
 // FinishOperation records how an operation ended.
