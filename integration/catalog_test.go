@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookd/hookd/internal/testenv"
 	"github.com/hookd/hookd/signature"
+	"github.com/hookd/hookd/workflows"
 )
 
 // orderSchema is a registered event's schema in these tests.
@@ -351,8 +352,13 @@ func TestSchemaCacheFollowsUpdatesAcrossServers(t *testing.T) {
 		r := b.call("POST", "/v1/events", pub.Key, map[string]any{"type": "order.paid", "data": map[string]any{}})
 		return r.Status == http.StatusCreated
 	})
-	// The outbox marks its starts every 100 ms; a stack stopped before that logs after the test.
-	time.Sleep(300 * time.Millisecond)
+	// The removal's follow-up workflow ends before the stacks stop.
+	id := countRows(t, `SELECT id FROM registered_events WHERE app_id = $1`, pub.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := temporalClient(t).GetWorkflow(ctx, workflows.RemovedEventWorkflowID(int64(id)), "").Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // hookd event-types lists the catalog; hookd test-send sends a test and follows it to the end.
