@@ -14,7 +14,9 @@
 # Knobs: DEV_TEMPORAL_PORT (7233) DEV_TEMPORAL_UI_PORT (8233)
 #        DEV_MAILPIT_HTTP_PORT (8025) DEV_MAILPIT_SMTP_PORT (1025)
 #        DEV_TEMPORAL_BIN DEV_MAILPIT_BIN DEV_HOOKD_BIN (default bin/*)
-# Logs: .dev/temporal.log, .dev/mailpit.log, .dev/jaeger.log. Temporal state: .dev/temporal.db
+# Logs: .dev/temporal.log, .dev/mailpit.log, .dev/jaeger.log. Temporal state: .dev/temporal.db,
+# opened with a write-ahead log and synchronous=normal (as testenv.SQLitePragmas: about twice the
+# dev server's throughput; a power cut can lose its last commits, a crash of the process cannot).
 # Encryption key (HOOKD_ENCRYPTION_KEY, unless set): made once into .dev/encryption-key and kept;
 # the dev database's secrets cannot be read without it.
 set -euo pipefail
@@ -76,6 +78,7 @@ else
   start_bg "$DEV_DIR/temporal.log" "$DEV_TEMPORAL_BIN" server start-dev \
     --ip 127.0.0.1 --port "$DEV_TEMPORAL_PORT" --ui-port "$DEV_TEMPORAL_UI_PORT" \
     --db-filename "$DEV_DIR/temporal.db" --log-level warn \
+    --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
     --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
     --search-attribute HookdEventType=Keyword \

@@ -63,9 +63,33 @@ func StartTemporal(ctx context.Context, dbFile string, logs io.Writer) (*Tempora
 	return StartTemporalAt(ctx, "", dbFile, logs)
 }
 
+// SQLitePragmas open a dev server's SQLite file the way `make dev` does: a write-ahead log instead
+// of a rollback journal, synced at checkpoints rather than at every commit. Measured on this
+// repository's 2-core machine it doubles the dev server's throughput (issue 27). What it costs: a
+// power cut or kernel crash can lose the last commits before a checkpoint; a crash of the server
+// process loses nothing (the log is in the operating system's page cache). It does not apply to
+// the production engine, the Temporal server on PostgreSQL.
+var SQLitePragmas = []string{"journal_mode=wal", "synchronous=normal"}
+
+// TemporalOptions configure a dev server started by StartTemporalWith.
+type TemporalOptions struct {
+	HostPort string    // "" for a free port
+	DBFile   string    // "" for in memory
+	Logs     io.Writer // nil discards the server's output
+	// Pragmas open DBFile with these "name=value" SQLite pragmas; nil means SQLitePragmas, an
+	// empty non-nil slice none (the CLI's defaults: rollback journal, synchronous=full).
+	Pragmas []string
+}
+
 // StartTemporalAt starts a dev server on hostPort ("" for a free port), so a test can restart it
 // on the same address.
 func StartTemporalAt(ctx context.Context, hostPort, dbFile string, logs io.Writer) (*Temporal, error) {
+	return StartTemporalWith(ctx, TemporalOptions{HostPort: hostPort, DBFile: dbFile, Logs: logs})
+}
+
+// StartTemporalWith starts a dev server with hookd's search attributes registered.
+func StartTemporalWith(ctx context.Context, o TemporalOptions) (*Temporal, error) {
+	hostPort, dbFile, logs := o.HostPort, o.DBFile, o.Logs
 	cli, err := TemporalCLI()
 	if err != nil {
 		return nil, err
@@ -77,6 +101,21 @@ func StartTemporalAt(ctx context.Context, hostPort, dbFile string, logs io.Write
 	if logs == nil {
 		logs = io.Discard
 	}
+	// One task-queue partition, as hookd's production shape recommends for its load: with the
+	// default four, tasks that land in a partition no poller is on wait for a poll to reach it.
+	args := []string{
+		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+	}
+	if dbFile != "" {
+		pragmas := o.Pragmas
+		if pragmas == nil {
+			pragmas = SQLitePragmas
+		}
+		for _, p := range pragmas {
+			args = append(args, "--sqlite-pragma", p)
+		}
+	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	srv, err := testsuite.StartDevServer(sctx, testsuite.DevServerOptions{
@@ -87,12 +126,7 @@ func StartTemporalAt(ctx context.Context, hostPort, dbFile string, logs io.Write
 		ClientOptions:    &client.Options{Namespace: "default", HostPort: hostPort},
 		Stdout:           logs,
 		Stderr:           logs,
-		// One task-queue partition, as hookd's production shape recommends for its load: with the
-		// default four, tasks that land in a partition no poller is on wait for a poll to reach it.
-		ExtraArgs: []string{
-			"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-			"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
-		},
+		ExtraArgs:        args,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start temporal dev server: %w", err)
