@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/signature"
+	"github.com/hookd/hookd/usecase"
 )
 
 type createAppRequest struct {
@@ -22,10 +23,6 @@ type createAppRequest struct {
 
 // createApp (createAppConfig) registers an app and shows its API key and signing secret once.
 func (s *Server) createApp(c *gin.Context) {
-	if !isOperator(c) {
-		problem(c, http.StatusForbidden, "only the operator key creates apps")
-		return
-	}
 	var req createAppRequest
 	if !bind(c, &req) {
 		return
@@ -40,7 +37,7 @@ func (s *Server) createApp(c *gin.Context) {
 			return
 		}
 	}
-	if req.ContactEmail != "" && !validEmail(req.ContactEmail) {
+	if req.ContactEmail != "" && !usecase.ValidEmail(req.ContactEmail) {
 		problem(c, http.StatusBadRequest, "contactEmail: not an e-mail address")
 		return
 	}
@@ -122,7 +119,29 @@ func (s *Server) listApps(c *gin.Context) {
 	data(c, http.StatusOK, gin.H{"apps": out, "meta": pageMeta(next)})
 }
 
-func validEmail(s string) bool {
-	at := strings.LastIndexByte(s, '@')
-	return at > 0 && at < len(s)-1 && len(s) <= 254 && !strings.ContainsAny(s, " \r\n<>,")
+type operationsRequest struct {
+	OperationsURL *string `json:"operationsUrl"`
+}
+
+// updateApp changes what an app may change of itself: where its operational webhooks go
+// (operationsUrl, "" to stop them). The app itself or the operator.
+func (s *Server) updateApp(c *gin.Context) {
+	var req operationsRequest
+	if !bind(c, &req) {
+		return
+	}
+	if req.OperationsURL == nil {
+		problem(c, http.StatusBadRequest, "operationsUrl: required (\"\" stops operational webhooks)")
+		return
+	}
+	if *req.OperationsURL != "" && !s.validTarget(c, "operationsUrl", *req.OperationsURL) {
+		return
+	}
+	app, err := s.Repo.SetOperationsURL(c.Request.Context(), c.Param("id"), *req.OperationsURL)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data(c, http.StatusOK, gin.H{"id": app.ID, "name": app.Name, "permissions": app.Permissions, "contactEmail": app.ContactEmail,
+		"operationsUrl": app.OperationsURL, "createdAt": app.CreatedAt})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/usecase"
 )
 
 const (
@@ -110,7 +111,39 @@ func caller(c *gin.Context) (db.App, bool) {
 	return v.(db.App), true
 }
 
+// callerOf is the caller of a route behind requireApp, for the use cases.
+func callerOf(c *gin.Context) usecase.Caller { return usecase.AppCaller(c.MustGet(ctxApp).(db.App)) }
+
 func isOperator(c *gin.Context) bool { return c.GetBool(ctxOperator) }
+
+// requireApp lets through the requests made with an app's API key.
+func requireApp(c *gin.Context) {
+	if _, ok := caller(c); ok {
+		c.Next()
+	}
+}
+
+// requireOperator lets through the requests made with the operator key; others are refused with
+// refusal.
+func requireOperator(refusal string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !isOperator(c) {
+			problem(c, http.StatusForbidden, refusal)
+			return
+		}
+		c.Next()
+	}
+}
+
+// requireSelfOrOperator lets through the operator and the app the path's :id names; another app
+// is refused with refusal.
+func requireSelfOrOperator(refusal string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if _, ok := appOwner(c, refusal); ok {
+			c.Next()
+		}
+	}
+}
 
 func hashKey(key string) []byte {
 	h := sha256.Sum256([]byte(key))

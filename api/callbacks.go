@@ -1,64 +1,34 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
-	"github.com/hookd/hookd/activities"
-	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/usecase"
 )
 
 // callbackURL reads the per-request callback URL: ?callbackURL= or ?callbackUrl= (the Metamug
-// form), else the body's callbackUrl (the OS1 form). ok is false when a problem was written.
-func (s *Server) callbackURL(c *gin.Context, fromBody string) (url string, ok bool) {
-	url = c.Query("callbackURL")
-	if url == "" {
-		url = c.Query("callbackUrl")
+// form), else the body's callbackUrl (the OS1 form); "" for none. The use case checks it.
+func callbackURL(c *gin.Context, fromBody string) string {
+	if url := c.Query("callbackURL"); url != "" {
+		return url
 	}
-	if url == "" {
-		url = fromBody
+	if url := c.Query("callbackUrl"); url != "" {
+		return url
 	}
-	if url == "" {
-		return "", true
-	}
-	return url, s.validTarget(c, "callbackUrl", url)
+	return fromBody
 }
 
 // validTarget checks a URL hookd will POST to; field names it in the problem it writes.
 func (s *Server) validTarget(c *gin.Context, field, url string) bool {
-	if url == "" {
-		problem(c, http.StatusBadRequest, field+": required")
-		return false
-	}
-	if err := s.Guard.CheckURL(c.Request.Context(), url); err != nil {
-		problem(c, http.StatusBadRequest, field+": "+err.Error())
+	if err := s.cases().CheckTarget(c.Request.Context(), field, url); err != nil {
+		s.fail(c, err)
 		return false
 	}
 	return true
-}
-
-// startCallback stores a one-off callback and dispatches its workflow; it returns the stored event,
-// whose ClientID is the request id the caller gets.
-func (s *Server) startCallback(ctx context.Context, appID, url, eventType, service string, payload any) (db.Event, error) {
-	ev, err := activities.CallbackEvent(activities.CallbackInput{ID: "req_" + uuid.NewString(), AppID: appID, URL: url,
-		EventType: eventType, Service: service, Data: payload})
-	if err != nil {
-		return db.Event{}, err
-	}
-	ev.TraceParent = traceParent(ctx)
-	if _, _, err := s.Repo.InsertEvent(ctx, ev); err != nil {
-		return db.Event{}, err
-	}
-	if err := s.dispatch(ctx, ev); err != nil {
-		return db.Event{}, err
-	}
-	s.Metrics.AcceptedEvent(db.KindCallback)
-	return ev, nil
 }
 
 type callbackRequest struct {
@@ -97,7 +67,7 @@ func (s *Server) createCallback(c *gin.Context) {
 		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", s.Config.MaxPayloadBytes))
 		return
 	}
-	ev, err := s.startCallback(c.Request.Context(), app.ID, req.URL, req.EventType, req.Service, req.Data)
+	ev, err := s.cases().StartCallback(c.Request.Context(), usecase.AppCaller(app), req.URL, req.EventType, req.Service, req.Data)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -16,12 +15,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/jmoiron/sqlx/types"
 
 	"github.com/hookd/hookd/db"
-	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/schema"
 )
 
@@ -39,8 +36,6 @@ const (
 	// should a notification be lost without the listener noticing.
 	maxSchemaSets = 10_000
 	schemaTTL     = 5 * time.Minute
-	// testSendsPerMinute is how many test sends a subscription may be sent in a minute.
-	testSendsPerMinute = 10
 )
 
 // catalogFields checks the catalog's fields of an event (schema, examples, deprecation) and puts
@@ -375,113 +370,21 @@ type testSendRequest struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-// testSend (POST /v1/subscriptions/{id}/test) sends one of the caller's subscriptions a test: the
-// event type's first example, or the data given (checked against the type's schema), as a real
-// signed delivery marked test (in the payload and the ledger) with the subscription's retries.
-// It answers 202 with the delivery's id.
+// testSend (POST /v1/subscriptions/{id}/test) sends one of the caller's subscriptions a test (see
+// usecase.Service.SendTest) and answers 202 with the delivery's id.
 func (s *Server) testSend(c *gin.Context) {
-	app, ok := caller(c)
-	if !ok {
-		return
-	}
 	var req testSendRequest
 	if !bind(c, &req) {
 		return
 	}
-	ctx := c.Request.Context()
-	sub, err := s.Repo.GetSubscription(ctx, db.OwnedBy(app.ID), c.Param("id"))
+	sent, err := s.cases().SendTest(c.Request.Context(), callerOf(c), c.Param("id"), req.EventType, req.Data)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if !sub.Active {
-		problem(c, http.StatusConflict, "the subscription is disabled: enable it first")
-		return
-	}
-	if req.EventType == "" && len(sub.EventTypes) == 1 && sub.EventTypes[0] != "*" {
-		req.EventType = sub.EventTypes[0]
-	}
-	if !eventName.MatchString(req.EventType) {
-		problem(c, http.StatusBadRequest, "eventType: 1 to 128 letters, digits, '_', '.', ':' or '-'")
-		return
-	}
-	if !slices.Contains(sub.EventTypes, req.EventType) && !slices.Contains(sub.EventTypes, "*") {
-		problem(c, http.StatusBadRequest, fmt.Sprintf("eventType: the subscription does not receive %q (it receives %v)", req.EventType, []string(sub.EventTypes)))
-		return
-	}
-	var re db.RegisteredEvent
-	if sub.RegisteredEventID.Valid {
-		re, err = s.Repo.RegisteredEventByID(ctx, sub.RegisteredEventID.Int64)
-	} else {
-		re, err = s.Repo.RegisteredEventOfType(ctx, sub.PublisherAppID, req.EventType)
-	}
-	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		s.fail(c, err)
-		return
-	}
-	payload, ok := s.testPayload(c, req, re)
-	if !ok {
-		return
-	}
-	clientID := "test_" + uuid.NewString()
-	key := delivery.EventKey(app.ID, clientID)
-	ev := db.Event{ID: key, ClientID: clientID, AppID: app.ID, Topic: re.Topic, Type: req.EventType, Payload: payload,
-		WorkflowID: delivery.EventWorkflowID(key), Kind: db.KindTest, TraceParent: traceParent(ctx)}
-	d := db.Delivery{ID: delivery.DeliveryID(key, sub.ID, 0), SubscriptionID: sql.NullString{String: sub.ID, Valid: true},
-		AppID: sub.AppID, URL: sub.URL, WorkflowID: delivery.DeliveryWorkflowID(key, sub.ID, 0)}
-	stored, got, err := s.Repo.InsertTestSend(ctx, ev, d, testSendsPerMinute)
-	var rl *db.RateLimitError
-	if errors.As(err, &rl) {
-		c.Header("Retry-After", strconv.Itoa(int((rl.RetryAfter+time.Second-1)/time.Second)))
-		problem(c, http.StatusTooManyRequests, fmt.Sprintf("at most %d test sends per subscription and minute", testSendsPerMinute))
-		return
-	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.dispatch(ctx, stored); err != nil {
-		// Stored: the reconciler starts it.
-		s.Log.Warn("test send left to the reconciler", "event_id", stored.ID, "error", err)
-	}
-	c.Header("Location", "/v1/deliveries/"+got.ID)
-	data(c, http.StatusAccepted, gin.H{"deliveryId": got.ID, "eventId": stored.ClientID, "eventType": stored.Type,
-		"subscriptionId": sub.ID, "test": true, "data": stored.Payload,
-		"links": gin.H{"delivery": "/v1/deliveries/" + got.ID, "temporalUi": s.uiLink(stored.WorkflowID)}})
-}
-
-// testPayload is the data of a test send: the request's (checked against the registered event's
-// schema), else the registered event's first example.
-func (s *Server) testPayload(c *gin.Context, req testSendRequest, re db.RegisteredEvent) (types.JSONText, bool) {
-	if len(req.Data) == 0 || string(req.Data) == "null" {
-		var examples []json.RawMessage
-		if re.Examples.Valid {
-			_ = json.Unmarshal(re.Examples.JSONText, &examples)
-		}
-		if len(examples) == 0 {
-			problem(c, http.StatusBadRequest, fmt.Sprintf("data: event type %q has no registered example; give data", req.EventType))
-			return nil, false
-		}
-		return types.JSONText(examples[0]), true
-	}
-	if int64(len(req.Data)) > s.Config.MaxPayloadBytes {
-		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("data: larger than %d bytes", s.Config.MaxPayloadBytes))
-		return nil, false
-	}
-	if re.Schema.Valid {
-		if sch, err := schema.Compile(re.Schema.JSONText); err == nil {
-			v, err := sch.Validate(req.Data)
-			if err != nil {
-				problem(c, http.StatusBadRequest, "data: "+err.Error())
-				return nil, false
-			}
-			if len(v) > 0 {
-				writeProblem(c, violationsProblem{Problem: Problem{Type: "about:blank", Title: http.StatusText(http.StatusUnprocessableEntity),
-					Status: http.StatusUnprocessableEntity, Detail: fmt.Sprintf("data does not match the schema of event %q (topic %q)", re.Name, re.Topic)},
-					Topic: re.Topic, EventName: re.Name, Violations: v})
-				return nil, false
-			}
-		}
-	}
-	return types.JSONText(req.Data), true
+	ev, d := sent.Event, sent.Delivery
+	c.Header("Location", "/v1/deliveries/"+d.ID)
+	data(c, http.StatusAccepted, gin.H{"deliveryId": d.ID, "eventId": ev.ClientID, "eventType": ev.Type,
+		"subscriptionId": sent.Subscription.ID, "test": true, "data": ev.Payload,
+		"links": gin.H{"delivery": "/v1/deliveries/" + d.ID, "temporalUi": s.uiLink(ev.WorkflowID)}})
 }

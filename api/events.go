@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -18,14 +17,11 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx/types"
-	"go.opentelemetry.io/otel/trace"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/tracing"
-	"github.com/hookd/hookd/workflows"
+	"github.com/hookd/hookd/usecase"
 )
 
 type publishRequest struct {
@@ -75,8 +71,8 @@ func (s *Server) publishEvent(c *gin.Context) {
 		req.ID = keyedEventID(app.ID, key, body)
 	}
 	data := []byte(req.Data)
-	notify, ok := s.callbackURL(c, req.CallbackURL)
-	if !ok {
+	notify := callbackURL(c, req.CallbackURL)
+	if notify != "" && !s.validTarget(c, "callbackUrl", notify) {
 		return
 	}
 	ctx := c.Request.Context()
@@ -124,39 +120,12 @@ func (s *Server) publishEvent(c *gin.Context) {
 // event the outbox cannot take is stored all the same: the reconciler starts it.
 func (s *Server) dispatch(ctx context.Context, ev db.Event) error {
 	if s.out == nil {
-		return s.StartEvent(ctx, ev)
+		return s.gateway().StartEvent(ctx, ev)
 	}
 	select {
 	case s.out.queue <- ev.ID:
 	default:
 		s.Log.Debug("outbox full: the reconciler will start the event", "event_id", ev.ID)
-	}
-	return nil
-}
-
-// StartEvent starts an event's workflow; starting one that exists is not an error.
-func (s *Server) StartEvent(ctx context.Context, ev db.Event) error {
-	return s.startEvent(ctx, ev, false)
-}
-
-// startEvent starts an event's workflow. Eager start hands the first workflow task straight to a
-// worker in this process (if there is one): the cheapest path for the engine. A caller that waits
-// for the start (a publish without the outbox) starts eagerly only while few starts are in flight,
-// so that in a burst the task queue absorbs the load instead of the answers; the outbox, which
-// nobody waits for, always asks (the SDK falls back when the worker has no free slot).
-func (s *Server) startEvent(ctx context.Context, ev db.Event, background bool) error {
-	inFlight := s.starting.Add(1)
-	defer s.starting.Add(-1)
-	opts, in := workflows.EventStart(ev, s.Config.TaskQueue, workflows.EventInput{SearchAttributes: s.Config.SearchAttributes,
-		LocalFanOut: s.Config.LocalFanOut, PageTimeout: s.Config.FanOutPageTimeout})
-	opts.EnableEagerStart = s.Config.EagerStart && (background || inFlight <= int64(s.Config.EagerMaxStarting))
-	if ev.TraceParent.Valid && !trace.SpanContextFromContext(ctx).IsValid() {
-		ctx = tracing.ContextWithTraceParent(ctx, ev.TraceParent.String) // started by the outbox or the reconciler
-	}
-	_, err := s.Engine.ExecuteWorkflow(ctx, opts, workflows.EventWorkflowType, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &started) {
-		return fmt.Errorf("start workflow for %s: %w", ev.ID, err)
 	}
 	return nil
 }
@@ -265,27 +234,8 @@ func (s *Server) eventDeliveryPage(c *gin.Context, appID string, ev db.Event, af
 }
 
 func (s *Server) deliveryView(d db.Delivery) gin.H {
-	own, _ := ownWorkflow(d)
+	own, _ := usecase.OwnWorkflow(d)
 	return s.deliveryViewOf(d, own)
-}
-
-// ownWorkflow tells from a delivery's row whether it has (or had) a DeliveryWorkflow of its own,
-// and whether the row alone can tell. Every replay has one, and so does an original whose first
-// attempt, made by its event's fan-out, failed: it is retrying, or ended after retries, a 410 or a
-// cancel. One whose first attempt succeeded never had one: it ran inside its event's workflow.
-// The row cannot tell for one not attempted yet, or cancelled before its first attempt, or that
-// succeeded at its first attempt: a throttled subscription's fan-out hands a delivery to its own
-// workflow before any attempt (sure is false).
-func ownWorkflow(d db.Delivery) (own, sure bool) {
-	switch {
-	case d.Replay > 0:
-		return true, true
-	case d.Status == delivery.StatusSucceeded:
-		return d.Attempts > 1, d.Attempts != 1
-	case d.Attempts == 0 && d.Status != delivery.StatusFailed: // only a workflow fails a delivery
-		return false, false
-	}
-	return true, true // pending, failed or cancelled after an attempt
 }
 
 // deliveryViewOf is deliveryView with whether the delivery has a workflow of its own: its link
@@ -351,67 +301,6 @@ func attemptFor(owner bool, a db.Attempt) any {
 		v["responseStatus"] = a.ResponseStatus.Int32
 	}
 	return v
-}
-
-// getDelivery returns a delivery and its attempt ledger, in full to its owner and as progress to
-// the publisher of its event.
-func (s *Server) getDelivery(c *gin.Context) {
-	app, ok := caller(c)
-	if !ok {
-		return
-	}
-	d, ok := s.pathDelivery(c, app.ID)
-	if !ok {
-		return
-	}
-	atts, err := s.Repo.Attempts(c.Request.Context(), d.ID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	ledger := make([]any, 0, len(atts))
-	for _, a := range atts {
-		ledger = append(ledger, attemptFor(d.AppID == app.ID, a))
-	}
-	v := s.deliveryFor(app.ID, d)
-	if own, sure := ownWorkflow(d); d.AppID == app.ID && !sure {
-		// The row cannot tell: ask Temporal whether the delivery's own workflow exists (within a
-		// second; without an answer the row's best guess stands).
-		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
-		if st, err := s.workflowStatus(ctx, d.WorkflowID); err == nil && (st != enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED) != own {
-			v = s.deliveryViewOf(d, !own)
-		}
-		cancel()
-	}
-	v["ledger"] = ledger
-	data(c, http.StatusOK, v)
-}
-
-// pathDelivery loads the delivery named in the path if the app may see it: it owns the delivery,
-// or published its event. ok is false when a problem was written.
-func (s *Server) pathDelivery(c *gin.Context, appID string) (db.Delivery, bool) {
-	d, err := s.Repo.GetDelivery(c.Request.Context(), db.AnyApp(), c.Param("id"))
-	if err == nil && d.AppID != appID {
-		_, err = s.Repo.GetEvent(c.Request.Context(), db.OwnedBy(appID), d.EventID)
-	}
-	if err != nil {
-		s.fail(c, err)
-		return db.Delivery{}, false
-	}
-	return d, true
-}
-
-// ownDelivery loads the delivery named in the path for an action only its owner may take:
-// another app gets 404, the event's publisher 403 with what it may do instead.
-func (s *Server) ownDelivery(c *gin.Context, appID, action string) (db.Delivery, bool) {
-	d, ok := s.pathDelivery(c, appID)
-	if ok && d.AppID != appID {
-		problem(c, http.StatusForbidden, fmt.Sprintf("only the app that owns delivery %s may %s it; "+
-			"as the publisher of its event you may replay the whole event (POST /v1/events/%s/replay)",
-			d.ID, action, url.PathEscape(delivery.ClientEventID(d.EventID))))
-		return db.Delivery{}, false
-	}
-	return d, ok
 }
 
 // decodePublish parses and validates a publish request. Everything it refuses is a *requestError.

@@ -12,6 +12,7 @@ import (
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/usecase"
 )
 
 // A link to a workflow history stays while Temporal keeps it; after the namespace's retention the
@@ -68,7 +69,7 @@ func TestDeliveryLinksToTheWorkflowItRanIn(t *testing.T) {
 		if c.d.Replay > 0 {
 			c.d.WorkflowID = fmt.Sprintf("%s/replay-%d", own, c.d.Replay)
 		}
-		_, sure := ownWorkflow(c.d)
+		_, sure := usecase.OwnWorkflow(c.d)
 		v := s.deliveryView(c.d)
 		link := v["links"].(gin.H)["temporalUi"].(string)
 		if want := "http://ui/namespaces/default/workflows/" + url.PathEscape(c.wf); link != want || sure != c.rowKnows {

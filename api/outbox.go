@@ -79,7 +79,7 @@ func (s *Server) startQueued(ctx context.Context, id string) bool {
 			}
 		}
 		if err == nil {
-			if err = s.startEvent(ctx, ev, true); err == nil {
+			if err = s.gateway().StartEventInBackground(ctx, ev); err == nil {
 				select {
 				case s.out.started <- ev.ID:
 				case <-ctx.Done(): // unmarked: the reconciler's start is rejected as a duplicate

@@ -2,15 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 
-	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/workflows"
@@ -60,7 +57,7 @@ func (s *Server) ReconcileOnce(ctx context.Context, grace time.Duration) (int, e
 		}
 	}()
 	for _, ev := range evs {
-		if err := s.StartEvent(ctx, ev); err != nil {
+		if err := s.gateway().StartEvent(ctx, ev); err != nil {
 			return len(ids), err
 		}
 		ids = append(ids, ev.ID)
@@ -92,7 +89,7 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 		return 0, 0, err
 	}
 	for _, d := range ds {
-		st, err := s.workflowStatus(ctx, d.WorkflowID)
+		st, err := s.gateway().Status(ctx, d.WorkflowID)
 		if err != nil {
 			return started, ended, err
 		}
@@ -107,7 +104,7 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 				if err != nil {
 					return started, ended, err
 				}
-				if est, err := s.workflowStatus(ctx, ev.WorkflowID); err != nil || est == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				if est, err := s.gateway().Status(ctx, ev.WorkflowID); err != nil || est == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 					if err != nil {
 						return started, ended, err
 					}
@@ -128,38 +125,12 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 				return started, ended, err
 			}
 			if g, err := s.Repo.EndedGroup(ctx, d.ID); err == nil && g != "" {
-				_ = s.Engine.SignalWorkflow(ctx, g, "", workflows.SignalDeliveriesEnded, nil)
+				_ = s.gateway().GroupEnded(ctx, g)
 			}
 			ended++
 		}
 	}
 	return started, ended, nil
-}
-
-// policyOf is the retry policy a delivery's attempts follow: its subscription's, or the defaults
-// for a one-off callback.
-func (s *Server) policyOf(ctx context.Context, d db.Delivery) (delivery.Policy, error) {
-	if !d.SubscriptionID.Valid {
-		return delivery.PolicyFor(s.Config, db.RetryPolicy{}), nil
-	}
-	sub, err := s.Repo.GetSubscription(ctx, db.AnyApp(), d.SubscriptionID.String)
-	if err != nil {
-		return delivery.Policy{}, err
-	}
-	return delivery.PolicyFor(s.Config, sub.RetryPolicy), nil
-}
-
-// workflowStatus is a workflow's status, UNSPECIFIED when there is no such workflow.
-func (s *Server) workflowStatus(ctx context.Context, workflowID string) (enumspb.WorkflowExecutionStatus, error) {
-	resp, err := s.Engine.DescribeWorkflowExecution(ctx, workflowID, "")
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("describe %s: %w", workflowID, err)
-	}
-	return resp.GetWorkflowExecutionInfo().GetStatus(), nil
 }
 
 // restartDelivery starts the DeliveryWorkflow of a pending delivery that has none: it carries on
@@ -169,7 +140,7 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 	if err != nil {
 		return err
 	}
-	pol, err := s.policyOf(ctx, d)
+	pol, err := s.cases().PolicyOf(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -181,15 +152,8 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 	if err != nil {
 		return err
 	}
-	in := workflows.DeliveryInput{
-		Retry: delivery.Retry{DeliveryID: d.ID, WorkflowID: d.WorkflowID, SubscriptionID: d.SubscriptionID.String, Attempts: max(d.Attempts, last), Policy: pol,
-			Host: activities.HostOf(d.URL)},
-		EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, SearchAttributes: s.Config.SearchAttributes, Replay: d.Replay,
-	}
-	opts := workflows.StartOptions(&in, s.Config.TaskQueue) // before in is passed: it changes in
-	_, err = s.Engine.ExecuteWorkflow(ctx, opts, workflows.DeliveryWorkflow, in)
-	var already *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &already) {
+	in := workflows.DeliveryInput{Retry: d.Retry(pol, max(d.Attempts, last), d.URL), EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: d.Replay}
+	if err := s.gateway().StartDelivery(ctx, in); err != nil {
 		return fmt.Errorf("restart %s: %w", d.ID, err)
 	}
 	s.Log.Info("restarted a delivery that had no workflow", "delivery_id", d.ID, "workflow_id", d.WorkflowID)

@@ -6,23 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jmoiron/sqlx/types"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/filter"
-	"github.com/hookd/hookd/workflows"
+	"github.com/hookd/hookd/usecase"
 )
 
 // MaxBulkDelete is the OS1 limit on names per bulkDeleteEvents request.
 const MaxBulkDelete = 25
 
-var eventName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+// eventName is what an event type, an event name and an event id may be.
+var eventName = usecase.NamePattern
 
 type eventSpec struct {
 	Name        string          `json:"name"`
@@ -59,26 +56,13 @@ func (e eventSpec) validate(where string) (db.RegisteredEvent, error) {
 	}
 	row := db.RegisteredEvent{Name: e.Name, Description: e.Description, EventType: e.EventType, Type: e.Type, GetAPIPath: e.GetAPIPath}
 	var err error
-	if row.FilterLogic, err = compiledFilter(e.FilterLogic); err != nil {
+	if row.FilterLogic, err = usecase.CompiledFilter(e.FilterLogic); err != nil {
 		return db.RegisteredEvent{}, fmt.Errorf("%s.filterLogic: %w", where, err)
 	}
 	if err := e.catalogFields(where, &row); err != nil {
 		return db.RegisteredEvent{}, err
 	}
 	return row, nil
-}
-
-// compiledFilter checks a JSON Logic filter as given in a request, with the registration limits
-// (filter.Compile): absent or null is no filter. It is the one check of every filter the API
-// stores: subscriptions' (create and update) and registered events'.
-func compiledFilter(raw json.RawMessage) (types.NullJSONText, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return types.NullJSONText{}, nil
-	}
-	if _, err := filter.Compile(raw); err != nil {
-		return types.NullJSONText{}, err
-	}
-	return types.NullJSONText{JSONText: types.JSONText(raw), Valid: true}, nil
 }
 
 // registerEvents (registerEvents) declares events on a topic.
@@ -260,8 +244,8 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 		problem(c, http.StatusBadRequest, fmt.Sprintf("events: at most %d events can be deleted per request, got %d", MaxBulkDelete, len(req.Events)))
 		return
 	}
-	notify, ok := s.callbackURL(c, req.CallbackURL)
-	if !ok {
+	notify := callbackURL(c, req.CallbackURL)
+	if notify != "" && !s.validTarget(c, "callbackUrl", notify) {
 		return
 	}
 	removed, err := s.Repo.RemoveRegisteredEvents(c.Request.Context(), app.ID, c.Param("topic"), req.Events)
@@ -288,7 +272,7 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 		data(c, http.StatusOK, result)
 		return
 	}
-	cb, err := s.startCallback(c.Request.Context(), app.ID, notify, "events.bulkDeleted", c.Param("topic"), result)
+	cb, err := s.cases().StartCallback(c.Request.Context(), usecase.AppCaller(app), notify, "events.bulkDeleted", c.Param("topic"), result)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -301,12 +285,8 @@ func (s *Server) bulkDeleteEvents(c *gin.Context) {
 // a removed event and tells their contacts. The removal is committed already: if the start fails,
 // the reconciler starts it later.
 func (s *Server) followUpRemoval(ctx context.Context, registeredEventID int64) {
-	id := workflows.RemovedEventWorkflowID(registeredEventID)
-	_, err := s.Engine.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: s.Config.TaskQueue},
-		workflows.RemovedEventWorkflow, workflows.RemovedEventInput{RegisteredEventID: registeredEventID})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &started) {
-		s.Log.Warn("removal follow-up left to the reconciler", "workflow_id", id, "error", err)
+	if err := s.gateway().StartRemoval(ctx, registeredEventID); err != nil {
+		s.Log.Warn("removal follow-up left to the reconciler", "registered_event_id", registeredEventID, "error", err)
 	}
 }
 

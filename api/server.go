@@ -12,37 +12,30 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
-
-	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/gin-gonic/gin"
 	"github.com/lib/pq"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/otel/trace"
-	"go.temporal.io/sdk/client"
 
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/engine"
 	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/tracing"
+	"github.com/hookd/hookd/usecase"
 	"github.com/hookd/hookd/webhook"
 )
 
-// Engine is the part of the Temporal client the API uses.
-type Engine interface {
-	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
-	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
-	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
-	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
-}
-
-// Server holds the API's dependencies.
+// Server is the REST API: it parses requests, authorises them (see the route table in Handler),
+// calls one use case (package usecase) and renders its result or refusal.
 type Server struct {
 	Repo    *db.Repo
-	Engine  Engine
+	Engine  engine.Client // the Temporal client; every call goes through an engine.Gateway
 	Config  config.Config
 	Guard   *webhook.Guard
 	Log     *slog.Logger
@@ -53,13 +46,29 @@ type Server struct {
 	// HistoryRetention is how long the Temporal namespace keeps closed workflows (0: unknown):
 	// links to older histories are replaced by a note saying they are gone.
 	HistoryRetention time.Duration
-	out              *outbox // nil: publishes start their workflow before answering
-	keys             keyCache
-	schemas          schemaCache // compiled schemas of registered events (catalog.go)
-	limits           limiters
-	// starting counts workflow starts in flight, to tell a burst from a steady stream.
-	starting atomic.Int64
+
+	once    sync.Once
+	uc      *usecase.Service // the use cases, made from the fields above on first use
+	out     *outbox          // nil: publishes start their workflow before answering
+	keys    keyCache
+	schemas schemaCache // compiled schemas of registered events (catalog.go)
+	limits  limiters
 }
+
+// UseCases is the use-case layer this server calls: another front door (the subscriber portal)
+// calls the same one, sharing its gateway to Temporal and its dispatch of stored events.
+func (s *Server) UseCases() *usecase.Service { return s.cases() }
+
+func (s *Server) cases() *usecase.Service {
+	s.once.Do(func() {
+		s.uc = &usecase.Service{Repo: s.Repo, Engine: engine.New(s.Engine, s.Config), Config: s.Config, Guard: s.Guard,
+			Log: s.Log, Metrics: s.Metrics, Dispatch: s.dispatch}
+	})
+	return s.uc
+}
+
+// gateway is the one gateway to Temporal (package engine).
+func (s *Server) gateway() *engine.Gateway { return s.cases().Engine }
 
 // Handler builds the gin router.
 func (s *Server) Handler() http.Handler {
@@ -69,7 +78,7 @@ func (s *Server) Handler() http.Handler {
 		r.Use(otelgin.Middleware("hookd", otelgin.WithTracerProvider(s.Tracer), otelgin.WithPropagators(tracing.Propagator()),
 			otelgin.WithGinFilter(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/v1/") })))
 	}
-	r.Use(s.recover, s.logRequests, s.limitBody)
+	r.Use(s.recoverPanics, s.logRequests, s.limitBody)
 	r.HandleMethodNotAllowed = true
 	r.NoMethod(func(c *gin.Context) {
 		problem(c, http.StatusMethodNotAllowed, c.Request.Method+" is not supported on "+c.Request.URL.Path)
@@ -84,15 +93,26 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.docsRoutes(r)
 
+	// Every /v1 route says who may call it, and the middleware enforces it before the handler
+	// runs: operator (the operator key only), appOrOperator (an app's key or the operator's; the
+	// handler narrows what each sees), selfOrOperator (the app the path names, or the operator),
+	// app (an app's key: the handler acts for that app, see callerOf).
 	v1 := r.Group("/v1", s.authenticate)
-	v1.POST("/apps", s.idempotent, s.createApp)
-	v1.GET("/apps", s.listApps)
-	v1.PATCH("/apps/:id", s.updateApp)
-	v1.POST("/apps/:id/keys", s.idempotent, s.createKey)
-	v1.GET("/apps/:id/keys", s.listKeys)
-	v1.DELETE("/apps/:id/keys/:keyId", s.revokeKey)
+	operator := v1.Group("", requireOperator("only the operator key creates apps"))
+	appOrOperator := v1.Group("")
+	self := v1.Group("/apps/:id", requireSelfOrOperator("an app changes only itself"))
+	keys := v1.Group("/apps/:id/keys", requireSelfOrOperator("an app manages only its own API keys"))
+	app := v1.Group("", requireApp)
 
-	t := v1.Group("/topics/:topic", s.knownTopic)
+	operator.POST("/apps", s.idempotent, s.createApp)
+	appOrOperator.GET("/apps", s.listApps)
+	self.PATCH("", s.updateApp)
+	keys.POST("", s.idempotent, s.createKey)
+	keys.GET("", s.listKeys)
+	keys.DELETE("/:keyId", s.revokeKey)
+	appOrOperator.GET("/event-types", s.listEventTypes)
+
+	t := app.Group("/topics/:topic", s.knownTopic)
 	t.POST("/events", s.idempotent, s.registerEvents)
 	t.GET("/events", s.listRegisteredEvents)
 	t.PUT("/events/:eventName", s.updateRegisteredEvent)
@@ -100,32 +120,31 @@ func (s *Server) Handler() http.Handler {
 	t.PATCH("/events", s.bulkDeleteEvents)
 	t.POST("/events/bulk-delete", s.bulkDeleteEvents)
 
-	v1.POST("/subscriptions", s.idempotent, s.createSubscription)
-	v1.GET("/subscriptions", s.listSubscriptions)
-	v1.GET("/subscriptions/:id", s.getSubscription)
-	v1.DELETE("/subscriptions/:id", s.deleteSubscription)
-	v1.PATCH("/subscriptions/:id", s.updateSubscription)
-	v1.POST("/subscriptions/:id/enable", s.enableSubscription)
-	v1.POST("/subscriptions/:id/disable", s.disableSubscription)
-	v1.POST("/subscriptions/:id/rotate-secret", s.rotateSecret)
-	v1.POST("/subscriptions/:id/test", s.testSend)
-	v1.GET("/event-types", s.listEventTypes)
-	v1.POST("/signatures/verify", s.verifySignature)
+	app.POST("/subscriptions", s.idempotent, s.createSubscription)
+	app.GET("/subscriptions", s.listSubscriptions)
+	app.GET("/subscriptions/:id", s.getSubscription)
+	app.DELETE("/subscriptions/:id", s.deleteSubscription)
+	app.PATCH("/subscriptions/:id", s.updateSubscription)
+	app.POST("/subscriptions/:id/enable", s.enableSubscription)
+	app.POST("/subscriptions/:id/disable", s.disableSubscription)
+	app.POST("/subscriptions/:id/rotate-secret", s.rotateSecret)
+	app.POST("/subscriptions/:id/test", s.testSend)
+	app.POST("/signatures/verify", s.verifySignature)
 
-	v1.POST("/events", s.idempotent, s.publishEvent)
-	v1.GET("/events", s.pollEvents)
-	v1.POST("/callbacks", s.idempotent, s.createCallback)
-	v1.GET("/deliveries", s.listDeliveries)
-	v1.GET("/events/:id", s.getEvent)
-	v1.GET("/events/:id/deliveries", s.listEventDeliveries)
-	v1.POST("/events/:id/replay", s.idempotent, s.replayEvent)
-	v1.GET("/deliveries/:id", s.getDelivery)
-	v1.POST("/deliveries/:id/cancel", s.cancelDelivery)
-	v1.POST("/deliveries/:id/retry", s.retryDelivery)
-	v1.POST("/deliveries/:id/replay", s.idempotent, s.replayDelivery)
-	v1.POST("/deliveries/recover", s.idempotent, s.recoverDeliveries)
-	v1.GET("/operations/:id", s.getOperation)
-	v1.POST("/operations/:id/cancel", s.cancelOperation)
+	app.POST("/events", s.idempotent, s.publishEvent)
+	app.GET("/events", s.pollEvents)
+	app.POST("/callbacks", s.idempotent, s.createCallback)
+	app.GET("/deliveries", s.listDeliveries)
+	app.GET("/events/:id", s.getEvent)
+	app.GET("/events/:id/deliveries", s.listEventDeliveries)
+	app.POST("/events/:id/replay", s.idempotent, s.replayEvent)
+	app.GET("/deliveries/:id", s.getDelivery)
+	app.POST("/deliveries/:id/cancel", s.cancelDelivery)
+	app.POST("/deliveries/:id/retry", s.retryDelivery)
+	app.POST("/deliveries/:id/replay", s.idempotent, s.replayDelivery)
+	app.POST("/deliveries/recover", s.idempotent, s.recoverDeliveries)
+	app.GET("/operations/:id", s.getOperation)
+	app.POST("/operations/:id/cancel", s.cancelOperation)
 	return r
 }
 
@@ -144,18 +163,47 @@ func problem(c *gin.Context, status int, detail string) {
 	c.Writer.Write(b)
 }
 
-// fail maps an error from the layers below to a status; unexpected ones are logged, not shown.
+// fail renders an error from a use case or the layers below as a problem: a refusal with its
+// kind's status and its reason; a dependency out of reach as 503; anything else is logged, not
+// shown.
 func (s *Server) fail(c *gin.Context, err error) {
-	var pqErr *pq.Error
-	switch {
-	case errors.As(err, &pqErr) && pqErr.Code.Class() == "22":
-		// PostgreSQL refused the value itself (e.g. \u0000 in JSON): the caller's input, not our fault.
-		problem(c, http.StatusBadRequest, "invalid data: "+pqErr.Message)
-	case errors.Is(err, db.ErrNotFound):
+	var (
+		ue    *usecase.Error
+		pqErr *pq.Error
+	)
+	isUse := errors.As(err, &ue)
+	switch usecase.KindOf(err) {
+	case usecase.Invalid:
+		if !isUse && errors.As(err, &pqErr) {
+			// PostgreSQL refused the value itself (e.g. \u0000 in JSON): the caller's input, not our fault.
+			problem(c, http.StatusBadRequest, "invalid data: "+pqErr.Message)
+			return
+		}
+		badRequest(c, err)
+	case usecase.TooLarge:
+		problem(c, http.StatusRequestEntityTooLarge, err.Error())
+	case usecase.Unprocessable:
+		var sv *usecase.SchemaViolations
+		if errors.As(err, &sv) {
+			writeProblem(c, violationsProblem{Problem: Problem{Type: "about:blank", Title: http.StatusText(http.StatusUnprocessableEntity),
+				Status: http.StatusUnprocessableEntity, Detail: sv.Error()}, Topic: sv.Topic, EventName: sv.EventName, Violations: sv.Violations})
+			return
+		}
+		problem(c, http.StatusUnprocessableEntity, err.Error())
+	case usecase.NotFound:
+		if isUse {
+			problem(c, http.StatusNotFound, ue.Error())
+			return
+		}
 		problem(c, http.StatusNotFound, "not found")
-	case errors.Is(err, db.ErrConflict):
+	case usecase.Forbidden:
+		problem(c, http.StatusForbidden, err.Error())
+	case usecase.Conflict:
 		problem(c, http.StatusConflict, err.Error())
-	case errors.Is(err, context.DeadlineExceeded) || isUnavailable(err):
+	case usecase.RateLimited:
+		c.Header("Retry-After", strconv.Itoa(int((ue.RetryAfter+time.Second-1)/time.Second)))
+		problem(c, http.StatusTooManyRequests, err.Error())
+	case usecase.Unavailable:
 		s.Log.Warn("dependency unavailable", "path", c.FullPath(), "error", err)
 		c.Header("Retry-After", "5")
 		problem(c, http.StatusServiceUnavailable, "a dependency is unavailable; try again shortly")
@@ -163,17 +211,6 @@ func (s *Server) fail(c *gin.Context, err error) {
 		s.Log.Error("request failed", "path", c.FullPath(), "error", err)
 		problem(c, http.StatusInternalServerError, "internal error")
 	}
-}
-
-// isUnavailable recognises a database or engine that cannot be reached.
-func isUnavailable(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "bad connection", "the database system is", "Unavailable", "no such host", "i/o timeout", "EOF"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // requestError is input refused with a status and a message for the caller.
@@ -235,7 +272,8 @@ func strictDecode(raw []byte, v any) error {
 	return nil
 }
 
-func (s *Server) recover(c *gin.Context) {
+// recoverPanics answers 500 for a handler that panicked, and logs the panic.
+func (s *Server) recoverPanics(c *gin.Context) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.Log.Error("panic in handler", "path", c.FullPath(), "panic", r)
@@ -268,7 +306,7 @@ func (s *Server) ready(c *gin.Context) {
 		s.Log.Warn("readiness: postgres", "error", err)
 		checks["postgres"], status = "unavailable", http.StatusServiceUnavailable
 	}
-	if _, err := s.Engine.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+	if err := s.gateway().CheckHealth(ctx); err != nil {
 		s.Log.Warn("readiness: temporal", "error", err)
 		checks["temporal"], status = "unavailable", http.StatusServiceUnavailable
 	}

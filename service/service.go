@@ -23,6 +23,7 @@ import (
 	"github.com/hookd/hookd/api"
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/engine"
 	"github.com/hookd/hookd/mail"
 	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/tracing"
@@ -124,11 +125,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 	}
 
 	if withWorker {
-		starter := &worker.Starter{Client: tc, TaskQueue: cfg.TaskQueue, SearchAttributes: cfg.SearchAttributes}
+		gw := engine.New(tc, cfg)
 		w := worker.New(tc, cfg.TaskQueue, &activities.Activities{
 			Repo: repo, Sender: webhook.NewSender(guard, o.tracer), Mail: mail.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Tracer: o.tracer.Tracer(tracing.Name)},
-			Config: cfg, Log: log, Metrics: m, Retries: starter, Events: starter, Replays: starter, HistoryRetention: retention,
-		}, starter)
+			Config: cfg, Log: log, Metrics: m, Retries: gw, Events: gw, Replays: gw, HistoryRetention: retention,
+		}, gw)
 		if err := w.Start(); err != nil {
 			app.Stop()
 			return nil, fmt.Errorf("start worker: %w", err)

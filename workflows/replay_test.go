@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 )
 
 // Every recorded history in testdata must replay with today's code: a history that no longer
@@ -22,13 +21,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflow(EventWorkflowV2)
-			r.RegisterWorkflowWithOptions(EventWorkflowV1, workflow.RegisterOptions{Name: EventWorkflowV1Type})
-			r.RegisterWorkflow(DeliveryWorkflow)
-			r.RegisterWorkflow(ReplayWorkflow)
-			r.RegisterWorkflow(RemovedEventWorkflow)
-			r.RegisterWorkflow(RetentionWorkflow)
-			r.RegisterWorkflow(RecoverWorkflow)
+			Register(r)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}

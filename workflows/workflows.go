@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
 )
@@ -69,3 +71,15 @@ var a *activities.Activities
 
 // dbRetry retries our own infrastructure failures (database, SMTP) for as long as they last.
 var dbRetry = &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute}
+
+// Register registers every workflow type hookd runs, the legacy ones included, under their type
+// names: with a worker, and with the replayer that checks the recorded histories.
+func Register(r worker.WorkflowRegistry) {
+	r.RegisterWorkflow(EventWorkflowV2)
+	r.RegisterWorkflowWithOptions(EventWorkflowV1, workflow.RegisterOptions{Name: EventWorkflowV1Type})
+	r.RegisterWorkflow(DeliveryWorkflow)
+	r.RegisterWorkflow(ReplayWorkflow)
+	r.RegisterWorkflow(RecoverWorkflow)
+	r.RegisterWorkflow(RemovedEventWorkflow)
+	r.RegisterWorkflow(RetentionWorkflow)
+}

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/config"
+	"github.com/hookd/hookd/engine"
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/worker"
 )
@@ -202,7 +204,7 @@ func (b *bench) engineBaseline(ctx context.Context, shape string) (*EngineResult
 		name, eager = benchLocalWorkflowName, true
 	}
 	say("\n== engine baseline (%s): %d workflows, %d concurrent starters, eager %v, worker with hookd's options ==", shape, n, conc, eager)
-	w := worker.New(b.tc, q, &activities.Activities{}, &worker.Starter{})
+	w := worker.New(b.tc, q, &activities.Activities{}, engine.New(b.tc, config.Config{TaskQueue: q}))
 	w.RegisterWorkflowWithOptions(benchWorkflow, workflow.RegisterOptions{Name: benchWorkflowName})
 	w.RegisterWorkflowWithOptions(benchLocalWorkflow, workflow.RegisterOptions{Name: benchLocalWorkflowName})
 	w.RegisterActivityWithOptions(benchActivity, activity.RegisterOptions{Name: benchActivityName})
