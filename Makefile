@@ -18,8 +18,10 @@ HELM            := bin/helm-$(HELM_VERSION)
 # Extra flags: make test GOTESTFLAGS='-run TestFoo -v'; make bench BENCHFLAGS='...'
 GOTESTFLAGS ?=
 BENCHFLAGS  ?=
+# make soak SOAK=10m: how long the chaos soak puts load and faults on the cluster
+SOAK        ?= 5m
 
-.PHONY: help tools cluster-tools build dev cluster test test-cluster test-cluster-faults vet ensure-postgres bench compose-check clean distclean helm-check
+.PHONY: help tools cluster-tools build dev cluster test test-cluster test-cluster-faults soak vet ensure-postgres bench compose-check clean distclean helm-check
 
 help: ## list targets
 	@echo "hookd make targets:"
@@ -84,6 +86,13 @@ test-cluster: bin/temporal $(TEMPORAL_SERVER) $(TEMPORAL_SQL) ## the integration
 test-cluster-faults: bin/temporal $(TEMPORAL_SERVER) $(TEMPORAL_SQL) ## the scale-out fault test against a real Temporal server (CI runs it)
 	scripts/ensure-postgres.sh
 	scripts/test-cluster.sh -run 'TestScaleOutSurvivesKills' -v $(GOTESTFLAGS)
+
+# The soak starts its own cluster (scripts/cluster.sh, ports +20000, state in .soak/) and points
+# the integration package's shared Temporal address at it, so no dev server starts.
+soak: bin/temporal $(TEMPORAL_SERVER) $(TEMPORAL_SQL) ## chaos soak: load + kill -9/SIGSTOP/PostgreSQL outages on the production topology for SOAK (default 5m), then the checks
+	scripts/ensure-postgres.sh
+	HOOKD_SOAK=$(SOAK) HOOKD_TEMPORAL_CLI=$(BIN)/temporal HOOKD_TEST_TEMPORAL_ADDRESS=127.0.0.1:27233 \
+		$(GO) test -count=1 -timeout 3h -run '^TestSoak$$' -v $(GOTESTFLAGS) ./integration
 
 bench: bin/temporal ensure-postgres ## run the end-to-end benchmark (cmd/hookd-bench; BENCHFLAGS for flags)
 	HOOKD_TEMPORAL_CLI=$(BIN)/temporal $(GO) run ./cmd/hookd-bench $(BENCHFLAGS)

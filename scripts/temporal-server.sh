@@ -10,7 +10,9 @@
 # other services use PORT+1.., PORT-300.. for membership); DB_PREFIX names the two databases
 # (default temporal: temporal, temporal_visibility). PostgreSQL: HOOKD_PG_HOST/PORT/USER (default
 # 127.0.0.1:5432, postgres, trust). HOOKD_TEMPORAL_PARTITIONS: task-queue partitions (read and
-# write; default 4, the server's own default).
+# write; default 4, the server's own default). HOOKD_TEMPORAL_PG_CONNS: connections each of the
+# server's services may open to its main database (default 20; the soak, sharing PostgreSQL's
+# max_connections with other tests, uses fewer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source versions.env
@@ -23,6 +25,7 @@ pg_port=${HOOKD_PG_PORT:-5432}
 pg_user=${HOOKD_PG_USER:-postgres}
 retention=${HOOKD_RETENTION:-720h}
 partitions=${HOOKD_TEMPORAL_PARTITIONS:-4}
+conns=${HOOKD_TEMPORAL_PG_CONNS:-20}
 bin=$PWD/bin
 mkdir -p "$dir/config/dynamicconfig"
 dir=$(cd "$dir" && pwd)
@@ -74,8 +77,8 @@ persistence:
         connectAddr: "$pg_host:$pg_port"
         connectProtocol: tcp
         user: $pg_user
-        maxConns: 20
-        maxIdleConns: 20
+        maxConns: $conns
+        maxIdleConns: $conns
         maxConnLifetime: 1h
     visibility:
       sql:

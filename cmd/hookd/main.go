@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,7 +19,8 @@ import (
 const usage = `usage: hookd <command>
 
 commands:
-  api       serve the REST API
+  api       serve the REST API (-worker: also run a worker in this process, so the workflows
+            the API starts for events go to it at once: eager start)
   worker    run a Temporal worker that delivers webhooks
   dev       api and worker in one process (migrates first)
   migrate   apply database migrations
@@ -79,12 +81,22 @@ func run(ctx context.Context, cmd string) error {
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
+	withWorker := cmd != "api"
+	if cmd == "api" {
+		// -worker: the workflow an event's publish starts is handed straight to this process's
+		// worker (eager start) instead of waiting in the task queue for any worker.
+		fs := flag.NewFlagSet("hookd api", flag.ContinueOnError)
+		fs.BoolVar(&withWorker, "worker", false, "also run a worker in this process (eager start of the API's workflows)")
+		if err := fs.Parse(os.Args[2:]); err != nil {
+			return err
+		}
+	}
 	if cmd == "dev" {
 		if err := migrate(ctx, cfg); err != nil {
 			return err
 		}
 	}
-	app, err := service.Start(ctx, cfg, log, cmd != "worker", cmd != "api")
+	app, err := service.Start(ctx, cfg, log, cmd != "worker", withWorker)
 	if err != nil {
 		return err
 	}
