@@ -94,7 +94,8 @@ func TestDeliveryLinksNameItsWorkflow(t *testing.T) {
 	bySub := map[string]map[string]any{}
 	eventually(t, 30*time.Second, "first attempts made", func() bool {
 		for _, d := range s.eventDeliveries(app.Key, "links-1") {
-			if d["attempts"] == float64(1) {
+			// Wait for the first attempts' outcomes: the ledger row (and the count) come before the POST.
+			if d["attempts"] == float64(1) && (d["status"] == "succeeded" || d["lastStatus"] != nil) {
 				bySub[d["subscriptionId"].(string)] = d
 			}
 		}

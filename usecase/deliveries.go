@@ -111,6 +111,10 @@ func OwnWorkflow(d db.Delivery) (own, sure bool) {
 		return d.Attempts > 1, d.Attempts != 1
 	case d.Attempts == 0 && d.Status != delivery.StatusFailed: // only a workflow fails a delivery
 		return false, false
+	case d.Status == delivery.StatusPending && d.Attempts == 1 && !d.LastStatus.Valid && d.LastError == "":
+		// The first attempt is under way (its ledger row is written before the POST): in the
+		// event's fan-out, or in a throttled delivery's own workflow.
+		return false, false
 	}
 	return true, true // pending, failed or cancelled after an attempt
 }
