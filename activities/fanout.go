@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -131,7 +130,7 @@ type page struct {
 // runPage makes the first attempts of one page of targets.
 func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*page, error) {
 	p := &page{res: FanOutPageResult{AppID: ev.AppID, ClientID: ev.ClientID, Notify: ev.NotifyURL.String != "",
-		NotifyHost: HostOf(ev.NotifyURL.String)}}
+		NotifyHost: delivery.HostOf(ev.NotifyURL.String)}}
 	items, full, err := a.pageItems(ctx, ev, after)
 	if err != nil {
 		return nil, err
@@ -160,8 +159,7 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 	outcome := func(x done) {
 		it := items[x.i]
 		rows = append(rows, x.row)
-		retry := delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Attempts: 1, Policy: it.t.Policy,
-			Host: HostOf(it.t.URL)}
+		retry := it.d.Retry(it.t.Policy, 1, it.t.URL)
 		if x.r.Succeeded() {
 			a.Metrics.ObserveDelivered(delivery.StatusSucceeded, ev.ReceivedAt)
 			p.res.Succeeded++
@@ -231,9 +229,9 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 					}
 					if !it.gate.send {
 						// Its workflow waits and asks again; no attempt is made, none is counted.
-						p.retries = append(p.retries, delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID,
-							SubscriptionID: it.d.SubscriptionID.String, Delay: it.gate.wait, Policy: it.t.Policy,
-							Host: HostOf(it.t.URL), Reservation: it.gate.res})
+						r := it.d.Retry(it.t.Policy, 0, it.t.URL)
+						r.Delay, r.Reservation = it.gate.wait, it.gate.res
+						p.retries = append(p.retries, r)
 						break
 					}
 					launch = append(launch, next)
@@ -314,33 +312,12 @@ func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*p
 	return p, nil
 }
 
-// HostOf is a URL's host, or "" if it has none. Workflows call it for their summaries: it is
-// deterministic (workflowcheck sees url.Parse reach netip's interning, unique.Make).
-//
-//workflowcheck:ignore
-func HostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return u.Host
-}
-
-// CallbackSummary is what the Web UI shows of a one-off callback's workflow.
-func CallbackSummary(eventType, url string) string {
-	return CallbackHostSummary(eventType, HostOf(url))
-}
-
-// CallbackHostSummary is CallbackSummary from the URL's host.
-func CallbackHostSummary(eventType, host string) string {
-	return fmt.Sprintf("%s callback to %s", eventType, host)
-}
-
 // recover hands a delivery that an earlier run attempted to a retry workflow.
 func (p *page) recover(it *pageItem) {
 	p.recovered = append(p.recovered, it.d.ID)
-	p.retries = append(p.retries, delivery.Retry{DeliveryID: it.d.ID, WorkflowID: it.d.WorkflowID, SubscriptionID: it.d.SubscriptionID.String, Host: HostOf(it.t.URL),
-		Attempts: it.d.Attempts, Delay: it.t.Policy.Backoff(it.d.Attempts), Policy: it.t.Policy})
+	r := it.d.Retry(it.t.Policy, it.d.Attempts, it.t.URL)
+	r.Delay = it.t.Policy.Backoff(it.d.Attempts)
+	p.retries = append(p.retries, r)
 }
 
 // pageItems reads one page of an event's targets, evaluates their filters and ensures the
@@ -479,7 +456,7 @@ func (a *Activities) FanOut(ctx context.Context, in FanOutInput) (FanOutResult, 
 	if err != nil {
 		return FanOutResult{}, err
 	}
-	res := FanOutResult{AppID: ev.AppID, ClientID: ev.ClientID, Notify: ev.NotifyURL.String != "", NotifyHost: HostOf(ev.NotifyURL.String)}
+	res := FanOutResult{AppID: ev.AppID, ClientID: ev.ClientID, Notify: ev.NotifyURL.String != "", NotifyHost: delivery.HostOf(ev.NotifyURL.String)}
 	after := ""
 	for {
 		p, err := a.runPage(ctx, ev, after)

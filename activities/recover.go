@@ -41,17 +41,6 @@ type ReplayStarter interface {
 	StartReplays(ctx context.Context, rs []ReplayStart) error
 }
 
-// ReplayIDs names the n-th replay of d: its delivery id and its workflow id.
-func ReplayIDs(d db.Delivery) func(n int) (deliveryID, workflowID string) {
-	target, wfTarget := d.URL, "callback"
-	if d.SubscriptionID.Valid {
-		target, wfTarget = d.SubscriptionID.String, d.SubscriptionID.String
-	}
-	return func(n int) (string, string) {
-		return delivery.DeliveryID(d.EventID, target, n), delivery.DeliveryWorkflowID(d.EventID, wfTarget, n)
-	}
-}
-
 // RecoverPage replays up to RecoverPageSize failed deliveries of the window that no recover has
 // replayed yet. Each is claimed for this operation first, so two recovers of overlapping windows
 // (or one called twice) never replay a delivery twice; a retry of this activity finds what it
@@ -82,7 +71,7 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 			pol = delivery.PolicyFor(a.Config, sub.RetryPolicy)
 			policies[d.SubscriptionID.String] = pol
 		}
-		nd, err := a.Repo.CreateReplay(ctx, d, in.Group, ReplayIDs(d))
+		nd, retry, err := a.Repo.PrepareReplay(ctx, d, in.Group, pol)
 		if errors.Is(err, db.ErrConflict) {
 			continue // a replay of it is being made right now (by hand): that one stands
 		}
@@ -90,7 +79,7 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 			return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
 		}
 		starts = append(starts, ReplayStart{
-			Retry:   delivery.Retry{DeliveryID: nd.ID, WorkflowID: nd.WorkflowID, SubscriptionID: d.SubscriptionID.String, Policy: pol, Host: HostOf(nd.URL)},
+			Retry:   retry,
 			EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: nd.Replay,
 		})
 	}

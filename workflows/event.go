@@ -177,9 +177,9 @@ func sendCallback(ctx workflow.Context, in activities.CallbackInput, withAttrs b
 // callbackSummary is what the Web UI shows of a callback's workflow: its type and host.
 func callbackSummary(in activities.CallbackInput) string {
 	if in.URL != "" {
-		return activities.CallbackSummary(in.EventType, in.URL)
+		return delivery.CallbackSummary(in.EventType, in.URL)
 	}
-	return activities.CallbackHostSummary(in.EventType, in.Host)
+	return delivery.CallbackHostSummary(in.EventType, in.Host)
 }
 
 // sendCallbackAs is sendCallback with the callback's workflow of the given type.

@@ -8,8 +8,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // EventStart is how a stored event's workflow starts on queue: one workflow id per event, never
@@ -30,7 +30,7 @@ func EventStart(ev db.Event, queue string, in EventInput) (client.StartWorkflowO
 // current details then say how its deliveries stand.
 func eventSummary(ev db.Event) (summary, details string) {
 	if ev.Kind == db.KindCallback {
-		summary = activities.CallbackSummary(ev.Type, ev.TargetURL.String)
+		summary = delivery.CallbackSummary(ev.Type, ev.TargetURL.String)
 	} else {
 		summary = fmt.Sprintf("%s from %s", ev.Type, ev.AppID)
 		if ev.Topic != "" {

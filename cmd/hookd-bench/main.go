@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -66,12 +67,28 @@ type options struct {
 	SkipFixed         bool    `json:"skipFixed"`
 	Throttle          bool    `json:"throttle"`
 	CPUProfile        string  `json:"cpuProfile,omitempty"`
+	MemProfile        string  `json:"memProfile,omitempty"`
+	SQLitePragmas     string  `json:"sqlitePragmas,omitempty"`
+	Target            string  `json:"target,omitempty"`
+	OperatorKey       string  `json:"-"`
+	HookdPIDs         string  `json:"hookdPids,omitempty"`
+	TargetDB          string  `json:"-"`
+	SkipBaselines     bool    `json:"skipBaselines,omitempty"`
+	TemporalDBs       string  `json:"temporalDbs,omitempty"`
 }
 
 func parseFlags() (options, []scenarioSize, error) {
 	var o options
 	fs := flag.CommandLine
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of this process (hookd's API and worker, the receivers, the bench) to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write a pprof allocation profile (alloc_space, every allocation sampled at the default rate) of this process at the end")
+	fs.StringVar(&o.SQLitePragmas, "sqlite-pragmas", "default", "with -sqlite: the dev server's SQLite pragmas, comma separated (default: testenv.SQLitePragmas, a write-ahead log and synchronous=normal as make dev; none: the CLI's rollback journal)")
+	fs.StringVar(&o.Target, "target", "", "drive a hookd already running (make dev, make cluster) through its HTTP API at this URL, e.g. http://127.0.0.1:8080: no hookd, dev server or database of the bench's own (default scenarios "+targetScenarios+", 32 publishers, -temporal 127.0.0.1:7233 for the engine baselines and the server's CPU)")
+	fs.StringVar(&o.OperatorKey, "operator-key", os.Getenv("HOOKD_OPERATOR_KEY"), "-target: the running hookd's operator key (default $HOOKD_OPERATOR_KEY, else make dev's dev-operator-key)")
+	fs.StringVar(&o.HookdPIDs, "hookd-pids", "", "-target: hookd's processes whose CPU counts as hookd's, comma separated (default: the process listening on the target's port)")
+	fs.StringVar(&o.TargetDB, "target-db", "", "-target: hookd's database URL, to count SQL transactions per event (pg_stat_database; optional)")
+	fs.StringVar(&o.TemporalDBs, "temporal-dbs", "", "the real Temporal server's PostgreSQL databases, comma separated (e.g. temporal,temporal_visibility): their backends' CPU counts as the system's PostgreSQL share")
+	fs.BoolVar(&o.SkipBaselines, "skip-baselines", false, "skip the HTTP and engine baselines (with -target the HTTP baseline is always skipped)")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run with small numbers (scenarios 200x10,500x1,1x5000; 5,000 HTTP requests; 300 engine workflows; 5 s fixed rate)")
 	fs.StringVar(&o.Scenarios, "scenarios", "2000x10,5000x1,1x50000", "system scenarios, EVENTSxSUBSCRIBERS, comma separated")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "concurrent API posters at full speed (and HTTP baseline senders)")
@@ -103,7 +120,30 @@ func parseFlags() (options, []scenarioSize, error) {
 	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if o.Temporal != "" && !set["processes"] {
+	if o.Target != "" {
+		o.Target = strings.TrimRight(o.Target, "/")
+		if !set["scenarios"] {
+			o.Scenarios = targetScenarios
+		}
+		if !set["concurrency"] {
+			o.Concurrency = 32
+		}
+		if o.Temporal == "" {
+			o.Temporal = "127.0.0.1:7233"
+		}
+		if o.OperatorKey == "" {
+			o.OperatorKey = "dev-operator-key"
+		}
+		if !set["engine-n"] {
+			o.EngineWorkflows = 600
+		}
+		if !set["throttle"] {
+			o.Throttle = false
+		}
+		if o.Soak > 0 || o.Processes || o.SQLite {
+			return o, nil, fmt.Errorf("-target drives a running hookd: -soak, -processes and -sqlite do not apply")
+		}
+	} else if o.Temporal != "" && !set["processes"] {
 		o.Processes = true
 	}
 	if o.Quick {
@@ -183,6 +223,9 @@ type bench struct {
 	keys     *keyring.Keyring // seal the secrets in db, unless HOOKD_ENCRYPTION_KEY is set
 	keySpec  string           // the same keys as HOOKD_ENCRYPTION_KEY, for hookd's processes
 	hookdBin string           // -processes: the hookd binary the scenarios run
+	statsDB  *sqlx.DB         // hookd's database, for its transaction count (nil: not counted)
+	target   *external        // -target: the running hookd
+	pgDBs    []string         // the system's databases, whose backends' CPU is PostgreSQL's share
 }
 
 func main() {
@@ -222,6 +265,9 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 
 	say("hookd-bench: %d CPU, %s, load %s; scenarios %s, concurrency %d", res.NumCPU, res.GoVersion, res.LoadAvgStart, opt.Scenarios, opt.Concurrency)
 	var dbFile string
+	if opt.Target != "" {
+		return b.runTarget(ctx, sizes)
+	}
 	if opt.SQLite {
 		dir, err := os.MkdirTemp("", "hookd-bench-temporal-")
 		if err != nil {
@@ -229,7 +275,7 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 		}
 		defer os.RemoveAll(dir)
 		dbFile = filepath.Join(dir, "temporal.db")
-		res.TemporalStore = "sqlite"
+		res.TemporalStore = "sqlite (" + opt.SQLitePragmas + " pragmas)"
 	}
 	var t *testenv.Temporal
 	var err error
@@ -238,7 +284,7 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 		res.TemporalStore = "external server at " + opt.Temporal
 	} else {
 		say("starting the Temporal dev server (%s) ...", res.TemporalStore)
-		if t, err = testenv.StartTemporal(ctx, dbFile, nil); err != nil {
+		if t, err = testenv.StartTemporalWith(ctx, testenv.TemporalOptions{DBFile: dbFile, Pragmas: sqlitePragmas(opt.SQLitePragmas)}); err != nil {
 			return err
 		}
 	}
@@ -293,7 +339,19 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 		say("hookd runs as separate api and worker processes (%s)", b.hookdBin)
 	}
 
+	b.statsDB = b.db.DB
+	b.pgDBs = append(b.pgDBs, b.db.Name)
+	return b.measure(ctx, sizes, started)
+}
+
+// measure runs the phases against the system run set up, then prints and writes the results.
+func (b *bench) measure(ctx context.Context, sizes []scenarioSize, started time.Time) error {
+	opt, res := b.opt, b.res
 	b.mon = newMonitor(res.TemporalPID)
+	for _, n := range strings.Split(opt.TemporalDBs, ",") {
+		b.pgDBs = append(b.pgDBs, strings.TrimSpace(n))
+	}
+	b.mon.databases(b.pgDBs...)
 	go b.mon.run(ctx)
 
 	fail := func(what string, err error) {
@@ -303,20 +361,22 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 	}
 
 	// 1. HTTP baseline.
-	if h, err := b.httpBaseline(ctx); err != nil {
-		fail("HTTP baseline", err)
-	} else {
-		res.HTTPBaseline = h
+	if opt.Target == "" && !opt.SkipBaselines {
+		if h, err := b.httpBaseline(ctx); err != nil {
+			fail("HTTP baseline", err)
+		} else {
+			res.HTTPBaseline = h
+		}
 	}
 	// 2. Engine baselines: one activity, and hookd's shape.
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && !opt.SkipBaselines {
 		if e, err := b.engineBaseline(ctx, shapeActivity); err != nil {
 			fail("engine baseline", err)
 		} else {
 			res.EngineBaseline = e
 		}
 	}
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && !opt.SkipBaselines {
 		if e, err := b.engineBaseline(ctx, shapeLocal); err != nil {
 			fail("engine baseline (local activity)", err)
 		} else {
@@ -394,6 +454,11 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 	res.Targets, res.Ratios = evaluate(res)
 
 	printSummary(os.Stdout, res)
+	if opt.MemProfile != "" {
+		if err := writeMemProfile(opt.MemProfile); err != nil {
+			return err
+		}
+	}
 	if err := writeJSON(opt.Out, res); err != nil {
 		return err
 	}

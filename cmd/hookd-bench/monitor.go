@@ -36,7 +36,8 @@ type rssSample struct {
 type monitor struct {
 	tpid  int
 	mu    sync.Mutex
-	hookd []int // hookd's own processes (-processes), counted apart from this one
+	hookd []int           // hookd's own processes (-processes), counted apart from this one
+	pgDBs map[string]bool // the system's databases: their backends' CPU is counted apart
 
 	label    string
 	line     func() string
@@ -84,8 +85,21 @@ func (m *monitor) begin(label string, line func() string) {
 	m.label, m.line, m.begun = label, line, time.Now()
 	m.rss = RSS{}
 	m.series, m.progress = nil, nil
-	m.cpu0 = takeCPU(m.tpid, m.hookd)
+	m.cpu0 = takeCPU(m.tpid, m.hookd, m.pgDBs)
 	m.sampleLocked()
+}
+
+// databases names the system's PostgreSQL databases (hookd's, and the real Temporal server's):
+// the CPU of their backends is the system's share of PostgreSQL on a machine others use too.
+func (m *monitor) databases(names ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pgDBs = map[string]bool{}
+	for _, n := range names {
+		if n != "" {
+			m.pgDBs[n] = true
+		}
+	}
 }
 
 // watch names hookd's processes, when it does not run in this one.
@@ -93,7 +107,7 @@ func (m *monitor) watch(pids []int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.hookd = pids
-	m.cpu0 = takeCPU(m.tpid, m.hookd)
+	m.cpu0 = takeCPU(m.tpid, m.hookd, m.pgDBs)
 }
 
 // record keeps an RSS series for the phase, with progress as its x axis.
@@ -116,7 +130,7 @@ func (m *monitor) end() phaseStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sampleLocked()
-	st := phaseStats{RSS: m.rss, CPU: takeCPU(m.tpid, m.hookd).since(m.cpu0), Series: m.series}
+	st := phaseStats{RSS: m.rss, CPU: takeCPU(m.tpid, m.hookd, m.pgDBs).since(m.cpu0), Series: m.series}
 	m.label, m.line, m.progress, m.series = "", nil, nil, nil
 	return st
 }
@@ -194,19 +208,24 @@ type CPU struct {
 	HookdSec    float64 `json:"hookdSec"`    // -processes: hookd's api and worker processes
 	TemporalSec float64 `json:"temporalSec"` // the dev server
 	PostgresSec float64 `json:"postgresSec"` // every process named postgres (server and backends)
-	OtherSec    float64 `json:"otherSec"`    // the rest of the machine (other workloads, the kernel)
-	IdleSec     float64 `json:"idleSec"`     // idle and iowait, all cores
+	// PostgresDBSec is the backends connected to the system's databases only (hookd's; with
+	// -temporal-dbs the real server's), without the shared background processes (WAL writer,
+	// checkpointer, autovacuum) or other users of the same server. Backends that exit during the
+	// phase lose their time here (pools keep theirs open).
+	PostgresDBSec float64 `json:"postgresDbSec,omitempty"`
+	OtherSec      float64 `json:"otherSec"` // the rest of the machine (other workloads, the kernel)
+	IdleSec       float64 `json:"idleSec"`  // idle and iowait, all cores
 }
 
 type cpuSnapshot struct {
-	at                                          time.Time
-	self, hookd, temporal, postgres, busy, idle float64 // seconds
+	at                                                time.Time
+	self, hookd, temporal, postgres, pgDB, busy, idle float64 // seconds
 }
 
 // clkTck is USER_HZ, 100 on every Linux this runs on.
 const clkTck = 100.0
 
-func takeCPU(tpid int, hookd []int) cpuSnapshot {
+func takeCPU(tpid int, hookd []int, pgDBs map[string]bool) cpuSnapshot {
 	s := cpuSnapshot{at: time.Now(), self: procCPU("self", false)}
 	for _, pid := range hookd {
 		s.hookd += procCPU(strconv.Itoa(pid), false)
@@ -222,6 +241,9 @@ func takeCPU(tpid int, hookd []int) cpuSnapshot {
 			if comm, err := os.ReadFile("/proc/" + e.Name() + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
 				// With children's time: the postmaster collects that of backends that exited.
 				s.postgres += procCPU(e.Name(), true)
+				if len(pgDBs) > 0 && backendOf(e.Name(), pgDBs) {
+					s.pgDB += procCPU(e.Name(), false)
+				}
 			}
 		}
 	}
@@ -238,6 +260,25 @@ func takeCPU(tpid int, hookd []int) cpuSnapshot {
 		}
 	}
 	return s
+}
+
+// backendOf reports a PostgreSQL backend connected to one of dbs: its title is
+// "postgres: [cluster: ]user database host(port) state".
+func backendOf(pid string, dbs map[string]bool) bool {
+	raw, err := os.ReadFile("/proc/" + pid + "/cmdline")
+	if err != nil {
+		return false
+	}
+	title := strings.TrimRight(string(raw), "\x00")
+	if !strings.HasPrefix(title, "postgres: ") {
+		return false
+	}
+	for _, f := range strings.Fields(title) {
+		if dbs[f] {
+			return true
+		}
+	}
+	return false
 }
 
 // procCPU is a process's user+system time in seconds, from /proc/<pid>/stat.
@@ -267,7 +308,7 @@ func procCPU(pid string, children bool) float64 {
 func (s cpuSnapshot) since(p cpuSnapshot) CPU {
 	c := CPU{WallSec: round(s.at.Sub(p.at).Seconds(), 2), SelfSec: round(s.self-p.self, 2), HookdSec: round(s.hookd-p.hookd, 2),
 		TemporalSec: round(s.temporal-p.temporal, 2),
-		PostgresSec: round(max(0, s.postgres-p.postgres), 2), IdleSec: round(s.idle-p.idle, 2)}
+		PostgresSec: round(max(0, s.postgres-p.postgres), 2), PostgresDBSec: round(max(0, s.pgDB-p.pgDB), 2), IdleSec: round(s.idle-p.idle, 2)}
 	c.OtherSec = round(max(0, (s.busy-p.busy)-c.SelfSec-c.HookdSec-c.TemporalSec-c.PostgresSec), 2)
 	return c
 }

@@ -106,7 +106,13 @@ type CPUPerDel struct {
 	Self     float64 `json:"self"`
 	Hookd    float64 `json:"hookd,omitempty"` // -processes: hookd's api and worker processes (else within self)
 	Temporal float64 `json:"temporal"`
-	Postgres float64 `json:"postgres"`
+	Postgres float64 `json:"postgres"` // every postgres process on the machine
+	// PostgresDB is the backends of the system's own databases (0: not known).
+	PostgresDB float64 `json:"postgresDb,omitempty"`
+	// System is the whole stack: hookd (self when it runs in this process, which then includes the
+	// bench's posters and receivers), the Temporal server and PostgreSQL (its backends of the
+	// system's databases when known, else every postgres process).
+	System float64 `json:"system"`
 }
 
 // HistoryStats is the Temporal cost of a sample of event workflows, every run of each (a long

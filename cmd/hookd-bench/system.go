@@ -63,6 +63,10 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	defer closeReceivers(rs)
 
 	operatorKey := "bench-operator-" + tag
+	if b.target != nil {
+		operatorKey = b.opt.OperatorKey
+		res.TaskQueue = "" // the running hookd's: its workflows are not told apart from others'
+	}
 	app, fanOutMode, err := b.startHookd(ctx, res.TaskQueue, operatorKey)
 	if err != nil {
 		return nil, err
@@ -200,7 +204,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	// Wait for the workflows to close, then count them and sample their histories.
 	running := fmt.Sprintf(`TaskQueue = %q AND ExecutionStatus = "Running"`, res.TaskQueue)
 	closeBy := time.Now().Add(min(wait, time.Minute))
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && b.target == nil {
 		n, err := b.countWorkflows(ctx, running)
 		if err == nil && n == 0 {
 			res.WorkflowsClosedSec = time.Since(start).Seconds()
@@ -218,6 +222,18 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 		per := func(sec float64) float64 { return round(sec*1000/float64(res.Arrived), 3) }
 		res.CPUPerDelivery = CPUPerDel{Self: per(st.CPU.SelfSec), Hookd: per(st.CPU.HookdSec), Temporal: per(st.CPU.TemporalSec),
 			Postgres: per(st.CPU.PostgresSec)}
+		// The system's processes: hookd's own when it runs apart (the bench's posters and receivers
+		// are not the system's), else this process with hookd in it.
+		sys := st.CPU.HookdSec
+		if len(app.pids()) == 0 {
+			sys = st.CPU.SelfSec
+		}
+		pg := st.CPU.PostgresSec
+		if len(b.pgDBs) > 0 {
+			pg = st.CPU.PostgresDBSec
+			res.CPUPerDelivery.PostgresDB = per(pg)
+		}
+		res.CPUPerDelivery.System = per(sys + st.CPU.TemporalSec + pg)
 	}
 	res.Timings = timings(app.gather())
 	if res.Accepted > 0 {
@@ -233,7 +249,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 			}
 		}
 	}
-	if n, err := b.countWorkflows(ctx, fmt.Sprintf("TaskQueue = %q", res.TaskQueue)); err == nil {
+	if n, err := b.countWorkflows(ctx, fmt.Sprintf("TaskQueue = %q", res.TaskQueue)); err == nil && b.target == nil {
 		res.Workflows = n
 		if res.Accepted > 0 {
 			res.WorkflowsPerEvent = float64(n) / float64(res.Accepted)
@@ -244,7 +260,9 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 	if xacts1, err := b.xacts(ctx); err == nil && xerr == nil && res.Accepted > 0 {
 		res.SQLPerEvent = round(float64(xacts1-xacts0)/float64(res.Accepted), 2)
 	}
-	res.History = b.sampleHistories(ctx, appID, tag, spec)
+	if b.target == nil {
+		res.History = b.sampleHistories(ctx, appID, tag, spec)
+	}
 
 	say("%s: %d/%d accepted in %.2fs = %.0f events/s; %d/%d deliveries by %.2fs = %.0f deliveries/s (%.1f events/s end to end); answer->arrival p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; %.1f SQL statements/event",
 		res.Name, res.Accepted, spec.Events, res.PostSec, res.EventsPerSec, res.Arrived, res.ExpectedDeliveries, res.DeliverySec,
@@ -268,6 +286,9 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 // startHookd starts hookd (in this process, or as processes with -processes) on its own task
 // queue against the bench's server and database. fanOutMode is local or activity.
 func (b *bench) startHookd(ctx context.Context, queue, operatorKey string) (app system, fanOutMode string, err error) {
+	if b.target != nil {
+		return b.target, "the target's", nil
+	}
 	cfg, err := config.Load()
 	if err != nil {
 		return nil, "", err
@@ -304,9 +325,12 @@ func (b *bench) startHookd(ctx context.Context, queue, operatorKey string) (app 
 }
 
 func (b *bench) xacts(ctx context.Context) (int64, error) {
+	if b.statsDB == nil {
+		return 0, fmt.Errorf("no database to count transactions in")
+	}
 	time.Sleep(1100 * time.Millisecond) // backends report at most once a second while busy
 	var n int64
-	err := b.db.DB.GetContext(ctx, &n, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`)
+	err := b.statsDB.GetContext(ctx, &n, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`)
 	return n, err
 }
 
@@ -428,7 +452,7 @@ const apiSubscribeMax = 1000
 // subscribeAll gives each subscriber a subscription to the app's events of eventType: through the
 // API, conc calls at a time, or in one statement beyond apiSubscribeMax.
 func (b *bench) subscribeAll(ctx context.Context, api *apiClient, appID, key, eventType string, rs []*receiver, subs, conc int) error {
-	if subs > apiSubscribeMax {
+	if subs > apiSubscribeMax && b.target == nil {
 		return b.insertSubscriptions(ctx, appID, eventType, rs, subs)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
