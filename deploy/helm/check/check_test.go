@@ -57,6 +57,8 @@ func TestChartRendersValidManifests(t *testing.T) {
 		{"inline metrics token, no PDBs, no migration, extra config", []string{"--set", inline + ",secrets.metricsToken=t,metrics.serviceMonitor.enabled=true," +
 			"api.pdb.enabled=false,worker.pdb.enabled=false,migration.enabled=false,worker.replicas=4,extraConfig.HOOKD_FANOUT_PAGE_SIZE=200,extraConfig.OTEL_EXPORTER_OTLP_ENDPOINT=http://otel:4318"},
 			nil, map[string]int{"PodDisruptionBudget": 0, "Job": 0, "ServiceMonitor": 1}},
+		{"APIs with a worker of their own (make cluster's combined shape)", []string{"--set", inline + ",api.worker=true"}, nil,
+			map[string]int{"Deployment": 2, "Service": 2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
