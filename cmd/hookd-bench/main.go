@@ -60,6 +60,7 @@ type options struct {
 	SQLite            bool    `json:"sqlite"`
 	Temporal          string  `json:"temporal,omitempty"`
 	Processes         bool    `json:"processes"`
+	Shape             string  `json:"shape,omitempty"`
 	Out               string  `json:"out"`
 	Wait              float64 `json:"waitSec"`
 	HistorySample     int     `json:"historySample"`
@@ -103,7 +104,8 @@ func parseFlags() (options, []scenarioSize, error) {
 	fs.IntVar(&o.SoakSubs, "soak-subs", 10, "subscribers per event during the soak")
 	fs.BoolVar(&o.SQLite, "sqlite", false, "run the Temporal dev server on a sqlite file in a temp dir (default: in memory)")
 	fs.StringVar(&o.Temporal, "temporal", "", "measure against this Temporal server (host:port; namespace default with hookd's search attributes, e.g. `make cluster`'s 127.0.0.1:7233) instead of a dev server")
-	fs.BoolVar(&o.Processes, "processes", false, "run hookd as the production topology does: `hookd api` and `hookd worker` as processes of their own, built from this repository (default with -temporal; no eager start then)")
+	fs.BoolVar(&o.Processes, "processes", false, "run hookd as the production topology does: `hookd api` and `hookd worker` as processes of their own, built from this repository (default with -temporal; no eager start then unless -shape combined)")
+	fs.StringVar(&o.Shape, "shape", "separate", "with -processes: separate (`hookd api` + `hookd worker`: no eager start) or combined (`hookd api -worker` + `hookd worker`: the API's workflows start eagerly on its own worker), as HOOKD_CLUSTER_SHAPE in make cluster")
 	fs.StringVar(&o.Out, "out", "bench-results.json", "JSON file for every figure")
 	fs.Float64Var(&o.Wait, "wait", 180, "seconds to wait for a scenario's deliveries after the last post before reporting what is missing")
 	fs.IntVar(&o.HistorySample, "history-sample", 25, "event workflows per scenario whose Temporal history is counted")
@@ -145,6 +147,12 @@ func parseFlags() (options, []scenarioSize, error) {
 		}
 	} else if o.Temporal != "" && !set["processes"] {
 		o.Processes = true
+	}
+	if o.Shape != "separate" && o.Shape != "combined" {
+		return o, nil, fmt.Errorf("-shape %q: want separate or combined", o.Shape)
+	}
+	if !o.Processes {
+		o.Shape = ""
 	}
 	if o.Quick {
 		if !set["scenarios"] {
@@ -336,7 +344,7 @@ func run(ctx context.Context, opt options, sizes []scenarioSize) error {
 		if b.hookdBin, err = buildHookd(ctx, dir); err != nil {
 			return err
 		}
-		say("hookd runs as separate api and worker processes (%s)", b.hookdBin)
+		say("hookd runs as processes of its own, shape %s (%s)", opt.Shape, b.hookdBin)
 	}
 
 	b.statsDB = b.db.DB

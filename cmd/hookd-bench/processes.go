@@ -47,8 +47,8 @@ func (p inProcess) gather() []*dto.MetricFamily {
 	return fams
 }
 
-// processes is `hookd api` and `hookd worker`, each a process of its own, configured through
-// the same HOOKD_* variables as in production.
+// processes is `hookd api` (or `hookd api -worker`) and `hookd worker`, each a process of its
+// own, configured through the same HOOKD_* variables as in production.
 type processes struct {
 	apiURL     string
 	metricURLs []string
@@ -132,8 +132,9 @@ func buildHookd(ctx context.Context, dir string) (string, error) {
 }
 
 // startProcesses runs `hookd api` and `hookd worker` with cfg as their environment, and waits
-// until the API answers.
-func startProcesses(ctx context.Context, bin string, cfg config.Config, keys string, logs io.Writer) (*processes, error) {
+// until the API answers. Shape combined runs the API as `hookd api -worker` (make cluster's
+// HOOKD_CLUSTER_SHAPE=combined): the workflows it starts go eagerly to its own worker.
+func startProcesses(ctx context.Context, bin string, cfg config.Config, keys, shape string, logs io.Writer) (*processes, error) {
 	apiAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -155,16 +156,23 @@ func startProcesses(ctx context.Context, bin string, cfg config.Config, keys str
 		"HOOKD_ENCRYPTION_KEY="+keys,
 	)
 	p := &processes{apiURL: "http://" + apiAddr, metricURLs: []string{"http://" + apiAddr + "/metrics", "http://" + workerMetrics + "/metrics"}}
-	for _, c := range []struct{ cmd, env string }{
-		{"worker", "HOOKD_METRICS_ADDR=" + workerMetrics},
-		{"api", "HOOKD_HTTP_ADDR=" + apiAddr},
+	apiArgs := []string{"api"}
+	if shape == "combined" {
+		apiArgs = append(apiArgs, "-worker")
+	}
+	for _, c := range []struct {
+		args []string
+		env  string
+	}{
+		{[]string{"worker"}, "HOOKD_METRICS_ADDR=" + workerMetrics},
+		{apiArgs, "HOOKD_HTTP_ADDR=" + apiAddr},
 	} {
-		cmd := exec.Command(bin, c.cmd)
+		cmd := exec.Command(bin, c.args...)
 		cmd.Env = append(env, c.env)
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			p.stop()
-			return nil, fmt.Errorf("start hookd %s: %w", c.cmd, err)
+			return nil, fmt.Errorf("start hookd %s: %w", strings.Join(c.args, " "), err)
 		}
 		p.cmds = append(p.cmds, cmd)
 	}

@@ -311,7 +311,7 @@ func (b *bench) startHookd(ctx context.Context, queue, operatorKey string) (app 
 		fanOutMode = "local"
 	}
 	if b.hookdBin != "" {
-		app, err = startProcesses(ctx, b.hookdBin, cfg, b.keySpec, os.Stderr)
+		app, err = startProcesses(ctx, b.hookdBin, cfg, b.keySpec, b.opt.Shape, os.Stderr)
 	} else {
 		var a *service.App
 		if a, err = service.Start(ctx, cfg, b.svcLog, true, true); err == nil {
