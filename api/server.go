@@ -53,6 +53,7 @@ type Server struct {
 	keys    keyCache
 	schemas schemaCache // compiled schemas of registered events (catalog.go)
 	limits  limiters
+	portal  portalState // the subscriber portal's pages (portal.go)
 }
 
 // UseCases is the use-case layer this server calls: another front door (the subscriber portal)
@@ -145,6 +146,7 @@ func (s *Server) Handler() http.Handler {
 	app.POST("/deliveries/recover", s.idempotent, s.recoverDeliveries)
 	app.GET("/operations/:id", s.getOperation)
 	app.POST("/operations/:id/cancel", s.cancelOperation)
+	s.portalRoutes(r, v1) // /portal/ and /v1/apps/:id/portal-* (portal.go)
 	return r
 }
 

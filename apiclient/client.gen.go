@@ -150,6 +150,66 @@ func (e PolledEventKind) Valid() bool {
 	}
 }
 
+// Defines values for PortalSessionCreatedBy.
+const (
+	PortalSessionCreatedByApp      PortalSessionCreatedBy = "app"
+	PortalSessionCreatedByOperator PortalSessionCreatedBy = "operator"
+)
+
+// Valid indicates whether the value is a known member of the PortalSessionCreatedBy enum.
+func (e PortalSessionCreatedBy) Valid() bool {
+	switch e {
+	case PortalSessionCreatedByApp:
+		return true
+	case PortalSessionCreatedByOperator:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PortalSessionState.
+const (
+	PortalSessionStateExpired  PortalSessionState = "expired"
+	PortalSessionStateOpen     PortalSessionState = "open"
+	PortalSessionStateRevoked  PortalSessionState = "revoked"
+	PortalSessionStateUnopened PortalSessionState = "unopened"
+)
+
+// Valid indicates whether the value is a known member of the PortalSessionState enum.
+func (e PortalSessionState) Valid() bool {
+	switch e {
+	case PortalSessionStateExpired:
+		return true
+	case PortalSessionStateOpen:
+		return true
+	case PortalSessionStateRevoked:
+		return true
+	case PortalSessionStateUnopened:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PortalSettingsThemeMode.
+const (
+	Dark  PortalSettingsThemeMode = "dark"
+	Light PortalSettingsThemeMode = "light"
+)
+
+// Valid indicates whether the value is a known member of the PortalSettingsThemeMode enum.
+func (e PortalSettingsThemeMode) Valid() bool {
+	switch e {
+	case Dark:
+		return true
+	case Light:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReadinessPostgres.
 const (
 	ReadinessPostgresOk          ReadinessPostgres = "ok"
@@ -267,6 +327,48 @@ const (
 func (e Healthz200JSONResponseBodyStatus) Valid() bool {
 	switch e {
 	case Healthz200JSONResponseBodyStatusOk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreatePortalSession201JSONResponseBodyDataCreatedBy.
+const (
+	CreatePortalSession201JSONResponseBodyDataCreatedByApp      CreatePortalSession201JSONResponseBodyDataCreatedBy = "app"
+	CreatePortalSession201JSONResponseBodyDataCreatedByOperator CreatePortalSession201JSONResponseBodyDataCreatedBy = "operator"
+)
+
+// Valid indicates whether the value is a known member of the CreatePortalSession201JSONResponseBodyDataCreatedBy enum.
+func (e CreatePortalSession201JSONResponseBodyDataCreatedBy) Valid() bool {
+	switch e {
+	case CreatePortalSession201JSONResponseBodyDataCreatedByApp:
+		return true
+	case CreatePortalSession201JSONResponseBodyDataCreatedByOperator:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreatePortalSession201JSONResponseBodyDataState.
+const (
+	CreatePortalSession201JSONResponseBodyDataStateExpired  CreatePortalSession201JSONResponseBodyDataState = "expired"
+	CreatePortalSession201JSONResponseBodyDataStateOpen     CreatePortalSession201JSONResponseBodyDataState = "open"
+	CreatePortalSession201JSONResponseBodyDataStateRevoked  CreatePortalSession201JSONResponseBodyDataState = "revoked"
+	CreatePortalSession201JSONResponseBodyDataStateUnopened CreatePortalSession201JSONResponseBodyDataState = "unopened"
+)
+
+// Valid indicates whether the value is a known member of the CreatePortalSession201JSONResponseBodyDataState enum.
+func (e CreatePortalSession201JSONResponseBodyDataState) Valid() bool {
+	switch e {
+	case CreatePortalSession201JSONResponseBodyDataStateExpired:
+		return true
+	case CreatePortalSession201JSONResponseBodyDataStateOpen:
+		return true
+	case CreatePortalSession201JSONResponseBodyDataStateRevoked:
+		return true
+	case CreatePortalSession201JSONResponseBodyDataStateUnopened:
 		return true
 	default:
 		return false
@@ -933,6 +1035,74 @@ type PolledEvent struct {
 
 // PolledEventKind defines model for PolledEvent.Kind.
 type PolledEventKind string
+
+// PortalAuditEntry defines model for PortalAuditEntry.
+type PortalAuditEntry struct {
+	// Action Example: endpoint.disable
+	Action    string    `json:"action"`
+	AppId     string    `json:"appId"`
+	At        time.Time `json:"at"`
+	Detail    *string   `json:"detail,omitempty"`
+	Id        int64     `json:"id"`
+	SessionId string    `json:"sessionId"`
+	Target    string    `json:"target"`
+}
+
+// PortalSession defines model for PortalSession.
+type PortalSession struct {
+	AppId     string                 `json:"appId"`
+	CreatedAt time.Time              `json:"createdAt"`
+	CreatedBy PortalSessionCreatedBy `json:"createdBy"`
+
+	// ExpiresAt The link's deadline until it is opened, the session's after.
+	ExpiresAt time.Time `json:"expiresAt"`
+
+	// Id Example: ps_Q2v1mY0oVQ4bE3Sx9g3K1A
+	Id              string             `json:"id"`
+	LifetimeSeconds int                `json:"lifetimeSeconds"`
+	OpenedAt        *time.Time         `json:"openedAt,omitempty"`
+	ReadOnly        bool               `json:"readOnly"`
+	RevokedAt       *time.Time         `json:"revokedAt,omitempty"`
+	State           PortalSessionState `json:"state"`
+	SubscriptionIds *[]string          `json:"subscriptionIds,omitempty"`
+}
+
+// PortalSessionCreatedBy defines model for PortalSession.CreatedBy.
+type PortalSessionCreatedBy string
+
+// PortalSessionState defines model for PortalSession.State.
+type PortalSessionState string
+
+// PortalSessionRequest defines model for PortalSessionRequest.
+type PortalSessionRequest struct {
+	// LifetimeSeconds How long the session lasts once opened (default 604800, 7 days).
+	LifetimeSeconds *int `json:"lifetimeSeconds,omitempty"`
+
+	// ReadOnly The session may look but not change anything.
+	ReadOnly *bool `json:"readOnly,omitempty"`
+
+	// SubscriptionIds Narrows the session to these subscriptions of the app (left out, all of them).
+	SubscriptionIds *[]string `json:"subscriptionIds,omitempty"`
+}
+
+// PortalSettings defines model for PortalSettings.
+type PortalSettings struct {
+	// FrameAncestors Origins that may frame the portal (https, or http://localhost); empty, none.
+	//
+	// Example: ["https://dashboard.example.com"]
+	FrameAncestors *[]string `json:"frameAncestors,omitempty"`
+	Theme          *struct {
+		// AccentColor A colour such as "#2563eb".
+		AccentColor *string `json:"accentColor,omitempty"`
+
+		// LogoUrl An https URL of a logo shown in the portal's header.
+		LogoUrl *string                  `json:"logoUrl,omitempty"`
+		Mode    *PortalSettingsThemeMode `json:"mode,omitempty"`
+	} `json:"theme,omitempty"`
+}
+
+// PortalSettingsThemeMode defines model for PortalSettings.Theme.Mode.
+type PortalSettingsThemeMode string
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
@@ -1725,6 +1895,30 @@ type CreateApiKeyParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListPortalAuditParams defines parameters for ListPortalAudit.
+type ListPortalAuditParams struct {
+	// PageSize Items per page.
+	PageSize *PageSize `form:"pageSize,omitempty" json:"pageSize,omitempty"`
+
+	// Page Cursor; the `meta.nextPage` of the previous page.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+}
+
+// ListPortalSessionsParams defines parameters for ListPortalSessions.
+type ListPortalSessionsParams struct {
+	// PageSize Items per page.
+	PageSize *PageSize `form:"pageSize,omitempty" json:"pageSize,omitempty"`
+
+	// Page Cursor; the `meta.nextPage` of the previous page.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+}
+
+// CreatePortalSession201JSONResponseBodyDataCreatedBy defines parameters for CreatePortalSession.
+type CreatePortalSession201JSONResponseBodyDataCreatedBy string
+
+// CreatePortalSession201JSONResponseBodyDataState defines parameters for CreatePortalSession.
+type CreatePortalSession201JSONResponseBodyDataState string
+
 // CreateCallbackParams defines parameters for CreateCallback.
 type CreateCallbackParams struct {
 	// IdempotencyKey Makes the request safe to retry: the first answer to a key is kept 24 h for the caller,
@@ -1947,6 +2141,12 @@ type CreateAppJSONRequestBody = CreateAppRequest
 // UpdateAppJSONRequestBody defines body for UpdateApp for application/json ContentType.
 type UpdateAppJSONRequestBody = UpdateAppRequest
 
+// CreatePortalSessionJSONRequestBody defines body for CreatePortalSession for application/json ContentType.
+type CreatePortalSessionJSONRequestBody = PortalSessionRequest
+
+// SetPortalSettingsJSONRequestBody defines body for SetPortalSettings for application/json ContentType.
+type SetPortalSettingsJSONRequestBody = PortalSettings
+
 // CreateCallbackJSONRequestBody defines body for CreateCallback for application/json ContentType.
 type CreateCallbackJSONRequestBody = CallbackRequest
 
@@ -2160,6 +2360,27 @@ type ClientInterface interface {
 	// Corresponds with GET /openapi.json (the `Openapi` operationId).
 	Openapi(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PortalRoot The subscriber portal (redirect)
+	//
+	// Redirects to `/portal/`.
+	//
+	// Corresponds with GET /portal (the `PortalRoot` operationId).
+	PortalRoot(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PortalPage A subscriber portal page (HTML)
+	//
+	// The subscriber portal's pages, for browsers: `/portal/open?token=` exchanges a session's link for its cookie; every other page needs the cookie. Not part of the JSON API.
+	//
+	// Corresponds with GET /portal/{path} (the `PortalPage` operationId).
+	PortalPage(ctx context.Context, path string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PortalAction A subscriber portal action (HTML form)
+	//
+	// A form post of the portal (CSRF token required). Not part of the JSON API.
+	//
+	// Corresponds with POST /portal/{path} (the `PortalAction` operationId).
+	PortalAction(ctx context.Context, path string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Readyz Readiness
 	//
 	// Checks PostgreSQL and Temporal (3 s timeout). Each field is "ok" or "unavailable"; the reason is in the log, never in the answer (errors can name hosts and users).
@@ -2232,6 +2453,77 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/apps/{id}/keys/{keyId} (the `RevokeApiKey` operationId).
 	RevokeApiKey(ctx context.Context, id string, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPortalAudit Read the portal's audit log
+	//
+	// Every change made in the app's portal sessions (session, action, target, time), newest first. The app itself or the operator may call it.
+	//
+	// Corresponds with GET /v1/apps/{id}/portal-audit (the `ListPortalAudit` operationId).
+	ListPortalAudit(ctx context.Context, id string, params *ListPortalAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokePortalSessions Revoke every portal session of an app
+	//
+	// Ends every live session of the app at once, in every API process. The app itself or the operator may call it.
+	//
+	// Corresponds with DELETE /v1/apps/{id}/portal-sessions (the `RevokePortalSessions` operationId).
+	RevokePortalSessions(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPortalSessions List an app's portal sessions
+	//
+	// The app's sessions, newest first, with their state; never their links or cookies. The app itself or the operator may call it.
+	//
+	// Corresponds with GET /v1/apps/{id}/portal-sessions (the `ListPortalSessions` operationId).
+	ListPortalSessions(ctx context.Context, id string, params *ListPortalSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalSessionWithBody Open a subscriber portal session
+	//
+	// Opens a session of the subscriber portal (`/portal/`) for the app's customer and answers a single-use link. The link opens for 10 minutes; opening it exchanges its token for a session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) that lasts `lifetimeSeconds` (7 days by default) unless revoked. Only the hashes of the token and the cookie are stored. The app itself or the operator may call it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/apps/{id}/portal-sessions (the `CreatePortalSession` operationId).
+	CreatePortalSessionWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalSession Open a subscriber portal session
+	//
+	// Opens a session of the subscriber portal (`/portal/`) for the app's customer and answers a single-use link. The link opens for 10 minutes; opening it exchanges its token for a session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) that lasts `lifetimeSeconds` (7 days by default) unless revoked. Only the hashes of the token and the cookie are stored. The app itself or the operator may call it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/apps/{id}/portal-sessions (the `CreatePortalSession` operationId).
+	CreatePortalSession(ctx context.Context, id string, body CreatePortalSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokePortalSession Revoke a portal session
+	//
+	// Ends the session at once, in every API process (each portal request reads its session from the database); its link no longer opens. Revoking a revoked session answers the same. The app itself or the operator may call it.
+	//
+	// Corresponds with DELETE /v1/apps/{id}/portal-sessions/{sessionId} (the `RevokePortalSession` operationId).
+	RevokePortalSession(ctx context.Context, id string, sessionId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPortalSettings Read an app's portal settings
+	//
+	// Where the portal may be framed and its theme. The app itself or the operator may call it.
+	//
+	// Corresponds with GET /v1/apps/{id}/portal-settings (the `GetPortalSettings` operationId).
+	GetPortalSettings(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetPortalSettingsWithBody Set an app's portal settings
+	//
+	// Replaces the settings: `frameAncestors`, the origins that may embed the portal in an iframe (its Content-Security-Policy frame-ancestors; none by default), and the theme. The app itself or the operator may call it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/apps/{id}/portal-settings (the `SetPortalSettings` operationId).
+	SetPortalSettingsWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetPortalSettings Set an app's portal settings
+	//
+	// Replaces the settings: `frameAncestors`, the origins that may embed the portal in an iframe (its Content-Security-Policy frame-ancestors; none by default), and the theme. The app itself or the operator may call it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/apps/{id}/portal-settings (the `SetPortalSettings` operationId).
+	SetPortalSettings(ctx context.Context, id string, body SetPortalSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateCallbackWithBody Send a one-off callback
 	//
@@ -2791,6 +3083,57 @@ func (c *Client) Openapi(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 	return c.Client.Do(req)
 }
 
+// PortalRoot The subscriber portal (redirect)
+//
+// Redirects to `/portal/`.
+//
+// Corresponds with GET /portal (the `PortalRoot` operationId).
+func (c *Client) PortalRoot(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPortalRootRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PortalPage A subscriber portal page (HTML)
+//
+// The subscriber portal's pages, for browsers: `/portal/open?token=` exchanges a session's link for its cookie; every other page needs the cookie. Not part of the JSON API.
+//
+// Corresponds with GET /portal/{path} (the `PortalPage` operationId).
+func (c *Client) PortalPage(ctx context.Context, path string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPortalPageRequest(c.Server, path)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PortalAction A subscriber portal action (HTML form)
+//
+// A form post of the portal (CSRF token required). Not part of the JSON API.
+//
+// Corresponds with POST /portal/{path} (the `PortalAction` operationId).
+func (c *Client) PortalAction(ctx context.Context, path string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPortalActionRequest(c.Server, path)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // Readyz Readiness
 //
 // Checks PostgreSQL and Temporal (3 s timeout). Each field is "ok" or "unavailable"; the reason is in the log, never in the answer (errors can name hosts and users).
@@ -2944,6 +3287,167 @@ func (c *Client) CreateApiKey(ctx context.Context, id string, params *CreateApiK
 // Corresponds with DELETE /v1/apps/{id}/keys/{keyId} (the `RevokeApiKey` operationId).
 func (c *Client) RevokeApiKey(ctx context.Context, id string, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeApiKeyRequest(c.Server, id, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPortalAudit Read the portal's audit log
+//
+// Every change made in the app's portal sessions (session, action, target, time), newest first. The app itself or the operator may call it.
+//
+// Corresponds with GET /v1/apps/{id}/portal-audit (the `ListPortalAudit` operationId).
+func (c *Client) ListPortalAudit(ctx context.Context, id string, params *ListPortalAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPortalAuditRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokePortalSessions Revoke every portal session of an app
+//
+// Ends every live session of the app at once, in every API process. The app itself or the operator may call it.
+//
+// Corresponds with DELETE /v1/apps/{id}/portal-sessions (the `RevokePortalSessions` operationId).
+func (c *Client) RevokePortalSessions(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokePortalSessionsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPortalSessions List an app's portal sessions
+//
+// The app's sessions, newest first, with their state; never their links or cookies. The app itself or the operator may call it.
+//
+// Corresponds with GET /v1/apps/{id}/portal-sessions (the `ListPortalSessions` operationId).
+func (c *Client) ListPortalSessions(ctx context.Context, id string, params *ListPortalSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPortalSessionsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalSessionWithBody Open a subscriber portal session
+//
+// Opens a session of the subscriber portal (`/portal/`) for the app's customer and answers a single-use link. The link opens for 10 minutes; opening it exchanges its token for a session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) that lasts `lifetimeSeconds` (7 days by default) unless revoked. Only the hashes of the token and the cookie are stored. The app itself or the operator may call it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/apps/{id}/portal-sessions (the `CreatePortalSession` operationId).
+func (c *Client) CreatePortalSessionWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalSessionRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalSession Open a subscriber portal session
+//
+// Opens a session of the subscriber portal (`/portal/`) for the app's customer and answers a single-use link. The link opens for 10 minutes; opening it exchanges its token for a session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) that lasts `lifetimeSeconds` (7 days by default) unless revoked. Only the hashes of the token and the cookie are stored. The app itself or the operator may call it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/apps/{id}/portal-sessions (the `CreatePortalSession` operationId).
+func (c *Client) CreatePortalSession(ctx context.Context, id string, body CreatePortalSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalSessionRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokePortalSession Revoke a portal session
+//
+// Ends the session at once, in every API process (each portal request reads its session from the database); its link no longer opens. Revoking a revoked session answers the same. The app itself or the operator may call it.
+//
+// Corresponds with DELETE /v1/apps/{id}/portal-sessions/{sessionId} (the `RevokePortalSession` operationId).
+func (c *Client) RevokePortalSession(ctx context.Context, id string, sessionId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokePortalSessionRequest(c.Server, id, sessionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPortalSettings Read an app's portal settings
+//
+// Where the portal may be framed and its theme. The app itself or the operator may call it.
+//
+// Corresponds with GET /v1/apps/{id}/portal-settings (the `GetPortalSettings` operationId).
+func (c *Client) GetPortalSettings(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPortalSettingsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetPortalSettingsWithBody Set an app's portal settings
+//
+// Replaces the settings: `frameAncestors`, the origins that may embed the portal in an iframe (its Content-Security-Policy frame-ancestors; none by default), and the theme. The app itself or the operator may call it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/apps/{id}/portal-settings (the `SetPortalSettings` operationId).
+func (c *Client) SetPortalSettingsWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetPortalSettingsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetPortalSettings Set an app's portal settings
+//
+// Replaces the settings: `frameAncestors`, the origins that may embed the portal in an iframe (its Content-Security-Policy frame-ancestors; none by default), and the theme. The app itself or the operator may call it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/apps/{id}/portal-settings (the `SetPortalSettings` operationId).
+func (c *Client) SetPortalSettings(ctx context.Context, id string, body SetPortalSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetPortalSettingsRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4020,6 +4524,101 @@ func NewOpenapiRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewPortalRootRequest constructs an http.Request for the PortalRoot method
+func NewPortalRootRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/portal")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPortalPageRequest constructs an http.Request for the PortalPage method
+func NewPortalPageRequest(server string, path string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "path", path, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/portal/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPortalActionRequest constructs an http.Request for the PortalAction method
+func NewPortalActionRequest(server string, path string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "path", path, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/portal/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewReadyzRequest constructs an http.Request for the Readyz method
 func NewReadyzRequest(server string) (*http.Request, error) {
 	var err error
@@ -4347,6 +4946,355 @@ func NewRevokeApiKeyRequest(server string, id string, keyId string) (*http.Reque
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewListPortalAuditRequest constructs an http.Request for the ListPortalAudit method
+func NewListPortalAuditRequest(server string, id string, params *ListPortalAuditParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/portal-audit", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pageSize", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRevokePortalSessionsRequest constructs an http.Request for the RevokePortalSessions method
+func NewRevokePortalSessionsRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/portal-sessions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListPortalSessionsRequest constructs an http.Request for the ListPortalSessions method
+func NewListPortalSessionsRequest(server string, id string, params *ListPortalSessionsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/portal-sessions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pageSize", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreatePortalSessionRequest calls the generic CreatePortalSession builder with application/json body
+func NewCreatePortalSessionRequest(server string, id string, body CreatePortalSessionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreatePortalSessionRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreatePortalSessionRequestWithBody constructs an http.Request for the CreatePortalSession method, with any body, and a specified content type
+func NewCreatePortalSessionRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/portal-sessions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokePortalSessionRequest constructs an http.Request for the RevokePortalSession method
+func NewRevokePortalSessionRequest(server string, id string, sessionId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "sessionId", sessionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/portal-sessions/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPortalSettingsRequest constructs an http.Request for the GetPortalSettings method
+func NewGetPortalSettingsRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/portal-settings", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSetPortalSettingsRequest calls the generic SetPortalSettings builder with application/json body
+func NewSetPortalSettingsRequest(server string, id string, body SetPortalSettingsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetPortalSettingsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSetPortalSettingsRequestWithBody constructs an http.Request for the SetPortalSettings method, with any body, and a specified content type
+func NewSetPortalSettingsRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/portal-settings", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -6403,6 +7351,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /openapi.json (the `Openapi` operationId).
 	OpenapiWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*OpenapiResponse, error)
 
+	// PortalRootWithResponse The subscriber portal (redirect)
+	//
+	// Redirects to `/portal/`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /portal (the `PortalRoot` operationId).
+	PortalRootWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PortalRootResponse, error)
+
+	// PortalPageWithResponse A subscriber portal page (HTML)
+	//
+	// The subscriber portal's pages, for browsers: `/portal/open?token=` exchanges a session's link for its cookie; every other page needs the cookie. Not part of the JSON API.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /portal/{path} (the `PortalPage` operationId).
+	PortalPageWithResponse(ctx context.Context, path string, reqEditors ...RequestEditorFn) (*PortalPageResponse, error)
+
+	// PortalActionWithResponse A subscriber portal action (HTML form)
+	//
+	// A form post of the portal (CSRF token required). Not part of the JSON API.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /portal/{path} (the `PortalAction` operationId).
+	PortalActionWithResponse(ctx context.Context, path string, reqEditors ...RequestEditorFn) (*PortalActionResponse, error)
+
 	// ReadyzWithResponse Readiness
 	//
 	// Checks PostgreSQL and Temporal (3 s timeout). Each field is "ok" or "unavailable"; the reason is in the log, never in the answer (errors can name hosts and users).
@@ -6485,6 +7460,87 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/apps/{id}/keys/{keyId} (the `RevokeApiKey` operationId).
 	RevokeApiKeyWithResponse(ctx context.Context, id string, keyId string, reqEditors ...RequestEditorFn) (*RevokeApiKeyResponse, error)
+
+	// ListPortalAuditWithResponse Read the portal's audit log
+	//
+	// Every change made in the app's portal sessions (session, action, target, time), newest first. The app itself or the operator may call it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{id}/portal-audit (the `ListPortalAudit` operationId).
+	ListPortalAuditWithResponse(ctx context.Context, id string, params *ListPortalAuditParams, reqEditors ...RequestEditorFn) (*ListPortalAuditResponse, error)
+
+	// RevokePortalSessionsWithResponse Revoke every portal session of an app
+	//
+	// Ends every live session of the app at once, in every API process. The app itself or the operator may call it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/apps/{id}/portal-sessions (the `RevokePortalSessions` operationId).
+	RevokePortalSessionsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokePortalSessionsResponse, error)
+
+	// ListPortalSessionsWithResponse List an app's portal sessions
+	//
+	// The app's sessions, newest first, with their state; never their links or cookies. The app itself or the operator may call it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{id}/portal-sessions (the `ListPortalSessions` operationId).
+	ListPortalSessionsWithResponse(ctx context.Context, id string, params *ListPortalSessionsParams, reqEditors ...RequestEditorFn) (*ListPortalSessionsResponse, error)
+
+	// CreatePortalSessionWithBodyWithResponse Open a subscriber portal session
+	//
+	// Opens a session of the subscriber portal (`/portal/`) for the app's customer and answers a single-use link. The link opens for 10 minutes; opening it exchanges its token for a session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) that lasts `lifetimeSeconds` (7 days by default) unless revoked. Only the hashes of the token and the cookie are stored. The app itself or the operator may call it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{id}/portal-sessions (the `CreatePortalSession` operationId).
+	CreatePortalSessionWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error)
+
+	// CreatePortalSessionWithResponse Open a subscriber portal session
+	//
+	// Opens a session of the subscriber portal (`/portal/`) for the app's customer and answers a single-use link. The link opens for 10 minutes; opening it exchanges its token for a session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) that lasts `lifetimeSeconds` (7 days by default) unless revoked. Only the hashes of the token and the cookie are stored. The app itself or the operator may call it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{id}/portal-sessions (the `CreatePortalSession` operationId).
+	CreatePortalSessionWithResponse(ctx context.Context, id string, body CreatePortalSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error)
+
+	// RevokePortalSessionWithResponse Revoke a portal session
+	//
+	// Ends the session at once, in every API process (each portal request reads its session from the database); its link no longer opens. Revoking a revoked session answers the same. The app itself or the operator may call it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/apps/{id}/portal-sessions/{sessionId} (the `RevokePortalSession` operationId).
+	RevokePortalSessionWithResponse(ctx context.Context, id string, sessionId string, reqEditors ...RequestEditorFn) (*RevokePortalSessionResponse, error)
+
+	// GetPortalSettingsWithResponse Read an app's portal settings
+	//
+	// Where the portal may be framed and its theme. The app itself or the operator may call it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{id}/portal-settings (the `GetPortalSettings` operationId).
+	GetPortalSettingsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetPortalSettingsResponse, error)
+
+	// SetPortalSettingsWithBodyWithResponse Set an app's portal settings
+	//
+	// Replaces the settings: `frameAncestors`, the origins that may embed the portal in an iframe (its Content-Security-Policy frame-ancestors; none by default), and the theme. The app itself or the operator may call it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/apps/{id}/portal-settings (the `SetPortalSettings` operationId).
+	SetPortalSettingsWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetPortalSettingsResponse, error)
+
+	// SetPortalSettingsWithResponse Set an app's portal settings
+	//
+	// Replaces the settings: `frameAncestors`, the origins that may embed the portal in an iframe (its Content-Security-Policy frame-ancestors; none by default), and the theme. The app itself or the operator may call it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/apps/{id}/portal-settings (the `SetPortalSettings` operationId).
+	SetPortalSettingsWithResponse(ctx context.Context, id string, body SetPortalSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetPortalSettingsResponse, error)
 
 	// CreateCallbackWithBodyWithResponse Send a one-off callback
 	//
@@ -7153,6 +8209,108 @@ func (r OpenapiResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r OpenapiResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PortalRootResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r PortalRootResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PortalRootResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PortalRootResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PortalRootResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PortalPageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r PortalPageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PortalPageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PortalPageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PortalPageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PortalActionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r PortalActionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PortalActionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PortalActionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PortalActionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7929,6 +9087,825 @@ func (r RevokeApiKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeApiKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListPortalAuditResponse401Headers the declared response headers of an HTTP 401 response for ListPortalAudit
+type ListPortalAuditResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListPortalAuditResponse429Headers the declared response headers of an HTTP 429 response for ListPortalAudit
+type ListPortalAuditResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ListPortalAuditResponse503Headers the declared response headers of an HTTP 503 response for ListPortalAudit
+type ListPortalAuditResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListPortalAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Data struct {
+			Entries []PortalAuditEntry `json:"entries"`
+			Meta    PageMeta           `json:"meta"`
+		} `json:"data"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListPortalAuditResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListPortalAuditResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListPortalAuditResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPortalAuditResponse) GetJSON200() *struct {
+	Data struct {
+		Entries []PortalAuditEntry `json:"entries"`
+		Meta    PageMeta           `json:"meta"`
+	} `json:"data"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListPortalAuditResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListPortalAuditResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListPortalAuditResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListPortalAuditResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListPortalAuditResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListPortalAuditResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPortalAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPortalAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPortalAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPortalAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokePortalSessionsResponse401Headers the declared response headers of an HTTP 401 response for RevokePortalSessions
+type RevokePortalSessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RevokePortalSessionsResponse429Headers the declared response headers of an HTTP 429 response for RevokePortalSessions
+type RevokePortalSessionsResponse429Headers struct {
+	RetryAfter *int
+}
+
+// RevokePortalSessionsResponse503Headers the declared response headers of an HTTP 503 response for RevokePortalSessions
+type RevokePortalSessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokePortalSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Data struct {
+			Revoked int `json:"revoked"`
+		} `json:"data"`
+	}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokePortalSessionsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RevokePortalSessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokePortalSessionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokePortalSessionsResponse) GetJSON200() *struct {
+	Data struct {
+		Revoked int `json:"revoked"`
+	} `json:"data"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokePortalSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevokePortalSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RevokePortalSessionsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokePortalSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokePortalSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokePortalSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokePortalSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokePortalSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokePortalSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListPortalSessionsResponse401Headers the declared response headers of an HTTP 401 response for ListPortalSessions
+type ListPortalSessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListPortalSessionsResponse429Headers the declared response headers of an HTTP 429 response for ListPortalSessions
+type ListPortalSessionsResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ListPortalSessionsResponse503Headers the declared response headers of an HTTP 503 response for ListPortalSessions
+type ListPortalSessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListPortalSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Data struct {
+			Meta     PageMeta        `json:"meta"`
+			Sessions []PortalSession `json:"sessions"`
+		} `json:"data"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListPortalSessionsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListPortalSessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListPortalSessionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPortalSessionsResponse) GetJSON200() *struct {
+	Data struct {
+		Meta     PageMeta        `json:"meta"`
+		Sessions []PortalSession `json:"sessions"`
+	} `json:"data"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListPortalSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListPortalSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListPortalSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListPortalSessionsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListPortalSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListPortalSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPortalSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPortalSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPortalSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPortalSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreatePortalSessionResponse401Headers the declared response headers of an HTTP 401 response for CreatePortalSession
+type CreatePortalSessionResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CreatePortalSessionResponse429Headers the declared response headers of an HTTP 429 response for CreatePortalSession
+type CreatePortalSessionResponse429Headers struct {
+	RetryAfter *int
+}
+
+// CreatePortalSessionResponse503Headers the declared response headers of an HTTP 503 response for CreatePortalSession
+type CreatePortalSessionResponse503Headers struct {
+	RetryAfter *int
+}
+
+type CreatePortalSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *struct {
+		Data struct {
+			AppId     string                                              `json:"appId"`
+			CreatedAt time.Time                                           `json:"createdAt"`
+			CreatedBy CreatePortalSession201JSONResponseBodyDataCreatedBy `json:"createdBy"`
+
+			// ExpiresAt The link's deadline until it is opened, the session's after.
+			ExpiresAt time.Time `json:"expiresAt"`
+
+			// Id Example: ps_Q2v1mY0oVQ4bE3Sx9g3K1A
+			Id              string                                          `json:"id"`
+			LifetimeSeconds int                                             `json:"lifetimeSeconds"`
+			OpenedAt        *time.Time                                      `json:"openedAt,omitempty"`
+			ReadOnly        bool                                            `json:"readOnly"`
+			RevokedAt       *time.Time                                      `json:"revokedAt,omitempty"`
+			State           CreatePortalSession201JSONResponseBodyDataState `json:"state"`
+			SubscriptionIds *[]string                                       `json:"subscriptionIds,omitempty"`
+
+			// Url The single-use link (`.../portal/open?token=hps_...`); shown only here.
+			Url string `json:"url"`
+
+			// UrlExpiresAt When the link stops opening.
+			UrlExpiresAt time.Time `json:"urlExpiresAt"`
+		} `json:"data"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreatePortalSessionResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreatePortalSessionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreatePortalSessionResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON201() *struct {
+	Data struct {
+		AppId     string                                              `json:"appId"`
+		CreatedAt time.Time                                           `json:"createdAt"`
+		CreatedBy CreatePortalSession201JSONResponseBodyDataCreatedBy `json:"createdBy"`
+
+		// ExpiresAt The link's deadline until it is opened, the session's after.
+		ExpiresAt time.Time `json:"expiresAt"`
+
+		// Id Example: ps_Q2v1mY0oVQ4bE3Sx9g3K1A
+		Id              string                                          `json:"id"`
+		LifetimeSeconds int                                             `json:"lifetimeSeconds"`
+		OpenedAt        *time.Time                                      `json:"openedAt,omitempty"`
+		ReadOnly        bool                                            `json:"readOnly"`
+		RevokedAt       *time.Time                                      `json:"revokedAt,omitempty"`
+		State           CreatePortalSession201JSONResponseBodyDataState `json:"state"`
+		SubscriptionIds *[]string                                       `json:"subscriptionIds,omitempty"`
+
+		// Url The single-use link (`.../portal/open?token=hps_...`); shown only here.
+		Url string `json:"url"`
+
+		// UrlExpiresAt When the link stops opening.
+		UrlExpiresAt time.Time `json:"urlExpiresAt"`
+	} `json:"data"`
+} {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePortalSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePortalSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePortalSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePortalSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokePortalSessionResponse401Headers the declared response headers of an HTTP 401 response for RevokePortalSession
+type RevokePortalSessionResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RevokePortalSessionResponse429Headers the declared response headers of an HTTP 429 response for RevokePortalSession
+type RevokePortalSessionResponse429Headers struct {
+	RetryAfter *int
+}
+
+// RevokePortalSessionResponse503Headers the declared response headers of an HTTP 503 response for RevokePortalSession
+type RevokePortalSessionResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokePortalSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokePortalSessionResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RevokePortalSessionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokePortalSessionResponse503Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokePortalSessionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RevokePortalSessionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokePortalSessionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RevokePortalSessionResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokePortalSessionResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokePortalSessionResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokePortalSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokePortalSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokePortalSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokePortalSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPortalSettingsResponse401Headers the declared response headers of an HTTP 401 response for GetPortalSettings
+type GetPortalSettingsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetPortalSettingsResponse429Headers the declared response headers of an HTTP 429 response for GetPortalSettings
+type GetPortalSettingsResponse429Headers struct {
+	RetryAfter *int
+}
+
+// GetPortalSettingsResponse503Headers the declared response headers of an HTTP 503 response for GetPortalSettings
+type GetPortalSettingsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetPortalSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Data PortalSettings `json:"data"`
+	}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetPortalSettingsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetPortalSettingsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetPortalSettingsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPortalSettingsResponse) GetJSON200() *struct {
+	Data PortalSettings `json:"data"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPortalSettingsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetPortalSettingsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetPortalSettingsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetPortalSettingsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPortalSettingsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetPortalSettingsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPortalSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPortalSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPortalSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPortalSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SetPortalSettingsResponse401Headers the declared response headers of an HTTP 401 response for SetPortalSettings
+type SetPortalSettingsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// SetPortalSettingsResponse429Headers the declared response headers of an HTTP 429 response for SetPortalSettings
+type SetPortalSettingsResponse429Headers struct {
+	RetryAfter *int
+}
+
+// SetPortalSettingsResponse503Headers the declared response headers of an HTTP 503 response for SetPortalSettings
+type SetPortalSettingsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type SetPortalSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Data PortalSettings `json:"data"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SetPortalSettingsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SetPortalSettingsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SetPortalSettingsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetPortalSettingsResponse) GetJSON200() *struct {
+	Data PortalSettings `json:"data"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SetPortalSettingsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SetPortalSettingsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SetPortalSettingsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SetPortalSettingsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SetPortalSettingsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SetPortalSettingsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SetPortalSettingsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SetPortalSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetPortalSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetPortalSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetPortalSettingsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11862,6 +13839,51 @@ func (c *ClientWithResponses) OpenapiWithResponse(ctx context.Context, reqEditor
 	return ParseOpenapiResponse(rsp)
 }
 
+// PortalRootWithResponse The subscriber portal (redirect)
+//
+// Redirects to `/portal/`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /portal (the `PortalRoot` operationId).
+func (c *ClientWithResponses) PortalRootWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PortalRootResponse, error) {
+	rsp, err := c.PortalRoot(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePortalRootResponse(rsp)
+}
+
+// PortalPageWithResponse A subscriber portal page (HTML)
+//
+// The subscriber portal's pages, for browsers: `/portal/open?token=` exchanges a session's link for its cookie; every other page needs the cookie. Not part of the JSON API.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /portal/{path} (the `PortalPage` operationId).
+func (c *ClientWithResponses) PortalPageWithResponse(ctx context.Context, path string, reqEditors ...RequestEditorFn) (*PortalPageResponse, error) {
+	rsp, err := c.PortalPage(ctx, path, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePortalPageResponse(rsp)
+}
+
+// PortalActionWithResponse A subscriber portal action (HTML form)
+//
+// A form post of the portal (CSRF token required). Not part of the JSON API.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /portal/{path} (the `PortalAction` operationId).
+func (c *ClientWithResponses) PortalActionWithResponse(ctx context.Context, path string, reqEditors ...RequestEditorFn) (*PortalActionResponse, error) {
+	rsp, err := c.PortalAction(ctx, path, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePortalActionResponse(rsp)
+}
+
 // ReadyzWithResponse Readiness
 //
 // Checks PostgreSQL and Temporal (3 s timeout). Each field is "ok" or "unavailable"; the reason is in the log, never in the answer (errors can name hosts and users).
@@ -11997,6 +14019,141 @@ func (c *ClientWithResponses) RevokeApiKeyWithResponse(ctx context.Context, id s
 		return nil, err
 	}
 	return ParseRevokeApiKeyResponse(rsp)
+}
+
+// ListPortalAuditWithResponse Read the portal's audit log
+//
+// Every change made in the app's portal sessions (session, action, target, time), newest first. The app itself or the operator may call it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{id}/portal-audit (the `ListPortalAudit` operationId).
+func (c *ClientWithResponses) ListPortalAuditWithResponse(ctx context.Context, id string, params *ListPortalAuditParams, reqEditors ...RequestEditorFn) (*ListPortalAuditResponse, error) {
+	rsp, err := c.ListPortalAudit(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPortalAuditResponse(rsp)
+}
+
+// RevokePortalSessionsWithResponse Revoke every portal session of an app
+//
+// Ends every live session of the app at once, in every API process. The app itself or the operator may call it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/apps/{id}/portal-sessions (the `RevokePortalSessions` operationId).
+func (c *ClientWithResponses) RevokePortalSessionsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokePortalSessionsResponse, error) {
+	rsp, err := c.RevokePortalSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokePortalSessionsResponse(rsp)
+}
+
+// ListPortalSessionsWithResponse List an app's portal sessions
+//
+// The app's sessions, newest first, with their state; never their links or cookies. The app itself or the operator may call it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{id}/portal-sessions (the `ListPortalSessions` operationId).
+func (c *ClientWithResponses) ListPortalSessionsWithResponse(ctx context.Context, id string, params *ListPortalSessionsParams, reqEditors ...RequestEditorFn) (*ListPortalSessionsResponse, error) {
+	rsp, err := c.ListPortalSessions(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPortalSessionsResponse(rsp)
+}
+
+// CreatePortalSessionWithBodyWithResponse Open a subscriber portal session
+//
+// Opens a session of the subscriber portal (`/portal/`) for the app's customer and answers a single-use link. The link opens for 10 minutes; opening it exchanges its token for a session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) that lasts `lifetimeSeconds` (7 days by default) unless revoked. Only the hashes of the token and the cookie are stored. The app itself or the operator may call it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{id}/portal-sessions (the `CreatePortalSession` operationId).
+func (c *ClientWithResponses) CreatePortalSessionWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error) {
+	rsp, err := c.CreatePortalSessionWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalSessionResponse(rsp)
+}
+
+// CreatePortalSessionWithResponse Open a subscriber portal session
+//
+// Opens a session of the subscriber portal (`/portal/`) for the app's customer and answers a single-use link. The link opens for 10 minutes; opening it exchanges its token for a session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) that lasts `lifetimeSeconds` (7 days by default) unless revoked. Only the hashes of the token and the cookie are stored. The app itself or the operator may call it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{id}/portal-sessions (the `CreatePortalSession` operationId).
+func (c *ClientWithResponses) CreatePortalSessionWithResponse(ctx context.Context, id string, body CreatePortalSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error) {
+	rsp, err := c.CreatePortalSession(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalSessionResponse(rsp)
+}
+
+// RevokePortalSessionWithResponse Revoke a portal session
+//
+// Ends the session at once, in every API process (each portal request reads its session from the database); its link no longer opens. Revoking a revoked session answers the same. The app itself or the operator may call it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/apps/{id}/portal-sessions/{sessionId} (the `RevokePortalSession` operationId).
+func (c *ClientWithResponses) RevokePortalSessionWithResponse(ctx context.Context, id string, sessionId string, reqEditors ...RequestEditorFn) (*RevokePortalSessionResponse, error) {
+	rsp, err := c.RevokePortalSession(ctx, id, sessionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokePortalSessionResponse(rsp)
+}
+
+// GetPortalSettingsWithResponse Read an app's portal settings
+//
+// Where the portal may be framed and its theme. The app itself or the operator may call it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{id}/portal-settings (the `GetPortalSettings` operationId).
+func (c *ClientWithResponses) GetPortalSettingsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetPortalSettingsResponse, error) {
+	rsp, err := c.GetPortalSettings(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPortalSettingsResponse(rsp)
+}
+
+// SetPortalSettingsWithBodyWithResponse Set an app's portal settings
+//
+// Replaces the settings: `frameAncestors`, the origins that may embed the portal in an iframe (its Content-Security-Policy frame-ancestors; none by default), and the theme. The app itself or the operator may call it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/apps/{id}/portal-settings (the `SetPortalSettings` operationId).
+func (c *ClientWithResponses) SetPortalSettingsWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetPortalSettingsResponse, error) {
+	rsp, err := c.SetPortalSettingsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetPortalSettingsResponse(rsp)
+}
+
+// SetPortalSettingsWithResponse Set an app's portal settings
+//
+// Replaces the settings: `frameAncestors`, the origins that may embed the portal in an iframe (its Content-Security-Policy frame-ancestors; none by default), and the theme. The app itself or the operator may call it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/apps/{id}/portal-settings (the `SetPortalSettings` operationId).
+func (c *ClientWithResponses) SetPortalSettingsWithResponse(ctx context.Context, id string, body SetPortalSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetPortalSettingsResponse, error) {
+	rsp, err := c.SetPortalSettings(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetPortalSettingsResponse(rsp)
 }
 
 // CreateCallbackWithBodyWithResponse Send a one-off callback
@@ -12885,6 +15042,54 @@ func ParseOpenapiResponse(rsp *http.Response) (*OpenapiResponse, error) {
 	return response, nil
 }
 
+// ParsePortalRootResponse parses an HTTP response from a PortalRootWithResponse call
+func ParsePortalRootResponse(rsp *http.Response) (*PortalRootResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PortalRootResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParsePortalPageResponse parses an HTTP response from a PortalPageWithResponse call
+func ParsePortalPageResponse(rsp *http.Response) (*PortalPageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PortalPageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParsePortalActionResponse parses an HTTP response from a PortalActionWithResponse call
+func ParsePortalActionResponse(rsp *http.Response) (*PortalActionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PortalActionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
 // ParseReadyzResponse parses an HTTP response from a ReadyzWithResponse call
 func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13584,6 +15789,765 @@ func ParseRevokeApiKeyResponse(rsp *http.Response) (*RevokeApiKeyResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeApiKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListPortalAuditResponse parses an HTTP response from a ListPortalAuditWithResponse call
+func ParseListPortalAuditResponse(rsp *http.Response) (*ListPortalAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPortalAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Data struct {
+				Entries []PortalAuditEntry `json:"entries"`
+				Meta    PageMeta           `json:"meta"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListPortalAuditResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListPortalAuditResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListPortalAuditResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokePortalSessionsResponse parses an HTTP response from a RevokePortalSessionsWithResponse call
+func ParseRevokePortalSessionsResponse(rsp *http.Response) (*RevokePortalSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokePortalSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Data struct {
+				Revoked int `json:"revoked"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokePortalSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RevokePortalSessionsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokePortalSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListPortalSessionsResponse parses an HTTP response from a ListPortalSessionsWithResponse call
+func ParseListPortalSessionsResponse(rsp *http.Response) (*ListPortalSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPortalSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Data struct {
+				Meta     PageMeta        `json:"meta"`
+				Sessions []PortalSession `json:"sessions"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListPortalSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListPortalSessionsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListPortalSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreatePortalSessionResponse parses an HTTP response from a CreatePortalSessionWithResponse call
+func ParseCreatePortalSessionResponse(rsp *http.Response) (*CreatePortalSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePortalSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest struct {
+			Data struct {
+				AppId     string                                              `json:"appId"`
+				CreatedAt time.Time                                           `json:"createdAt"`
+				CreatedBy CreatePortalSession201JSONResponseBodyDataCreatedBy `json:"createdBy"`
+
+				// ExpiresAt The link's deadline until it is opened, the session's after.
+				ExpiresAt time.Time `json:"expiresAt"`
+
+				// Id Example: ps_Q2v1mY0oVQ4bE3Sx9g3K1A
+				Id              string                                          `json:"id"`
+				LifetimeSeconds int                                             `json:"lifetimeSeconds"`
+				OpenedAt        *time.Time                                      `json:"openedAt,omitempty"`
+				ReadOnly        bool                                            `json:"readOnly"`
+				RevokedAt       *time.Time                                      `json:"revokedAt,omitempty"`
+				State           CreatePortalSession201JSONResponseBodyDataState `json:"state"`
+				SubscriptionIds *[]string                                       `json:"subscriptionIds,omitempty"`
+
+				// Url The single-use link (`.../portal/open?token=hps_...`); shown only here.
+				Url string `json:"url"`
+
+				// UrlExpiresAt When the link stops opening.
+				UrlExpiresAt time.Time `json:"urlExpiresAt"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CreatePortalSessionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreatePortalSessionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreatePortalSessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokePortalSessionResponse parses an HTTP response from a RevokePortalSessionWithResponse call
+func ParseRevokePortalSessionResponse(rsp *http.Response) (*RevokePortalSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokePortalSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokePortalSessionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RevokePortalSessionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokePortalSessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPortalSettingsResponse parses an HTTP response from a GetPortalSettingsWithResponse call
+func ParseGetPortalSettingsResponse(rsp *http.Response) (*GetPortalSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPortalSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Data PortalSettings `json:"data"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetPortalSettingsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetPortalSettingsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetPortalSettingsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSetPortalSettingsResponse parses an HTTP response from a SetPortalSettingsWithResponse call
+func ParseSetPortalSettingsResponse(rsp *http.Response) (*SetPortalSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetPortalSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Data PortalSettings `json:"data"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SetPortalSettingsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers SetPortalSettingsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SetPortalSettingsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
