@@ -149,7 +149,7 @@ func exampleProblem(c *gin.Context, err error) bool {
 
 // schemaCache holds the compiled schemas of recently published event types. Every API process
 // has one; a change to an app's registered events (NOTIFY on db.SchemasChannel, see
-// ForgetRevokedKeys) drops the app's entries everywhere.
+// Server.Invalidations, heard by background.Listen) drops the app's entries everywhere.
 type schemaCache struct {
 	once sync.Once
 	sets *expirable.LRU[string, []cachedSchema]

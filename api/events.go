@@ -119,15 +119,10 @@ func (s *Server) publishEvent(c *gin.Context) {
 // dispatch hands a stored event to the outbox, or starts its workflow now when no outbox runs. An
 // event the outbox cannot take is stored all the same: the reconciler starts it.
 func (s *Server) dispatch(ctx context.Context, ev db.Event) error {
-	if s.out == nil {
+	if s.Outbox == nil {
 		return s.gateway().StartEvent(ctx, ev)
 	}
-	select {
-	case s.out.queue <- ev.ID:
-	default:
-		s.Log.Debug("outbox full: the reconciler will start the event", "event_id", ev.ID)
-	}
-	return nil
+	return s.Outbox.Dispatch(ctx, ev)
 }
 
 // traceParent is the publish's span, stored with the event so that its workflow, however late it

@@ -1,17 +1,15 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/lib/pq"
 
+	"github.com/hookd/hookd/background"
 	"github.com/hookd/hookd/db"
 )
 
@@ -115,52 +113,26 @@ func (s *Server) revokeKey(c *gin.Context) {
 	data(c, http.StatusOK, keyView(k))
 }
 
-// ForgetRevokedKeys listens for revoked keys (db.KeysChannel) and drops them from this process's
-// key cache, so a key revoked through any API process stops working everywhere at once. On the
-// same connection it listens for changed registered events (db.SchemasChannel, with the app's
-// id) and drops that app's compiled schemas. When the connection drops, notifications may have
-// been missed: both caches are dropped whole then. It runs until ctx ends.
-func (s *Server) ForgetRevokedKeys(ctx context.Context, dsn string) error {
-	l := pq.NewListener(dsn, time.Second, time.Minute, func(ev pq.ListenerEventType, err error) {
-		if ev == pq.ListenerEventReconnected || ev == pq.ListenerEventConnectionAttemptFailed {
+// Invalidations says what this server drops when another process revokes a key
+// (db.KeysChannel, with the key's hash in hex) or changes an app's registered events
+// (db.SchemasChannel, with the app's id), and what it drops when notifications may have been
+// missed (everything): the handlers of background.Listen.
+func (s *Server) Invalidations() background.Handlers {
+	return background.Handlers{
+		Channels: map[string]func(string){
+			db.KeysChannel: func(extra string) {
+				h, err := hex.DecodeString(extra)
+				if err != nil {
+					s.keys.forgetAll()
+					return
+				}
+				s.keys.forget(string(h))
+			},
+			db.SchemasChannel: s.schemas.forget,
+		},
+		Lost: func() {
 			s.keys.forgetAll()
 			s.schemas.forget("")
-		}
-		if err != nil {
-			s.Log.Warn("key revocation listener", "error", err)
-		}
-	})
-	defer l.Close()
-	if err := l.Listen(db.KeysChannel); err != nil {
-		return err
-	}
-	if err := l.Listen(db.SchemasChannel); err != nil {
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case n := <-l.Notify:
-			if n == nil { // reconnected: what was sent meanwhile is lost
-				s.keys.forgetAll()
-				s.schemas.forget("")
-				continue
-			}
-			if n.Channel == db.SchemasChannel {
-				s.schemas.forget(n.Extra)
-				continue
-			}
-			h, err := hex.DecodeString(n.Extra)
-			if err != nil {
-				s.keys.forgetAll()
-				continue
-			}
-			s.keys.forget(string(h))
-		case <-time.After(time.Minute):
-			if err := l.Ping(); err != nil {
-				s.Log.Warn("key revocation listener", "error", err)
-			}
-		}
+		},
 	}
 }

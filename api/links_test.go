@@ -1,6 +1,7 @@
 package api
 
 import (
+	"database/sql"
 	"fmt"
 	"net/url"
 	"strings"
@@ -57,7 +58,8 @@ func TestDeliveryLinksToTheWorkflowItRanIn(t *testing.T) {
 		wf       string
 		rowKnows bool
 	}{
-		{"waiting for its second attempt", db.Delivery{Status: delivery.StatusPending, Attempts: 1}, own, true},
+		{"waiting for its second attempt", db.Delivery{Status: delivery.StatusPending, Attempts: 1, LastStatus: sql.NullInt32{Int32: 503, Valid: true}}, own, true},
+		{"first attempt under way", db.Delivery{Status: delivery.StatusPending, Attempts: 1}, event, false},
 		{"succeeded at once", db.Delivery{Status: delivery.StatusSucceeded, Attempts: 1}, event, false},
 		{"succeeded after retries", db.Delivery{Status: delivery.StatusSucceeded, Attempts: 3}, own, true},
 		{"failed", db.Delivery{Status: delivery.StatusFailed, Attempts: 4}, own, true},

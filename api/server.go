@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookd/hookd/background"
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/engine"
@@ -46,10 +47,12 @@ type Server struct {
 	// HistoryRetention is how long the Temporal namespace keeps closed workflows (0: unknown):
 	// links to older histories are replaced by a note saying they are gone.
 	HistoryRetention time.Duration
+	// Outbox starts stored events' workflows in the background (nil: a publish starts its
+	// workflow before answering). Set before serving.
+	Outbox *background.Outbox
 
 	once    sync.Once
 	uc      *usecase.Service // the use cases, made from the fields above on first use
-	out     *outbox          // nil: publishes start their workflow before answering
 	keys    keyCache
 	schemas schemaCache // compiled schemas of registered events (catalog.go)
 	limits  limiters

@@ -230,7 +230,7 @@ func TestRegistryRemovalKeepsSubscribersData(t *testing.T) {
 		}
 		return len(mails) > 0
 	})
-	if err := s.app.API.ReconcileRemovals(context.Background(), 0); err != nil {
+	if err := s.app.Reconciler.ReconcileRemovals(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/api"
+	"github.com/hookd/hookd/background"
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/engine"
@@ -36,7 +37,9 @@ type App struct {
 	URL        string // the API, when it runs here
 	MetricsURL string // /metrics of a worker-only process, when HOOKD_METRICS_ADDR is set
 	Metrics    *metrics.Metrics
-	API        *api.Server // when the API runs here: tests drive its reconciler
+	API        *api.Server // when the API runs here
+	// Reconciler is the API's reconciler, when the API runs here: tests drive it.
+	Reconciler *background.Reconciler
 	stops      []func() error
 }
 
@@ -155,11 +158,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, withAPI, wi
 		m.Registry.MustRegister(runningWorkflows(tc, cfg.TaskQueue))
 		srv := &api.Server{Repo: repo, Engine: tc, Tracer: o.tracer, Config: cfg, Guard: guard, Log: log, Metrics: m, HistoryRetention: retention}
 		app.API = srv
+		cases := srv.UseCases()
+		srv.Outbox = background.NewOutbox(repo, cases.Engine, log)
+		app.Reconciler = &background.Reconciler{Repo: repo, Engine: cases.Engine, Cases: cases, Config: cfg, Log: log}
 		rctx, cancel := context.WithCancel(context.Background())
-		go srv.Reconcile(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)
-		waitOutbox := srv.RunOutbox(rctx)
+		go app.Reconciler.Run(rctx, cfg.ReconcileInterval, cfg.ReconcileGrace)
+		waitOutbox := srv.Outbox.Run(rctx)
 		go func() {
-			if err := srv.ForgetRevokedKeys(rctx, cfg.DatabaseURL); err != nil {
+			if err := background.Listen(rctx, cfg.DatabaseURL, log, srv.Invalidations()); err != nil {
 				log.Error("key revocations from other processes are not heard: revoked keys work here until their cache entry expires", "error", err)
 			}
 		}()

@@ -1,4 +1,4 @@
-package api
+package background
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/engine"
 	"github.com/hookd/hookd/internal/testenv"
 	"github.com/hookd/hookd/workflows"
 )
@@ -85,11 +86,11 @@ func TestOutboxHoldsIDsNotPayloads(t *testing.T) {
 	if _, err := tdb.DB.ExecContext(ctx, `INSERT INTO apps (id, name, secret) VALUES ('app-1', 'one', 'plain')`); err != nil {
 		t.Fatal(err)
 	}
-	engine := &fakeEngine{down: true}
-	s := &Server{Repo: db.NewRepo(tdb.DB, nil), Engine: engine, Config: config.Config{TaskQueue: "q"},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	fake := &fakeEngine{down: true}
+	repo := db.NewRepo(tdb.DB, nil)
+	o := NewOutbox(repo, engine.New(fake, config.Config{TaskQueue: "q"}), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	octx, stop := context.WithCancel(ctx)
-	wait := s.RunOutbox(octx)
+	wait := o.Run(octx)
 	t.Cleanup(func() { // before the database is dropped: the outbox ends first, as in service.App.Stop
 		stop()
 		done := make(chan struct{})
@@ -107,12 +108,12 @@ func TestOutboxHoldsIDsNotPayloads(t *testing.T) {
 		// A fresh payload each time, as each publish reads its own body.
 		payload := `{"n":` + fmt.Sprint(i) + `,"pad":"` + strings.Repeat("x", size) + `"}`
 		key := delivery.EventKey("app-1", fmt.Sprintf("big-%03d", i))
-		stored, inserted, err := s.Repo.InsertEvent(ctx, db.Event{ID: key, AppID: "app-1", Type: "t",
+		stored, inserted, err := repo.InsertEvent(ctx, db.Event{ID: key, AppID: "app-1", Type: "t",
 			Payload: types.JSONText(payload), WorkflowID: delivery.EventWorkflowID(key)})
 		if err != nil || !inserted {
 			t.Fatalf("insert %s: %v (inserted %v)", key, err, inserted)
 		}
-		if err := s.dispatch(ctx, stored); err != nil {
+		if err := o.Dispatch(ctx, stored); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -141,12 +142,12 @@ func TestOutboxHoldsIDsNotPayloads(t *testing.T) {
 			growth>>20, limit>>20)
 	}
 
-	engine.setDown(false)
+	fake.setDown(false)
 	deadline := time.Now().Add(30 * time.Second)
-	for len(engine.started()) < n && time.Now().Before(deadline) {
+	for len(fake.started()) < n && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	starts := engine.started()
+	starts := fake.started()
 	for i := range n {
 		key := delivery.EventKey("app-1", fmt.Sprintf("big-%03d", i))
 		in, ok := starts[delivery.EventWorkflowID(key)]

@@ -1,12 +1,17 @@
-package api
+// Package background holds the API process's loops that run beside its requests: the outbox that
+// starts stored events' workflows, the reconciler that finds work nothing runs, and the listener
+// that drops cache entries other processes changed. Package service starts them.
+package background
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/engine"
 )
 
 const (
@@ -30,36 +35,52 @@ const (
 // down 10,000 queued rows would have been 2.6 GiB of the API's memory. A starter reads the event
 // back (reads from concurrent starters share a statement, see db.Repo.LoadEvent), so what waits
 // in memory is the key alone, and at most outboxStarters events are held at once.
-type outbox struct {
+type Outbox struct {
+	repo    *db.Repo
+	engine  *engine.Gateway
+	log     *slog.Logger
 	queue   chan string
 	started chan string
 }
 
-// RunOutbox makes publishes answer before their workflow starts, and starts those workflows in
-// the background until ctx ends. Call it before serving; without it, a publish starts its
-// workflow before answering. wait returns once ctx has ended and the outbox has recorded what it
-// started: call it before closing the database.
-func (s *Server) RunOutbox(ctx context.Context) (wait func()) {
-	s.out = &outbox{queue: make(chan string, outboxSize), started: make(chan string, outboxSize)}
+// NewOutbox is an outbox starting events through gw. Dispatch hands it events; Run starts them.
+func NewOutbox(repo *db.Repo, gw *engine.Gateway, log *slog.Logger) *Outbox {
+	return &Outbox{repo: repo, engine: gw, log: log, queue: make(chan string, outboxSize), started: make(chan string, outboxSize)}
+}
+
+// Dispatch queues a stored event for its workflow's start. A full queue is no error: the event is
+// stored, and the reconciler starts it.
+func (o *Outbox) Dispatch(ctx context.Context, ev db.Event) error {
+	select {
+	case o.queue <- ev.ID:
+	default:
+		o.log.Debug("outbox full: the reconciler will start the event", "event_id", ev.ID)
+	}
+	return nil
+}
+
+// Run starts queued events' workflows until ctx ends. wait returns once ctx has ended and the
+// outbox has recorded what it started: call it before closing the database.
+func (o *Outbox) Run(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
 	for range outboxStarters {
-		wg.Go(func() { s.startFromOutbox(ctx) })
+		wg.Go(func() { o.startFromOutbox(ctx) })
 	}
-	wg.Go(func() { s.markStarted(ctx) })
+	wg.Go(func() { o.markStarted(ctx) })
 	return wg.Wait
 }
 
 // startFromOutbox starts queued events' workflows, retrying one while the database or the engine
 // refuses it.
-func (s *Server) startFromOutbox(ctx context.Context) {
+func (o *Outbox) startFromOutbox(ctx context.Context) {
 	for {
 		var id string
 		select {
 		case <-ctx.Done():
 			return
-		case id = <-s.out.queue:
+		case id = <-o.queue:
 		}
-		if !s.startQueued(ctx, id) {
+		if !o.startQueued(ctx, id) {
 			return
 		}
 	}
@@ -67,27 +88,27 @@ func (s *Server) startFromOutbox(ctx context.Context) {
 
 // startQueued reads a queued event and starts its workflow, retrying with backoff; false means
 // ctx ended (the event is left to the reconciler).
-func (s *Server) startQueued(ctx context.Context, id string) bool {
+func (o *Outbox) startQueued(ctx context.Context, id string) bool {
 	var ev db.Event
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		var err error
 		if ev.ID == "" {
-			ev, err = s.Repo.LoadEvent(ctx, id)
+			ev, err = o.repo.LoadEvent(ctx, id)
 			if errors.Is(err, db.ErrNotFound) {
-				s.Log.Debug("queued event is gone; nothing to start", "event_id", id)
+				o.log.Debug("queued event is gone; nothing to start", "event_id", id)
 				return true
 			}
 		}
 		if err == nil {
-			if err = s.gateway().StartEventInBackground(ctx, ev); err == nil {
+			if err = o.engine.StartEventInBackground(ctx, ev); err == nil {
 				select {
-				case s.out.started <- ev.ID:
+				case o.started <- ev.ID:
 				case <-ctx.Done(): // unmarked: the reconciler's start is rejected as a duplicate
 				}
 				return true
 			}
 		}
-		s.Log.Warn("event workflow not started yet; retrying", "event_id", id, "error", err)
+		o.log.Warn("event workflow not started yet; retrying", "event_id", id, "error", err)
 		select {
 		case <-ctx.Done():
 			return false
@@ -98,7 +119,7 @@ func (s *Server) startQueued(ctx context.Context, id string) bool {
 
 // markStarted records started events in batches, so that the reconciler leaves them alone; a
 // lost batch only costs a second, rejected start.
-func (s *Server) markStarted(ctx context.Context) {
+func (o *Outbox) markStarted(ctx context.Context) {
 	t := time.NewTicker(markEvery)
 	defer t.Stop()
 	var ids []string
@@ -108,8 +129,8 @@ func (s *Server) markStarted(ctx context.Context) {
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := s.Repo.MarkStarted(fctx, ids); err != nil {
-			s.Log.Warn("started events not marked; the reconciler will look at them", "count", len(ids), "error", err)
+		if err := o.repo.MarkStarted(fctx, ids); err != nil {
+			o.log.Warn("started events not marked; the reconciler will look at them", "count", len(ids), "error", err)
 		}
 		ids = ids[:0]
 	}
@@ -118,7 +139,7 @@ func (s *Server) markStarted(ctx context.Context) {
 		case <-ctx.Done():
 			flush()
 			return
-		case id := <-s.out.started:
+		case id := <-o.started:
 			ids = append(ids, id)
 			if len(ids) >= markBatch {
 				flush()

@@ -1,22 +1,38 @@
-package api
+package background
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/engine"
+	"github.com/hookd/hookd/usecase"
 	"github.com/hookd/hookd/workflows"
 )
+
+// Reconciler finds work that nothing runs: events stored but never started, removals whose
+// follow-up never started, pending deliveries without a running workflow. Every API process runs
+// one (see the notes on a Temporal Schedule instead in README's design); what it does is safe to
+// do twice.
+type Reconciler struct {
+	Repo   *db.Repo
+	Engine *engine.Gateway
+	Cases  *usecase.Service // the retry policy of a delivery it restarts
+	Config config.Config
+	Log    *slog.Logger
+}
 
 // Reconcile starts the workflows of events that were stored but never started (the API died between
 // the two, or the engine was down), and looks after pending deliveries that no workflow runs. It
 // runs until ctx ends.
-func (s *Server) Reconcile(ctx context.Context, every, grace time.Duration) {
+func (s *Reconciler) Run(ctx context.Context, every, grace time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -43,7 +59,7 @@ func (s *Server) Reconcile(ctx context.Context, every, grace time.Duration) {
 
 // ReconcileOnce starts the workflow of every event older than grace that is neither known to be
 // started nor dispatched: the outbox could not take it, or the process died before it started it.
-func (s *Server) ReconcileOnce(ctx context.Context, grace time.Duration) (int, error) {
+func (s *Reconciler) ReconcileOnce(ctx context.Context, grace time.Duration) (int, error) {
 	evs, err := s.Repo.Unstarted(ctx, time.Now().Add(-grace), 500)
 	if err != nil {
 		return 0, err
@@ -57,7 +73,7 @@ func (s *Server) ReconcileOnce(ctx context.Context, grace time.Duration) (int, e
 		}
 	}()
 	for _, ev := range evs {
-		if err := s.gateway().StartEvent(ctx, ev); err != nil {
+		if err := s.Engine.StartEvent(ctx, ev); err != nil {
 			return len(ids), err
 		}
 		ids = append(ids, ev.ID)
@@ -67,13 +83,15 @@ func (s *Server) ReconcileOnce(ctx context.Context, grace time.Duration) (int, e
 
 // ReconcileRemovals starts the follow-up of registered events removed more than grace ago whose
 // subscribers are not all told yet (the API could not start it, or it failed).
-func (s *Server) ReconcileRemovals(ctx context.Context, grace time.Duration) error {
+func (s *Reconciler) ReconcileRemovals(ctx context.Context, grace time.Duration) error {
 	ids, err := s.Repo.UntoldRemovals(ctx, grace, 100)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
-		s.followUpRemoval(ctx, id)
+		if err := s.Engine.StartRemoval(ctx, id); err != nil {
+			s.Log.Warn("removal follow-up left to the next round", "registered_event_id", id, "error", err)
+		}
 	}
 	return nil
 }
@@ -83,13 +101,13 @@ func (s *Server) ReconcileRemovals(ctx context.Context, grace time.Duration) err
 // start failed, a fan-out whose event workflow ended early) is started; one whose workflow closed
 // without finishing it (terminated in the Web UI, say) is ended with the reason. It returns how
 // many it started and ended.
-func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, limit int) (started, ended int, err error) {
+func (s *Reconciler) ReconcileDeliveries(ctx context.Context, grace time.Duration, limit int) (started, ended int, err error) {
 	ds, err := s.Repo.Unattended(ctx, time.Now().Add(-grace), limit)
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, d := range ds {
-		st, err := s.gateway().Status(ctx, d.WorkflowID)
+		st, err := s.Engine.Status(ctx, d.WorkflowID)
 		if err != nil {
 			return started, ended, err
 		}
@@ -104,7 +122,7 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 				if err != nil {
 					return started, ended, err
 				}
-				if est, err := s.gateway().Status(ctx, ev.WorkflowID); err != nil || est == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				if est, err := s.Engine.Status(ctx, ev.WorkflowID); err != nil || est == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 					if err != nil {
 						return started, ended, err
 					}
@@ -125,7 +143,7 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 				return started, ended, err
 			}
 			if g, err := s.Repo.EndedGroup(ctx, d.ID); err == nil && g != "" {
-				_ = s.gateway().GroupEnded(ctx, g)
+				_ = s.Engine.GroupEnded(ctx, g)
 			}
 			ended++
 		}
@@ -135,12 +153,12 @@ func (s *Server) ReconcileDeliveries(ctx context.Context, grace time.Duration, l
 
 // restartDelivery starts the DeliveryWorkflow of a pending delivery that has none: it carries on
 // from the attempts in the ledger, under its subscription's current policy.
-func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
+func (s *Reconciler) restartDelivery(ctx context.Context, d db.Delivery) error {
 	ev, err := s.Repo.GetEvent(ctx, db.AnyApp(), d.EventID)
 	if err != nil {
 		return err
 	}
-	pol, err := s.cases().PolicyOf(ctx, d)
+	pol, err := s.Cases.PolicyOf(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -153,7 +171,7 @@ func (s *Server) restartDelivery(ctx context.Context, d db.Delivery) error {
 		return err
 	}
 	in := workflows.DeliveryInput{Retry: d.Retry(pol, max(d.Attempts, last), d.URL), EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: d.Replay}
-	if err := s.gateway().StartDelivery(ctx, in); err != nil {
+	if err := s.Engine.StartDelivery(ctx, in); err != nil {
 		return fmt.Errorf("restart %s: %w", d.ID, err)
 	}
 	s.Log.Info("restarted a delivery that had no workflow", "delivery_id", d.ID, "workflow_id", d.WorkflowID)
