@@ -200,8 +200,10 @@ func (a *Activities) attempt(ctx context.Context, ev db.Event, d db.Delivery, t 
 	if !r.Succeeded() {
 		level = slog.LevelWarn
 	}
-	a.Log.Log(ctx, level, "attempt", "event_id", ev.ID, "delivery_id", d.ID, "workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID,
-		"attempt", n, "status", r.Status, "error", row.Error, "duration_ms", row.DurationMS)
+	if a.Log.Enabled(ctx, level) { // a success is logged at debug: off by default, and then built for nothing
+		a.Log.Log(ctx, level, "attempt", "event_id", ev.ID, "delivery_id", d.ID, "workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID,
+			"attempt", n, "status", r.Status, "error", row.Error, "duration_ms", row.DurationMS)
+	}
 	return r, row, true
 }
 
