@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -27,7 +28,7 @@ func (s *Server) portalRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
 	ps.GET("/portal-sessions", s.listPortalSessions)
 	ps.DELETE("/portal-sessions", s.revokePortalSessions)
 	ps.DELETE("/portal-sessions/:sessionId", s.revokePortalSessions)
-	ps.GET("/portal-audit", s.portalAudit)
+	ps.GET("/portal-audit", s.listPortalAudit)
 	ps.GET("/portal-settings", s.getPortalSettings)
 	ps.PUT("/portal-settings", s.putPortalSettings)
 
@@ -120,6 +121,14 @@ func (s *Server) createPortalSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	detail := "by " + by
+	if ps.ReadOnly {
+		detail += ", read-only"
+	}
+	if ps.SubscriptionIDs != nil {
+		detail += ", for " + strings.Join(ps.SubscriptionIDs, " ")
+	}
+	s.portalAudit(c, appID, ps.ID, "session.create", detail)
 	v := portalSessionView(ps)
 	v["url"] = portal.LinkURL(s.publicBase(c), token) // shown once: only its hash is kept
 	v["urlExpiresAt"] = ps.TokenExpiresAt
@@ -175,6 +184,17 @@ func (s *Server) revokePortalSessions(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if n > 0 {
+		by := "by app"
+		if isOperator(c) {
+			by = "by operator"
+		}
+		action := "session.revoke"
+		if c.Param("sessionId") == "" {
+			action, by = "session.revoke-all", by+", "+strconv.FormatInt(n, 10)+" sessions"
+		}
+		s.portalAudit(c, c.Param("id"), c.Param("sessionId"), action, by)
+	}
 	if c.Param("sessionId") != "" {
 		c.Status(http.StatusNoContent)
 		return
@@ -182,8 +202,18 @@ func (s *Server) revokePortalSessions(c *gin.Context) {
 	data(c, http.StatusOK, gin.H{"revoked": n})
 }
 
-// portalAudit lists what was done in the app's portal sessions, newest first.
-func (s *Server) portalAudit(c *gin.Context) {
+// portalAudit records a change to the app's portal sessions made through the API. The change is
+// made already: a failure to record it is logged, not answered.
+func (s *Server) portalAudit(c *gin.Context, appID, sessionID, action, detail string) {
+	err := s.Repo.AddPortalAudit(context.WithoutCancel(c.Request.Context()), db.PortalAudit{AppID: appID, SessionID: sessionID,
+		Action: action, Target: sessionID, Detail: detail})
+	if err != nil {
+		s.Log.Error("portal audit not recorded", "app_id", appID, "action", action, "error", err)
+	}
+}
+
+// listPortalAudit lists what was done in the app's portal sessions, newest first.
+func (s *Server) listPortalAudit(c *gin.Context) {
 	limit, ok := pageSize(c)
 	if !ok {
 		return

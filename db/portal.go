@@ -17,6 +17,9 @@ import (
 // ErrTooManySessions: an app has MaxPortalSessions sessions that are open or may still be opened.
 var ErrTooManySessions = errors.New("too many portal sessions")
 
+// PortalAuditDays is how long the portal's audit log keeps an entry.
+const PortalAuditDays = 90
+
 // MaxPortalSessions bounds an app's live (unexpired, unrevoked) portal sessions.
 const MaxPortalSessions = 1000
 
@@ -68,6 +71,10 @@ func (r *Repo) CreatePortalSession(ctx context.Context, s PortalSession, tokenHa
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM portal_sessions WHERE id IN (SELECT id FROM portal_sessions
 			WHERE app_id = $1 AND coalesce(revoked_at, expires_at) < now() - interval '30 days' LIMIT 1000)`, s.AppID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM portal_audit WHERE id IN (SELECT id FROM portal_audit
+			WHERE app_id = $1 AND at < now() - $2 * interval '1 day' ORDER BY id LIMIT 1000)`, s.AppID, PortalAuditDays); err != nil {
 			return err
 		}
 		var live int
@@ -244,8 +251,9 @@ type SubscriptionHealth struct {
 }
 
 // SubscriptionsHealth measures the attempts made to each subscription since since: how many,
-// how many succeeded (2xx), their median duration, and the latest failed one and why. At most
-// 10,000 attempts per subscription are looked at (the newest).
+// how many succeeded (2xx), their median duration, and the latest failed one and why. Only each
+// subscription's newest 2,000 attempts (by delivery) are looked at: the endpoints page reads
+// this every 10 s while open, and a busy endpoint must not make that a scan of its whole day.
 func (r *Repo) SubscriptionsHealth(ctx context.Context, appID string, ids []string, since time.Time) (map[string]SubscriptionHealth, error) {
 	var rows []SubscriptionHealth
 	err := r.db.SelectContext(ctx, &rows, `SELECT s.id AS subscription_id, count(a.*) AS attempts,
@@ -259,7 +267,7 @@ func (r *Repo) SubscriptionsHealth(ctx context.Context, appID string, ids []stri
 			SELECT at.response_status, at.duration_ms, at.started_at, at.state, at.error
 			FROM deliveries d JOIN delivery_attempts at ON at.delivery_id = d.id
 			WHERE d.subscription_id = s.id AND d.app_id = $1 AND d.created_at >= $3 AND at.started_at >= $3
-			ORDER BY d.created_at DESC LIMIT 10000
+			ORDER BY d.created_at DESC LIMIT 2000
 		) a ON true
 		GROUP BY s.id`, appID, pq.StringArray(ids), since)
 	if err != nil {

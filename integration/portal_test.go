@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -155,8 +156,19 @@ func TestPortalSessions(t *testing.T) {
 	}
 	// The audit log, from the API (the app and the operator; not another app) and in the portal.
 	audit := s.must(s.call("GET", "/v1/apps/"+a.ID+"/portal-audit", a.Key, nil), http.StatusOK).Data()["entries"].([]any)
-	if len(audit) != 1 || audit[0].(map[string]any)["action"] != "endpoint.disable" || audit[0].(map[string]any)["target"] != subA1.ID {
-		t.Fatalf("audit %v", audit)
+	var actions []string
+	for _, e := range audit {
+		e := e.(map[string]any)
+		actions = append(actions, fmt.Sprint(e["action"], " ", e["target"]))
+	}
+	if len(audit) != 3 || actions[0] != "endpoint.disable "+subA1.ID || !strings.HasPrefix(actions[1], "session.open ps_") ||
+		!strings.HasPrefix(actions[2], "session.create ps_") {
+		t.Fatalf("audit, newest first: %q", actions)
+	}
+	// The SSRF guard's reason is shown next to the form.
+	resp, html = p.do("POST", s.URL+"/portal/endpoints", url.Values{"csrf": {csrf}, "url": {"ftp://example.com/hooks"}, "eventTypes": {"order.created"}}, nil)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(html, "url: ") || !strings.Contains(html, `aria-invalid="true"`) {
+		t.Errorf("an ftp URL: %d\n%s", resp.StatusCode, html)
 	}
 	s.must(s.call("GET", "/v1/apps/"+a.ID+"/portal-audit", operatorKey, nil), http.StatusOK)
 	s.must(s.call("GET", "/v1/apps/"+a.ID+"/portal-audit", b.Key, nil), http.StatusForbidden)
@@ -183,6 +195,30 @@ func TestPortalSessions(t *testing.T) {
 		t.Errorf("read-only disable: %d", resp.StatusCode)
 	}
 
+	// The narrowed session's message log and delivery pages: its subscription's deliveries only.
+	s.must(s.call("POST", "/v1/events", a.Key, map[string]any{"id": "narrow-1", "type": "order.created", "data": map[string]any{}}), http.StatusCreated)
+	var d1, d2 string
+	for _, d := range s.waitDeliveries(a.Key, "narrow-1", 1, 30*time.Second) { // A1 is disabled
+		d2 = d["id"].(string)
+	}
+	s.must(s.call("POST", "/v1/subscriptions/"+subA1.ID+"/enable", a.Key, nil), http.StatusOK)
+	s.must(s.call("POST", "/v1/events", a.Key, map[string]any{"id": "narrow-2", "type": "order.created", "data": map[string]any{}}), http.StatusCreated)
+	for _, d := range s.waitDeliveries(a.Key, "narrow-2", 2, 30*time.Second) {
+		if d["subscriptionId"] == subA1.ID {
+			d1 = d["id"].(string)
+		}
+	}
+	_, html = ro.do("GET", s.URL+"/portal/deliveries", nil, nil)
+	if !strings.Contains(html, d2) || strings.Contains(html, d1) || d1 == "" {
+		t.Errorf("narrowed message log (wants %s, not %s):\n%s", d2, d1, html)
+	}
+	if resp, _ := ro.do("GET", s.URL+"/portal/deliveries/"+d1, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("narrowed session reads another endpoint's delivery: %d", resp.StatusCode)
+	}
+	if resp, _ := ro.do("GET", s.URL+"/portal/deliveries/"+d2, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("narrowed session's own delivery: %d", resp.StatusCode)
+	}
+
 	// Sessions are listed; revoking one ends it at once.
 	list := s.must(s.call("GET", "/v1/apps/"+a.ID+"/portal-sessions", a.Key, nil), http.StatusOK).Data()["sessions"].([]any)
 	if len(list) != 2 {
@@ -199,6 +235,16 @@ func TestPortalSessions(t *testing.T) {
 	}
 	if resp, _ := ro.do("GET", s.URL+"/portal/endpoints", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the other session was revoked too: %d", resp.StatusCode)
+	}
+
+	// The exchange is rate limited per client address.
+	limited := false
+	for i := 0; i < 30 && !limited; i++ {
+		resp, _ := newPortalClient(t).do("GET", s.URL+"/portal/open?token=hps_nope", nil, nil)
+		limited = resp.StatusCode == http.StatusTooManyRequests
+	}
+	if !limited {
+		t.Error("30 exchanges from one address were not rate limited")
 	}
 
 	// Settings: frame-ancestors from the app's allow-list.
@@ -294,7 +340,8 @@ func (u *ui) run(actions ...chromedp.Action) {
 func (u *ui) text() string {
 	u.t.Helper()
 	var s string
-	u.run(chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &s))
+	// Only a page parsed to its end: a page arrives in several writes.
+	u.run(chromedp.Evaluate(`document.readyState === "complete" && document.body ? document.body.innerText : ""`, &s))
 	return s
 }
 
@@ -475,10 +522,19 @@ func TestPortalInBrowser(t *testing.T) {
 	u.waitText("Test sent", 10*time.Second)
 	u.check("endpoint")
 
-	// The endpoints list with its health, the catalog, the recover page and its progress, the
-	// operational webhooks and the audit log.
+	// The endpoints list with its health (a second endpoint that fails, added through the API),
+	// the catalog, the recover page and its progress, the operational webhooks and the audit log.
+	down := testenv.NewReceiver(testenv.Statuses(500))
+	t.Cleanup(down.Close)
+	s.subscribe(a.Key, map[string]any{"url": down.URL + "/down", "eventTypes": []string{"order.created"},
+		"retryPolicy": map[string]any{"maxAttempts": 1}})
+	s.must(s.call("POST", "/v1/events", a.Key, map[string]any{"id": "order-1002", "type": "order.created",
+		"data": map[string]any{"orderId": "1002"}}), http.StatusCreated)
+	s.waitDeliveries(a.Key, "order-1002", 2, 30*time.Second)
 	u.run(chromedp.Navigate(base + "/endpoints"))
-	u.waitText("100.0%", 10*time.Second)
+	if list := u.waitText("HTTP 500", 10*time.Second); !strings.Contains(list, "100.0%") || !strings.Contains(list, "0.0%") {
+		t.Errorf("the endpoints' health:\n%s", list)
+	}
 	u.check("endpoints")
 	u.run(chromedp.Navigate(base + "/event-types"))
 	if cat := u.waitText("order.created", 10*time.Second); !strings.Contains(cat, "<script>alert(2)</script>") || !strings.Contains(cat, "<b>now</b>") {
@@ -530,9 +586,10 @@ func TestPortalInBrowser(t *testing.T) {
 	u.waitText("Read-only", 10*time.Second)
 	u.check("read-only")
 
-	// Revoked: out at once.
+	// Revoked: out at once; the open message log notices at its next update, without a reload.
+	u.run(chromedp.Navigate(base + "/deliveries"))
+	u.waitText("Newest first", 10*time.Second)
 	s.must(s.call("DELETE", "/v1/apps/"+a.ID+"/portal-sessions", a.Key, nil), http.StatusOK)
-	u.run(chromedp.Reload())
 	u.waitText("Your session has ended or was revoked", 10*time.Second)
 	if len(*dialogs) > 0 {
 		t.Fatalf("a dialog opened: %q", *dialogs)

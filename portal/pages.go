@@ -315,6 +315,7 @@ func (h *Handler) ownDelivery(r *http.Request, v *visit) (db.Delivery, error) {
 // attemptView is one attempt as the delivery page shows it.
 type attemptView struct {
 	db.Attempt
+	N       int // its number (.Attempt is the embedded row in a template)
 	Headers []header
 }
 
@@ -345,7 +346,7 @@ func (h *Handler) delivery(w http.ResponseWriter, r *http.Request, v *visit) {
 	}
 	views := make([]attemptView, len(atts))
 	for i, a := range atts {
-		views[i] = attemptView{Attempt: a, Headers: headersOf(a.ResponseHeaders.JSONText)}
+		views[i] = attemptView{Attempt: a, N: a.Attempt, Headers: headersOf(a.ResponseHeaders.JSONText)}
 	}
 	var sub db.Subscription
 	if d.SubscriptionID.Valid {

@@ -50,8 +50,9 @@ type Deps struct {
 	Log    *slog.Logger
 	// UseCases is what every mutation goes through (the REST API's own use cases).
 	UseCases *usecase.Service
-	// PollEvery is how often lists refresh themselves (default 3 s).
-	PollEvery time.Duration
+	// PollEvery is how often live lists (the message log, a pending delivery, a recover's
+	// progress) refresh themselves (default 3 s); PollSlow the endpoints' health (default 10 s).
+	PollEvery, PollSlow time.Duration
 }
 
 // Handler serves the portal.
@@ -66,6 +67,9 @@ type Handler struct {
 func New(d Deps) (*Handler, error) {
 	if d.PollEvery <= 0 {
 		d.PollEvery = 3 * time.Second
+	}
+	if d.PollSlow <= 0 {
+		d.PollSlow = 10 * time.Second
 	}
 	h := &Handler{Deps: d, mux: http.NewServeMux(), exchange: newLimiter(exchangeRate, exchangeBurst)}
 	var err error
@@ -198,7 +202,8 @@ type page struct {
 	Title    string
 	Nav      string
 	V        *visit
-	Poll     string // the poll interval for htmx ("3s")
+	Poll     string // the poll interval of live lists for htmx ("3s")
+	PollSlow string // the endpoints' health, which costs more to read ("10s")
 	Flash    string
 	Error    string
 	Data     any
@@ -214,9 +219,15 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, v *visit, statu
 		http.Error(w, "no such page", http.StatusInternalServerError)
 		return
 	}
-	p.V, p.Prefix, p.Now, p.Poll = v, Prefix, time.Now(), fmt.Sprintf("%ds", int(h.PollEvery/time.Second))
+	p.V, p.Prefix, p.Now = v, Prefix, time.Now()
+	p.Poll, p.PollSlow = fmt.Sprintf("%ds", int(h.PollEvery/time.Second)), fmt.Sprintf("%ds", int(h.PollSlow/time.Second))
 	if p.SelfPath == "" {
-		p.SelfPath = r.URL.RequestURI()
+		// The page's own address without its one-time note: what its live parts poll.
+		u := *r.URL
+		q := u.Query()
+		q.Del("flash")
+		u.RawQuery = q.Encode()
+		p.SelfPath = u.RequestURI()
 	}
 	if p.Flash == "" {
 		p.Flash = r.URL.Query().Get("flash")

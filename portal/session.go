@@ -157,6 +157,9 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, err)
 		return
 	}
+	if err := h.Repo.AddPortalAudit(r.Context(), db.PortalAudit{AppID: s.AppID, SessionID: s.ID, Action: "session.open", Target: s.ID}); err != nil {
+		h.Log.Error("portal audit not recorded", "app_id", s.AppID, "action", "session.open", "error", err)
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: cookie, Path: Prefix + "/", Expires: s.ExpiresAt,
 		HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, Prefix+"/endpoints", http.StatusSeeOther)
@@ -171,11 +174,18 @@ func (h *Handler) secure(r *http.Request) bool {
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*visit, bool) {
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 100 {
+		w.Header().Set("HX-Refresh", "true")
 		h.errorPage(w, r, nil, http.StatusUnauthorized, "You are not signed in. Open the link you were given (links work once, for 10 minutes).")
 		return nil, false
 	}
 	s, app, err := h.Repo.PortalSessionByCookie(r.Context(), hash(c.Value))
 	if errors.Is(err, db.ErrNotFound) {
+		if r.Header.Get("HX-Request") == "true" {
+			// A live part of a page polling: have htmx reload the page, which then says why.
+			w.Header().Set("HX-Refresh", "true")
+			h.errorPage(w, r, nil, http.StatusUnauthorized, "Your session has ended or was revoked.")
+			return nil, false
+		}
 		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: Prefix + "/", MaxAge: -1, HttpOnly: true,
 			Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
 		h.errorPage(w, r, nil, http.StatusUnauthorized, "Your session has ended or was revoked. Ask for a new link.")
