@@ -237,16 +237,6 @@ func TestPortalSessions(t *testing.T) {
 		t.Fatalf("the other session was revoked too: %d", resp.StatusCode)
 	}
 
-	// The exchange is rate limited per client address.
-	limited := false
-	for i := 0; i < 30 && !limited; i++ {
-		resp, _ := newPortalClient(t).do("GET", s.URL+"/portal/open?token=hps_nope", nil, nil)
-		limited = resp.StatusCode == http.StatusTooManyRequests
-	}
-	if !limited {
-		t.Error("30 exchanges from one address were not rate limited")
-	}
-
 	// Settings: frame-ancestors from the app's allow-list.
 	s.must(s.call("PUT", "/v1/apps/"+a.ID+"/portal-settings", a.Key, map[string]any{"frameAncestors": []string{"javascript:alert(1)"}}), http.StatusBadRequest)
 	s.must(s.call("PUT", "/v1/apps/"+a.ID+"/portal-settings", a.Key, map[string]any{"frameAncestors": []string{"https://dash.example.com"},
@@ -258,6 +248,37 @@ func TestPortalSessions(t *testing.T) {
 	}
 	if _, css := ro.do("GET", s.URL+"/portal/theme.css", nil, nil); !strings.Contains(css, "#aa3300") {
 		t.Errorf("theme.css %q", css)
+	}
+
+	// The operations URL, set in the portal (checked by the SSRF guard), receives the app's
+	// operational webhooks, which the portal then lists.
+	p2 := newPortalClient(t)
+	p2.do("GET", s.portalLink(a.Key, a.ID, nil), nil, nil)
+	_, html = p2.do("GET", s.URL+"/portal/operational", nil, nil)
+	csrf2 := csrfField.FindStringSubmatch(html)[1]
+	if resp, html := p2.do("POST", s.URL+"/portal/operational", url.Values{"csrf": {csrf2}, "operationsUrl": {"ftp://x.example"}}, nil); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(html, "operationsUrl: ") {
+		t.Errorf("an ftp operations URL: %d\n%s", resp.StatusCode, html)
+	}
+	if resp, _ := p2.do("POST", s.URL+"/portal/operational", url.Values{"csrf": {csrf2}, "operationsUrl": {recv.URL + "/ops"}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("setting the operations URL: %d", resp.StatusCode)
+	}
+	if resp, _ := p2.do("POST", s.URL+"/portal/endpoints/"+subA2.ID+"/disable", url.Values{"csrf": {csrf2}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("disable: %d", resp.StatusCode)
+	}
+	eventually(t, 30*time.Second, "the operational webhook in the portal", func() bool {
+		_, html := p2.do("GET", s.URL+"/portal/operational", nil, nil)
+		return strings.Contains(html, "subscription.disabled") && strings.Contains(html, ">succeeded<")
+	})
+
+	// The exchange is rate limited per client address.
+	limited := false
+	for i := 0; i < 30 && !limited; i++ {
+		resp, _ := newPortalClient(t).do("GET", s.URL+"/portal/open?token=hps_nope", nil, nil)
+		limited = resp.StatusCode == http.StatusTooManyRequests
+	}
+	if !limited {
+		t.Error("30 exchanges from one address were not rate limited")
 	}
 }
 
@@ -536,10 +557,20 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Errorf("the endpoints' health:\n%s", list)
 	}
 	u.check("endpoints")
+	u.run(chromedp.Navigate(base + "/deliveries?status=failed"))
+	log := u.waitText("Newest first", 10*time.Second)
+	var failed, other int
+	u.run(chromedp.Evaluate(`document.querySelectorAll(".delivery-row .s-failed").length`, &failed),
+		chromedp.Evaluate(`document.querySelectorAll(".delivery-row").length - document.querySelectorAll(".delivery-row .s-failed").length`, &other))
+	if failed != 1 || other != 0 || !strings.Contains(log, "HTTP 500") {
+		t.Errorf("the message log filtered on failures (%d failed, %d other):\n%s", failed, other, log)
+	}
 	u.run(chromedp.Navigate(base + "/event-types"))
 	if cat := u.waitText("order.created", 10*time.Second); !strings.Contains(cat, "<script>alert(2)</script>") || !strings.Contains(cat, "<b>now</b>") {
 		t.Errorf("the catalog does not show its example and description as text:\n%s", cat)
 	}
+	u.run(chromedp.Click(`form.test-send button`, chromedp.ByQuery))
+	u.waitText("Test sent", 10*time.Second)
 	u.check("event-types")
 	u.run(chromedp.Navigate(base + "/recover"))
 	u.waitText("Since (UTC)", 10*time.Second)
