@@ -236,7 +236,7 @@ func (b *bench) runScenario(ctx context.Context, spec scenarioSpec) (*ScenarioRe
 		res.CPUPerDelivery.System = per(sys + st.CPU.TemporalSec + pg)
 	}
 	res.Timings = timings(app.gather())
-	if res.Accepted > 0 {
+	if res.Accepted > 0 && b.target == nil { // a running stack's counters hold everything since it started
 		res.RequestsPerEvent = map[string]float64{}
 		for _, t := range res.Timings {
 			if t.Name != "temporal_request_latency_seconds" {
