@@ -600,7 +600,8 @@ func TestPortalInBrowser(t *testing.T) {
 		}
 	}
 
-	// A read-only session: no actions offered, and a post is refused.
+	// A read-only session (in the app's dark theme): no actions offered, and a post is refused.
+	s.must(s.call("PUT", "/v1/apps/"+a.ID+"/portal-settings", a.Key, map[string]any{"theme": map[string]any{"accentColor": "#0f766e", "mode": "dark"}}), http.StatusOK)
 	u.run(chromedp.Navigate(s.portalLink(operatorKey, a.ID, map[string]any{"readOnly": true})))
 	u.waitText("Read-only", 10*time.Second)
 	u.run(chromedp.Navigate(base + "/deliveries/" + deliveryID))
@@ -622,6 +623,7 @@ func TestPortalInBrowser(t *testing.T) {
 	u.waitText("Newest first", 10*time.Second)
 	s.must(s.call("DELETE", "/v1/apps/"+a.ID+"/portal-sessions", a.Key, nil), http.StatusOK)
 	u.waitText("Your session has ended or was revoked", 10*time.Second)
+	u.check("signed-out")
 	if len(*dialogs) > 0 {
 		t.Fatalf("a dialog opened: %q", *dialogs)
 	}

@@ -134,3 +134,11 @@ func TestTemplatesParse(t *testing.T) {
 		}
 	}
 }
+
+func TestTextOnAccent(t *testing.T) {
+	for bg, want := range map[string]string{"#2563eb": "#ffffff", "#000000": "#ffffff", "#ffffff": "#000000", "#ffd700": "#000000", "#0f766e": "#ffffff"} {
+		if got := textOn(bg); got != want {
+			t.Errorf("textOn(%s) = %s, want %s", bg, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -229,7 +230,26 @@ func (h *Handler) themeCSS(w http.ResponseWriter, r *http.Request, v *visit) {
 	}
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "private, max-age=60")
-	fmt.Fprintf(w, ":root { --accent: %s; }\n", accent)
+	fmt.Fprintf(w, ":root { --accent: %s; --accent-fg: %s; }\n", accent, textOn(accent))
+}
+
+// textOn picks black or white text for a #rrggbb background, whichever contrasts more (WCAG
+// relative luminance), so any accent colour keeps its buttons readable.
+func textOn(bg string) string {
+	lin := func(h string) float64 {
+		var v int
+		fmt.Sscanf(h, "%02x", &v)
+		c := float64(v) / 255
+		if c <= 0.04045 {
+			return c / 12.92
+		}
+		return math.Pow((c+0.055)/1.055, 2.4)
+	}
+	l := 0.2126*lin(bg[1:3]) + 0.7152*lin(bg[3:5]) + 0.0722*lin(bg[5:7])
+	if (l+0.05)/0.05 > 1.05/(l+0.05) { // contrast with black > with white
+		return "#000000"
+	}
+	return "#ffffff"
 }
 
 // ValidSettings checks an app's portal settings: frame ancestors are https origins (or
