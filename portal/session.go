@@ -229,7 +229,7 @@ func (h *Handler) themeCSS(w http.ResponseWriter, r *http.Request, v *visit) {
 		accent = v.Settings.AccentColor
 	}
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "private, max-age=60")
+	w.Header().Set("Cache-Control", "private, max-age=3600") // its address changes with the settings (layout.html)
 	fmt.Fprintf(w, ":root { --accent: %s; --accent-fg: %s; }\n", accent, textOn(accent))
 }
 
