@@ -127,189 +127,274 @@ type page struct {
 	succeeded []Outcome // for the legacy FanOut, which reports them
 }
 
-// runPage makes the first attempts of one page of targets.
+// runPage makes the first attempts of one page of targets: it plans them a batch of free slots at
+// a time (pageRun.plan) and executes each batch (pageRun.execute), recording outcomes as they come.
 func (a *Activities) runPage(ctx context.Context, ev db.Event, after string) (*page, error) {
-	p := &page{res: FanOutPageResult{AppID: ev.AppID, ClientID: ev.ClientID, Notify: ev.NotifyURL.String != "",
-		NotifyHost: delivery.HostOf(ev.NotifyURL.String)}}
 	items, full, err := a.pageItems(ctx, ev, after)
 	if err != nil {
 		return nil, err
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(PageTimeout)
+	r := a.newPageRun(ctx, ev, items)
+	if err := r.run(ctx); err != nil {
+		return nil, r.fail(ctx, err)
 	}
-	reserve := min(handoffReserve, time.Until(deadline)/10)
-	conc := max(1, a.Config.FanOutConcurrency)
-	type done struct {
-		i   int
-		r   webhook.Result
-		row db.Attempt
-	}
-	results := make(chan done, conc)
-	var rows []db.Attempt
-	flush := func() error {
-		if err := a.record(ctx, rows); err != nil {
-			return err
-		}
-		rows = rows[:0]
-		return nil
-	}
-	// outcome folds a completed first attempt into the page's result.
-	outcome := func(x done) {
-		it := items[x.i]
-		rows = append(rows, x.row)
-		retry := it.d.Retry(it.t.Policy, 1, it.t.URL)
-		if x.r.Succeeded() {
-			a.Metrics.ObserveDelivered(delivery.StatusSucceeded, ev.ReceivedAt)
-			p.res.Succeeded++
-			p.succeeded = append(p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: retry.SubscriptionID, Status: delivery.StatusSucceeded, Attempts: 1})
-			return
-		}
-		retry.Gone = x.r.Gone()
-		// Past the policy's maximum duration the workflow wakes to close the delivery, no attempt made.
-		retry.Delay, _ = it.t.Policy.NextDelay(1, x.r.RetryAfter, it.d.CreatedAt, time.Now())
-		if it.t.Policy.MaxAttempts == 1 {
-			retry.Delay = 0 // no attempt left: its workflow closes it at once, not after the wait
-		}
-		p.retries = append(p.retries, retry)
-	}
-
-	inflight, next := 0, 0
-	// fail gives up on the page, but first waits for the attempts under way and records what it can.
-	fail := func(err error) (*page, error) {
-		for ; inflight > 0; inflight-- {
-			rows = append(rows, (<-results).row)
-		}
-		if ferr := flush(); ferr != nil && ferr != err {
-			// Outcomes still unrecorded: FanOutPage carries them to its next try.
-			return nil, fmt.Errorf("fan out %s: %w; %w", ev.ID, err, ferr)
-		}
-		return nil, fmt.Errorf("fan out %s: %w", ev.ID, err)
-	}
-	stopped := false
-	flushTimer := time.NewTimer(time.Hour)
-	defer flushTimer.Stop()
-	for next < len(items) && !stopped || inflight > 0 {
-		// Start more attempts once a quarter of the slots are free (or nothing is in flight): their
-		// ledger rows are claimed in one statement per batch, not one per POST.
-		if next < len(items) && !stopped && (inflight == 0 || conc-inflight >= max(1, conc/4)) {
-			// Walk the page in order up to the free slots: count what needs no POST, claim the
-			// ledger rows of the attempts to make (one statement for all of them), start them.
-			var launch []int
-			var claims []db.Claim
-			for next < len(items) && inflight+len(launch) < conc {
-				it := &items[next]
-				if it.skipped == nil && it.d.Status == delivery.StatusPending && it.d.Attempts == 0 && next > 0 &&
-					time.Now().Add(it.t.Policy.Timeout+reserve).After(deadline) {
-					stopped = true // the rest goes to the next page, so a page never outlives its deadline
-					break
-				}
-				switch {
-				case it.skipped != nil:
-					p.res.SkippedCount++
-					if len(p.res.Skipped) < maxSkippedPerPage {
-						p.res.Skipped = append(p.res.Skipped, *it.skipped)
-					}
-				case it.d.Status == delivery.StatusSucceeded:
-					p.res.Matched++
-					p.res.Succeeded++
-					p.succeeded = append(p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: it.d.SubscriptionID.String,
-						Status: it.d.Status, Attempts: it.d.Attempts})
-				case it.d.Status != delivery.StatusPending:
-					p.res.Matched++
-					p.res.Ended++
-				case it.d.Claimed:
-					p.res.Matched++
-					launch = append(launch, next)
-				case it.d.Attempts == 0 && it.t.sub.Throttled(time.Now()):
-					p.res.Matched++
-					if it.gate, err = a.gateFor(ctx, it.t.sub, nil, fanOutThrottleWait, it.t.Policy.Timeout, false); err != nil {
-						return fail(err)
-					}
-					if !it.gate.send {
-						// Its workflow waits and asks again; no attempt is made, none is counted.
-						r := it.d.Retry(it.t.Policy, 0, it.t.URL)
-						r.Delay, r.Reservation = it.gate.wait, it.gate.res
-						p.retries = append(p.retries, r)
-						break
-					}
-					launch = append(launch, next)
-					claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1, URL: it.t.URL})
-				case it.d.Attempts == 0:
-					p.res.Matched++
-					launch = append(launch, next)
-					claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1, URL: it.t.URL})
-				default: // attempted by a run that stopped: its retry workflow takes over
-					p.res.Matched++
-					p.recover(it)
-				}
-				next++
-			}
-			won := map[string]bool{}
-			if len(claims) > 0 {
-				if won, err = a.Repo.ClaimAttempts(ctx, claims); err != nil {
-					for _, i := range launch {
-						a.unreserve(ctx, items[i].t.sub, items[i].gate) // no attempt starts
-					}
-					return fail(err)
-				}
-			}
-			for _, i := range launch {
-				it := items[i]
-				if !it.d.Claimed && !won[it.d.ID] {
-					// Another run of this page made or is making that attempt (claims leave the
-					// delivery's count as it is until the attempt is recorded); a throttled
-					// subscription's slot and lease reserved for it go back.
-					a.unreserve(ctx, it.t.sub, it.gate)
-					items[i].d.Attempts = max(items[i].d.Attempts, 1)
-					p.recover(&items[i])
-					continue
-				}
-				inflight++
-				go func(i int) {
-					if it.gate.lease != "" {
-						defer a.release(ctx, it.t.sub.ID, it.gate.lease)
-					}
-					_ = sleepUntil(ctx, it.gate.at) // a context that ends fails the attempt itself
-					r, row, _ := a.attempt(ctx, ev, it.d.Delivery, it.t, 1)
-					if it.t.sub.ID != "" {
-						a.adapt(ctx, it.t.sub, it.t.Policy, r)
-					}
-					results <- done{i: i, r: r, row: row}
-				}(i)
-			}
-			continue
-		}
-		select {
-		case x := <-results:
-			inflight--
-			if len(rows) == 0 {
-				flushTimer.Reset(flushAfter)
-			}
-			outcome(x)
-			if len(rows) >= flushEvery {
-				if err := flush(); err != nil {
-					return fail(err)
-				}
-			}
-		case <-flushTimer.C:
-			if err := flush(); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return fail(err)
-	}
-	if stopped {
-		p.res.Next = items[next-1].key
+	p := r.p
+	if r.stopped {
+		p.res.Next = items[r.next-1].key
 	} else if full {
 		p.res.Next = items[len(items)-1].key
 	}
 	a.Log.Debug("fan-out page", "event_id", ev.ID, "after", after, "next", p.res.Next, "matched", p.res.Matched,
 		"succeeded", p.res.Succeeded, "retrying", len(p.retries))
 	return p, nil
+}
+
+// pageRun is one run of a page: its targets, its budget, the attempts under way and what it did.
+type pageRun struct {
+	a     *Activities
+	ev    db.Event
+	items []pageItem
+	p     *page
+	// deadline is the page's; reserve the part of it kept for recording and handing off: no
+	// attempt starts that could not end before deadline minus reserve.
+	deadline time.Time
+	reserve  time.Duration
+	conc     int // attempts in flight at most
+	results  chan attemptDone
+	rows     []db.Attempt // completed attempts not yet recorded
+	inflight int
+	next     int  // the first item not planned yet
+	stopped  bool // out of time: the items from next on go to the next page
+}
+
+// attemptDone is a completed first attempt of the page's i-th item.
+type attemptDone struct {
+	i   int
+	r   webhook.Result
+	row db.Attempt
+}
+
+func (a *Activities) newPageRun(ctx context.Context, ev db.Event, items []pageItem) *pageRun {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(PageTimeout)
+	}
+	conc := max(1, a.Config.FanOutConcurrency)
+	return &pageRun{a: a, ev: ev, items: items, deadline: deadline, conc: conc,
+		reserve: min(handoffReserve, time.Until(deadline)/10), results: make(chan attemptDone, conc),
+		p: &page{res: FanOutPageResult{AppID: ev.AppID, ClientID: ev.ClientID, Notify: ev.NotifyURL.String != "",
+			NotifyHost: delivery.HostOf(ev.NotifyURL.String)}}}
+}
+
+// run plans and executes the page's attempts until every item is planned (or time is short) and
+// every attempt under way has completed and is recorded.
+func (r *pageRun) run(ctx context.Context) error {
+	flushTimer := time.NewTimer(time.Hour)
+	defer flushTimer.Stop()
+	for r.planning() || r.inflight > 0 {
+		// Start more attempts once a quarter of the slots are free (or nothing is in flight): their
+		// ledger rows are claimed in one statement per batch, not one per POST.
+		if r.planning() && (r.inflight == 0 || r.conc-r.inflight >= max(1, r.conc/4)) {
+			launch, claims, err := r.plan(ctx)
+			if err != nil {
+				return err
+			}
+			if err := r.execute(ctx, launch, claims); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case x := <-r.results:
+			r.inflight--
+			if len(r.rows) == 0 {
+				flushTimer.Reset(flushAfter)
+			}
+			r.completed(x)
+			if len(r.rows) >= flushEvery {
+				if err := r.flush(ctx); err != nil {
+					return err
+				}
+			}
+		case <-flushTimer.C:
+			if err := r.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return r.flush(ctx)
+}
+
+// planning reports whether items are left to plan.
+func (r *pageRun) planning() bool { return r.next < len(r.items) && !r.stopped }
+
+// plan walks the page in order up to the free slots: it counts what needs no POST, hands what an
+// earlier run attempted to its retry workflow, reserves throttled subscriptions' slots, and stops
+// at the first attempt the page's time cannot hold. launch are the items to send, claims the
+// ledger rows to claim for them (one statement for all).
+func (r *pageRun) plan(ctx context.Context) (launch []int, claims []db.Claim, err error) {
+	for r.next < len(r.items) && r.inflight+len(launch) < r.conc {
+		it := &r.items[r.next]
+		if r.outOfTime(r.next) {
+			r.stopped = true // the rest goes to the next page, so a page never outlives its deadline
+			break
+		}
+		send, claim, err := r.planItem(ctx, it)
+		if err != nil {
+			return nil, nil, err
+		}
+		if send {
+			launch = append(launch, r.next)
+		}
+		if claim {
+			claims = append(claims, db.Claim{DeliveryID: it.d.ID, Attempt: 1, URL: it.t.URL})
+		}
+		r.next++
+	}
+	return launch, claims, nil
+}
+
+// outOfTime reports whether the i-th item's first attempt, still to make, could not end before
+// the page's deadline minus its reserve (the first item is always tried).
+func (r *pageRun) outOfTime(i int) bool {
+	it := &r.items[i]
+	return it.skipped == nil && it.d.Status == delivery.StatusPending && it.d.Attempts == 0 && i > 0 &&
+		time.Now().Add(it.t.Policy.Timeout+r.reserve).After(r.deadline)
+}
+
+// planItem decides what the page does with one target: send (and claim its ledger row first,
+// unless it came claimed), or only count it.
+func (r *pageRun) planItem(ctx context.Context, it *pageItem) (send, claim bool, err error) {
+	p := r.p
+	if it.skipped != nil {
+		p.res.SkippedCount++
+		if len(p.res.Skipped) < maxSkippedPerPage {
+			p.res.Skipped = append(p.res.Skipped, *it.skipped)
+		}
+		return false, false, nil
+	}
+	p.res.Matched++
+	switch {
+	case it.d.Status == delivery.StatusSucceeded:
+		p.res.Succeeded++
+		p.succeeded = append(p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: it.d.SubscriptionID.String,
+			Status: it.d.Status, Attempts: it.d.Attempts})
+		return false, false, nil
+	case it.d.Status != delivery.StatusPending:
+		p.res.Ended++
+		return false, false, nil
+	case it.d.Claimed:
+		return true, false, nil
+	case it.d.Attempts == 0 && it.t.sub.Throttled(time.Now()):
+		send, err := r.reserveSlot(ctx, it)
+		return send, send, err
+	case it.d.Attempts == 0:
+		return true, true, nil
+	default: // attempted by a run that stopped: its retry workflow takes over
+		p.recover(it)
+		return false, false, nil
+	}
+}
+
+// reserveSlot reserves a throttled subscription's send slot for a first attempt. Without one
+// within the fan-out's wait, the delivery goes to its workflow, which waits and asks again: no
+// attempt is made, none is counted.
+func (r *pageRun) reserveSlot(ctx context.Context, it *pageItem) (send bool, err error) {
+	if it.gate, err = r.a.gateFor(ctx, it.t.sub, nil, fanOutThrottleWait, it.t.Policy.Timeout, false); err != nil {
+		return false, err
+	}
+	if !it.gate.send {
+		rt := it.d.Retry(it.t.Policy, 0, it.t.URL)
+		rt.Delay, rt.Reservation = it.gate.wait, it.gate.res
+		r.p.retries = append(r.p.retries, rt)
+		return false, nil
+	}
+	return true, nil
+}
+
+// execute claims the planned attempts' ledger rows and starts the attempts this run won.
+func (r *pageRun) execute(ctx context.Context, launch []int, claims []db.Claim) error {
+	won := map[string]bool{}
+	if len(claims) > 0 {
+		var err error
+		if won, err = r.a.Repo.ClaimAttempts(ctx, claims); err != nil {
+			for _, i := range launch {
+				r.a.unreserve(ctx, r.items[i].t.sub, r.items[i].gate) // no attempt starts
+			}
+			return err
+		}
+	}
+	for _, i := range launch {
+		it := r.items[i]
+		if !it.d.Claimed && !won[it.d.ID] {
+			// Another run of this page made or is making that attempt (claims leave the
+			// delivery's count as it is until the attempt is recorded); a throttled
+			// subscription's slot and lease reserved for it go back.
+			r.a.unreserve(ctx, it.t.sub, it.gate)
+			r.items[i].d.Attempts = max(r.items[i].d.Attempts, 1)
+			r.p.recover(&r.items[i])
+			continue
+		}
+		r.inflight++
+		go r.send(ctx, i, it)
+	}
+	return nil
+}
+
+// send makes the first attempt of it (the page's i-th item, a copy) at its slot and reports it
+// on results.
+func (r *pageRun) send(ctx context.Context, i int, it pageItem) {
+	if it.gate.lease != "" {
+		defer r.a.release(ctx, it.t.sub.ID, it.gate.lease)
+	}
+	_ = sleepUntil(ctx, it.gate.at) // a context that ends fails the attempt itself
+	res, row, _ := r.a.attempt(ctx, r.ev, it.d.Delivery, it.t, 1)
+	if it.t.sub.ID != "" {
+		r.a.adapt(ctx, it.t.sub, it.t.Policy, res)
+	}
+	r.results <- attemptDone{i: i, r: res, row: row}
+}
+
+// completed folds a completed first attempt into the page's result: its ledger row to record,
+// and a success or a retry to hand over.
+func (r *pageRun) completed(x attemptDone) {
+	it := r.items[x.i]
+	r.rows = append(r.rows, x.row)
+	retry := it.d.Retry(it.t.Policy, 1, it.t.URL)
+	if x.r.Succeeded() {
+		r.a.Metrics.ObserveDelivered(delivery.StatusSucceeded, r.ev.ReceivedAt)
+		r.p.res.Succeeded++
+		r.p.succeeded = append(r.p.succeeded, Outcome{DeliveryID: it.d.ID, SubscriptionID: retry.SubscriptionID, Status: delivery.StatusSucceeded, Attempts: 1})
+		return
+	}
+	retry.Gone = x.r.Gone()
+	// Past the policy's maximum duration the workflow wakes to close the delivery, no attempt made.
+	retry.Delay, _ = it.t.Policy.NextDelay(1, x.r.RetryAfter, it.d.CreatedAt, time.Now())
+	if it.t.Policy.MaxAttempts == 1 {
+		retry.Delay = 0 // no attempt left: its workflow closes it at once, not after the wait
+	}
+	r.p.retries = append(r.p.retries, retry)
+}
+
+// flush records the completed attempts' ledger rows.
+func (r *pageRun) flush(ctx context.Context) error {
+	if err := r.a.record(ctx, r.rows); err != nil {
+		return err
+	}
+	r.rows = r.rows[:0]
+	return nil
+}
+
+// fail gives up on the page, but first waits for the attempts under way and records what it can.
+func (r *pageRun) fail(ctx context.Context, err error) error {
+	for ; r.inflight > 0; r.inflight-- {
+		r.rows = append(r.rows, (<-r.results).row)
+	}
+	if ferr := r.flush(ctx); ferr != nil && ferr != err {
+		// Outcomes still unrecorded: FanOutPage carries them to its next try.
+		return fmt.Errorf("fan out %s: %w; %w", r.ev.ID, err, ferr)
+	}
+	return fmt.Errorf("fan out %s: %w", r.ev.ID, err)
 }
 
 // recover hands a delivery that an earlier run attempted to a retry workflow.
