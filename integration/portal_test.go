@@ -271,6 +271,28 @@ func TestPortalSessions(t *testing.T) {
 		return strings.Contains(html, "subscription.disabled") && strings.Contains(html, ">succeeded<")
 	})
 
+	// A link past its 10 minutes does not open; a session past its lifetime is out; neither
+	// secret is stored as such.
+	late := s.must(s.call("POST", "/v1/apps/"+a.ID+"/portal-sessions", a.Key, map[string]any{}), http.StatusCreated).Data()
+	if _, err := database.DB.Exec(`UPDATE portal_sessions SET token_expires_at = now() - interval '1 second' WHERE id = $1`, late["id"]); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := newPortalClient(t).do("GET", late["url"].(string), nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a link past its deadline: %d", resp.StatusCode)
+	}
+	if _, err := database.DB.Exec(`UPDATE portal_sessions SET expires_at = now() - interval '1 second' WHERE app_id = $1 AND read_only`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := ro.do("GET", s.URL+"/portal/endpoints", nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a session past its lifetime: %d", resp.StatusCode)
+	}
+	token := strings.TrimPrefix(late["url"].(string), s.URL+"/portal/open?token=")
+	var plain int
+	if err := database.DB.Get(&plain, `SELECT count(*) FROM portal_sessions WHERE position($1::bytea in coalesce(token_hash, '')) > 0
+		OR id = $2`, []byte(token), token); err != nil || plain != 0 {
+		t.Errorf("the token is stored as such (%d rows, %v)", plain, err)
+	}
+
 	// The exchange is rate limited per client address.
 	limited := false
 	for i := 0; i < 30 && !limited; i++ {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/hookd/hookd/config"
 	"github.com/hookd/hookd/db"
 )
 
@@ -140,5 +141,17 @@ func TestTextOnAccent(t *testing.T) {
 		if got := textOn(bg); got != want {
 			t.Errorf("textOn(%s) = %s, want %s", bg, got, want)
 		}
+	}
+}
+
+func TestCookieIsSecureBehindTLS(t *testing.T) {
+	plain := &Handler{}
+	tls := &Handler{Deps: Deps{Config: config.Config{PublicURL: "https://hooks.example.com"}}}
+	r := httptest.NewRequest("GET", "http://hookd.test/portal/open", nil)
+	if plain.secure(r) || !tls.secure(r) {
+		t.Error("Secure follows HOOKD_PUBLIC_URL's scheme")
+	}
+	if r := httptest.NewRequest("GET", "https://hookd.test/portal/open", nil); !plain.secure(r) {
+		t.Error("a TLS request's cookie is not Secure")
 	}
 }
