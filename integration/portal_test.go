@@ -194,6 +194,24 @@ func TestPortalSessions(t *testing.T) {
 	if resp, _ := ro.do("POST", s.URL+"/portal/endpoints/"+subA2.ID+"/disable", url.Values{"csrf": {roCSRF}}, nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("read-only disable: %d", resp.StatusCode)
 	}
+	// Narrowed but not read-only: it may change its endpoint, not add one.
+	nw := newPortalClient(t)
+	nw.do("GET", s.portalLink(a.Key, a.ID, map[string]any{"subscriptionIds": []string{subA2.ID}}), nil, nil)
+	_, html = nw.do("GET", s.URL+"/portal/endpoints/"+subA2.ID, nil, nil)
+	nwCSRF := csrfField.FindStringSubmatch(html)[1]
+	if resp, _ := nw.do("POST", s.URL+"/portal/endpoints", url.Values{"csrf": {nwCSRF}, "url": {recv.URL + "/new"}, "eventTypes": {"x"}}, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a narrowed session added an endpoint: %d", resp.StatusCode)
+	}
+	if resp, _ := nw.do("POST", s.URL+"/portal/endpoints/"+subA1.ID+"/enable", url.Values{"csrf": {nwCSRF}}, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a narrowed session enabled another endpoint: %d", resp.StatusCode)
+	}
+	if resp, _ := nw.do("POST", s.URL+"/portal/endpoints/"+subA2.ID, url.Values{"csrf": {nwCSRF}, "url": {recv.URL + "/a2-moved"},
+		"eventTypes": {"order.created"}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("a narrowed session's change to its own endpoint: %d", resp.StatusCode)
+	}
+	if got := s.must(s.call("GET", "/v1/subscriptions/"+subA2.ID, a.Key, nil), http.StatusOK).Data(); got["url"] != recv.URL+"/a2-moved" {
+		t.Errorf("the change did not land: %v", got["url"])
+	}
 
 	// The narrowed session's message log and delivery pages: its subscription's deliveries only.
 	s.must(s.call("POST", "/v1/events", a.Key, map[string]any{"id": "narrow-1", "type": "order.created", "data": map[string]any{}}), http.StatusCreated)
@@ -221,10 +239,10 @@ func TestPortalSessions(t *testing.T) {
 
 	// Sessions are listed; revoking one ends it at once.
 	list := s.must(s.call("GET", "/v1/apps/"+a.ID+"/portal-sessions", a.Key, nil), http.StatusOK).Data()["sessions"].([]any)
-	if len(list) != 2 {
+	if len(list) != 3 {
 		t.Fatalf("sessions %v", list)
 	}
-	first := list[1].(map[string]any)
+	first := list[2].(map[string]any) // newest first
 	if first["state"] != "open" || first["createdBy"] != "operator" {
 		t.Errorf("first session %v", first)
 	}

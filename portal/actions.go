@@ -168,6 +168,11 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, v *visit, form 
 }
 
 func (h *Handler) createEndpoint(w http.ResponseWriter, r *http.Request, v *visit) {
+	if v.Session.Narrowed() {
+		// It could not see what it made: a narrowed session covers the endpoints it was opened for.
+		h.errorPage(w, r, v, http.StatusForbidden, "This session covers some endpoints only: it cannot add new ones.")
+		return
+	}
 	ns, _, fields, err := parseEndpointForm(r, true)
 	form := endpointForm{New: true, Fields: fields, Example: "{}"}
 	if err != nil {
