@@ -311,6 +311,20 @@ func TestPortalSessions(t *testing.T) {
 		t.Errorf("the token is stored as such (%d rows, %v)", plain, err)
 	}
 
+	// Rotating a secret shows the new one once; deleting an endpoint deletes it.
+	resp, html = p2.do("POST", s.URL+"/portal/endpoints/"+subA1.ID+"/rotate-secret", url.Values{"csrf": {csrf2}}, nil)
+	if m := regexp.MustCompile(`id="secret">(whsec_[^<]+)<`).FindStringSubmatch(html); resp.StatusCode != http.StatusOK || m == nil || m[1] == subA1.Secret ||
+		resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("rotation: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	if _, html := p2.do("GET", s.URL+"/portal/endpoints/"+subA1.ID, nil, nil); strings.Contains(html, "whsec_") {
+		t.Error("the secret is shown again")
+	}
+	if resp, _ := p2.do("POST", s.URL+"/portal/endpoints/"+subA1.ID+"/delete", url.Values{"csrf": {csrf2}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("delete: %d", resp.StatusCode)
+	}
+	s.must(s.call("GET", "/v1/subscriptions/"+subA1.ID, a.Key, nil), http.StatusNotFound)
+
 	// The exchange is rate limited per client address.
 	limited := false
 	for i := 0; i < 30 && !limited; i++ {

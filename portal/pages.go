@@ -505,26 +505,23 @@ func (h *Handler) recoverPage(w http.ResponseWriter, r *http.Request, v *visit) 
 		Data: map[string]any{"Subs": subs, "Since": time.Now().Add(-24 * time.Hour).UTC().Format("2006-01-02T15:04")}})
 }
 
-// operation shows a recover's progress (refreshed while it runs).
+// operation shows a recover's progress (refreshed while it runs). A narrowed session sees only
+// the recovers of its own endpoints.
 func (h *Handler) operation(w http.ResponseWriter, r *http.Request, v *visit) {
-	op, err := h.Repo.GetOperation(r.Context(), db.OwnedBy(v.App.ID), r.PathValue("id"))
+	op, err := h.UseCases.GetOperation(r.Context(), v.caller(), r.PathValue("id"))
+	if err == nil && v.Session.Narrowed() && !v.Session.Allows(op.Window.SubscriptionID) {
+		err = db.ErrNotFound
+	}
 	if err != nil {
 		h.fail(w, r, v, err)
 		return
 	}
-	var counts map[string]int
-	if op.WorkflowID != "" {
-		if counts, err = h.Repo.GroupCounts(r.Context(), op.WorkflowID); err != nil {
-			h.fail(w, r, v, err)
-			return
-		}
-	}
 	total := 0
-	for _, n := range counts {
+	for _, n := range op.Replays {
 		total += n
 	}
 	h.render(w, r, v, http.StatusOK, "operation", page{Title: "Recovery " + op.ID, Nav: "deliveries",
-		Data: map[string]any{"Op": op, "Counts": counts, "Total": total, "Running": op.Status == db.OperationRunning}})
+		Data: map[string]any{"Op": op, "Counts": op.Replays, "Total": total, "Running": op.Status == db.OperationRunning}})
 }
 
 // operational shows the app's operations URL and what was sent there.
