@@ -41,11 +41,7 @@ CREATE TABLE portal_settings (
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- The portal's message log lists an app's deliveries newest first, with or without a status.
-CREATE INDEX deliveries_app_created ON deliveries (app_id, created_at DESC, id DESC);
-
 -- +goose Down
-DROP INDEX deliveries_app_created;
 DROP TABLE portal_settings;
 DROP TABLE portal_audit;
 DROP TABLE portal_sessions;
