@@ -593,6 +593,10 @@ func TestPortalInBrowser(t *testing.T) {
 	u.run(chromedp.SetValue("#filterLogic", `{"==": [{"var": "event.orderId"}, "o-1"]}`, chromedp.ByQuery),
 		chromedp.Click(`#filter-h ~ form button`, chromedp.ByQuery))
 	u.waitText("The filter matches this example", 10*time.Second)
+	// …and against a past event sent to the endpoint (order 1001: not o-1).
+	u.run(chromedp.Evaluate(`document.querySelector("#pastDelivery").selectedIndex = 1`, nil),
+		chromedp.Click(`#filter-h ~ form button`, chromedp.ByQuery))
+	u.waitText("The filter does not match this example", 10*time.Second)
 	u.run(chromedp.Click(`#test-h ~ form button`, chromedp.ByQuery))
 	u.waitText("Test sent", 10*time.Second)
 	u.check("endpoint")

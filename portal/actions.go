@@ -412,7 +412,7 @@ func (h *Handler) setOperationsURL(r *http.Request, v *visit, u string) error {
 }
 
 // filterResult says whether a filter matches an example payload.
-func filterResult(rule, eventType, example string) map[string]any {
+func filterResult(rule, eventType, topic, example string) map[string]any {
 	res := map[string]any{}
 	f, err := filter.Compile(json.RawMessage(rule))
 	if err != nil {
@@ -423,7 +423,7 @@ func filterResult(rule, eventType, example string) map[string]any {
 		res["Error"] = "The example is not valid JSON."
 		return res
 	}
-	ok, err := f.Match(eventType, "", json.RawMessage(example))
+	ok, err := f.Match(eventType, topic, json.RawMessage(example))
 	if err != nil {
 		res["Error"] = "The filter failed on this example: " + err.Error()
 		return res

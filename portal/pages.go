@@ -93,7 +93,8 @@ type endpointForm struct {
 	Secret     string            // shown once after creation or rotation
 	PublicKey  string
 	Health     db.SubscriptionHealth
-	Example    string // a payload to test the filter against
+	Example    string        // a payload to test the filter against
+	Recent     []db.LogEntry // the endpoint's latest deliveries, whose events the filter may be tested on
 	Scheme     string
 }
 
@@ -133,8 +134,12 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, v *visit) {
 		h.fail(w, r, v, err)
 		return
 	}
-	h.render(w, r, v, http.StatusOK, "endpoint", page{Title: "Endpoint " + sub.ID, Nav: "endpoints",
-		Data: h.formOf(sub, cat, health[sub.ID])})
+	form := h.formOf(sub, cat, health[sub.ID])
+	if form.Recent, err = h.Repo.DeliveryLog(ctx, db.LogFilter{AppID: v.App.ID, SubscriptionID: sub.ID, Limit: 10}); err != nil {
+		h.fail(w, r, v, err)
+		return
+	}
+	h.render(w, r, v, http.StatusOK, "endpoint", page{Title: "Endpoint " + sub.ID, Nav: "endpoints", Data: form})
 }
 
 func (h *Handler) formOf(sub db.Subscription, cat []db.CatalogEntry, health db.SubscriptionHealth) endpointForm {
@@ -563,7 +568,28 @@ func (h *Handler) filterTest(w http.ResponseWriter, r *http.Request, v *visit) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
-	res := filterResult(r.PostFormValue("filterLogic"), r.PostFormValue("eventType"), r.PostFormValue("example"))
+	eventType, topic, example := r.PostFormValue("eventType"), "", r.PostFormValue("example")
+	if id := r.PostFormValue("delivery"); id != "" {
+		// A past event of the session's own: its data, type and topic.
+		d, err := h.Repo.GetDelivery(r.Context(), db.OwnedBy(v.App.ID), id)
+		if err == nil && !v.Session.Allows(d.SubscriptionID.String) {
+			err = db.ErrNotFound
+		}
+		var ev db.Event
+		if err == nil {
+			ev, err = h.Repo.GetEvent(r.Context(), db.AnyApp(), d.EventID)
+		}
+		if errors.Is(err, db.ErrNotFound) {
+			http.Error(w, "no such delivery", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			h.fail(w, r, v, err)
+			return
+		}
+		eventType, topic, example = ev.Type, ev.Topic, string(ev.Payload)
+	}
+	res := filterResult(r.PostFormValue("filterLogic"), eventType, topic, example)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = h.pages["fragments"].ExecuteTemplate(w, "filter-result", res)
@@ -577,5 +603,3 @@ func pretty(raw json.RawMessage) string {
 	}
 	return b.String()
 }
-
-var errNotJSON = errors.New("not JSON")

@@ -110,16 +110,16 @@ func TestNarrowedSessionAllows(t *testing.T) {
 
 func TestFilterResult(t *testing.T) {
 	rule := `{"==": [{"var": "event.status"}, "paid"]}`
-	if r := filterResult(rule, "order.paid", `{"status": "paid"}`); r["Match"] != true {
+	if r := filterResult(rule, "order.paid", "", `{"status": "paid"}`); r["Match"] != true {
 		t.Errorf("match: %v", r)
 	}
-	if r := filterResult(rule, "order.paid", `{"status": "open"}`); r["Match"] != false {
+	if r := filterResult(rule, "order.paid", "", `{"status": "open"}`); r["Match"] != false {
 		t.Errorf("no match: %v", r)
 	}
-	if r := filterResult(`{"nope": [1]}`, "", `{}`); r["Error"] == nil {
+	if r := filterResult(`{"nope": [1]}`, "", "", `{}`); r["Error"] == nil {
 		t.Errorf("a bad rule: %v", r)
 	}
-	if r := filterResult(rule, "", `{`); r["Error"] == nil {
+	if r := filterResult(rule, "", "", `{`); r["Error"] == nil {
 		t.Errorf("a bad example: %v", r)
 	}
 }
