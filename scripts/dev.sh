@@ -123,6 +123,14 @@ export HOOKD_HTTP_ADDR="${HOOKD_HTTP_ADDR:-127.0.0.1:8080}"
 export HOOKD_OPERATOR_KEY="${HOOKD_OPERATOR_KEY:-dev-operator-key}"
 export HOOKD_TEMPORAL_UI_URL="${HOOKD_TEMPORAL_UI_URL:-http://127.0.0.1:$DEV_TEMPORAL_UI_PORT}"
 export HOOKD_ALLOW_PRIVATE_TARGETS="${HOOKD_ALLOW_PRIVATE_TARGETS:-true}"
+# New goroutines start with the stack size the last GC saw on average, not the minimum: hookd
+# starts one per attempt (and net/http and the Temporal SDK per connection and task), each grown
+# through net/http's stack otherwise; about a tenth of hookd's CPU per delivery (issue 27). Only an
+# environment setting: the runtime accepts no //go:debug directive for it.
+case ",${GODEBUG:-}," in
+  *,adaptivestackstart=*) ;;
+  *) export GODEBUG="${GODEBUG:+$GODEBUG,}adaptivestackstart=1" ;;
+esac
 
 # Secrets are stored encrypted under HOOKD_ENCRYPTION_KEY. The dev key is made once and kept, so
 # the secrets already in the dev database stay readable across runs.

@@ -22,3 +22,19 @@ func TestDevServerPragmasMatchTestenv(t *testing.T) {
 		}
 	}
 }
+
+// TestDevHookdStartsGoroutinesWithAdaptiveStacks: make dev's hookd runs with
+// GODEBUG=adaptivestackstart=1 (an environment setting only: the runtime has no //go:debug
+// directive for it), keeping a GODEBUG the developer set.
+func TestDevHookdStartsGoroutinesWithAdaptiveStacks(t *testing.T) {
+	raw, err := os.ReadFile("dev.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := string(raw)
+	set := strings.Index(script, `export GODEBUG="${GODEBUG:+$GODEBUG,}adaptivestackstart=1"`)
+	run := strings.Index(script, `"$DEV_HOOKD_BIN" dev`)
+	if set < 0 || run < 0 || set > run {
+		t.Fatalf("dev.sh does not export GODEBUG with adaptivestackstart=1 before it runs hookd dev (at %d, hookd at %d)", set, run)
+	}
+}
