@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -350,7 +351,7 @@ func chromium(t *testing.T) string {
 
 // browser starts a headless Chromium for the test; dialogs (alert, confirm) are recorded in
 // dialogs and dismissed.
-func browser(t *testing.T, timeout time.Duration) (context.Context, *[]string) {
+func browser(t *testing.T, timeout time.Duration) (context.Context, *dialogLog) {
 	t.Helper()
 	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox,
@@ -360,10 +361,10 @@ func browser(t *testing.T, timeout time.Duration) (context.Context, *[]string) {
 	t.Cleanup(stop)
 	bctx, stop := chromedp.NewContext(actx)
 	t.Cleanup(stop)
-	var dialogs []string
+	dialogs := &dialogLog{}
 	chromedp.ListenTarget(bctx, func(ev any) {
 		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
-			dialogs = append(dialogs, d.Message)
+			dialogs.add(d.Message)
 			go func() { _ = chromedp.Run(bctx, page.HandleJavaScriptDialog(false)) }()
 		}
 	})
@@ -372,7 +373,25 @@ func browser(t *testing.T, timeout time.Duration) (context.Context, *[]string) {
 	if err := chromedp.Run(ctx); err != nil { // starts the browser
 		t.Fatal(err)
 	}
-	return ctx, &dialogs
+	return ctx, dialogs
+}
+
+// dialogLog records the JavaScript dialogs (alert, confirm, prompt) a page opened.
+type dialogLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (d *dialogLog) add(m string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.msgs = append(d.msgs, m)
+}
+
+func (d *dialogLog) all() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.msgs...)
 }
 
 // screenshotDir is where page screenshots go: docs/ with HOOKD_SCREENSHOTS=1, else a temporary
@@ -400,7 +419,7 @@ type ui struct {
 	ctx     context.Context
 	axe     string
 	shots   string
-	dialogs *[]string
+	dialogs *dialogLog
 }
 
 // run runs browser actions or fails the test.
@@ -435,6 +454,21 @@ func (u *ui) waitText(want string, timeout time.Duration) string {
 	}
 }
 
+// waitTrue waits until a JavaScript expression is true on the page.
+func (u *ui) waitTrue(expr string, timeout time.Duration) {
+	u.t.Helper()
+	for end := time.Now().Add(timeout); ; time.Sleep(200 * time.Millisecond) {
+		var ok bool
+		u.run(chromedp.Evaluate(expr, &ok))
+		if ok {
+			return
+		}
+		if time.Now().After(end) {
+			u.t.Fatalf("never true on the page: %s\n%s", expr, u.text())
+		}
+	}
+}
+
 // check runs axe-core on the page (no serious or critical violation), saves a screenshot as
 // docs/portal-<name>.png (or a temporary file) and checks that no dialog ever opened.
 func (u *ui) check(name string) {
@@ -453,8 +487,8 @@ func (u *ui) check(name string) {
 	if err := os.WriteFile(file, shot, 0o644); err != nil {
 		u.t.Fatal(err)
 	}
-	if len(*u.dialogs) > 0 {
-		u.t.Fatalf("a dialog opened (script ran): %q", *u.dialogs)
+	if d := u.dialogs.all(); len(d) > 0 {
+		u.t.Fatalf("a dialog opened (script ran): %q", d)
 	}
 }
 
@@ -547,7 +581,7 @@ func TestPortalInBrowser(t *testing.T) {
 	u.run(chromedp.Evaluate(`window.hookdMarker = "still here"`, nil))
 	s.must(s.call("POST", "/v1/events", a.Key, map[string]any{"id": "order-1001", "type": "order.created",
 		"data": map[string]any{"orderId": "1001", "note": "<script>alert(3)</script>"}}), http.StatusCreated)
-	u.waitText("succeeded", 20*time.Second)
+	u.waitTrue(`document.querySelectorAll(".delivery-row .s-succeeded").length === 1`, 20*time.Second)
 	var marker string
 	u.run(chromedp.Evaluate(`window.hookdMarker || ""`, &marker))
 	if marker != "still here" {
@@ -611,7 +645,7 @@ func TestPortalInBrowser(t *testing.T) {
 		"data": map[string]any{"orderId": "1002"}}), http.StatusCreated)
 	s.waitDeliveries(a.Key, "order-1002", 2, 30*time.Second)
 	u.run(chromedp.Navigate(base + "/endpoints"))
-	if list := u.waitText("HTTP 500", 10*time.Second); !strings.Contains(list, "100.0%") || !strings.Contains(list, "0.0%") {
+	if list := u.waitText("HTTP 500", 10*time.Second); !strings.Contains(list, "\t100.0% (") || !strings.Contains(list, "\t0.0% (") {
 		t.Errorf("the endpoints' health:\n%s", list)
 	}
 	u.check("endpoints")
@@ -682,7 +716,7 @@ func TestPortalInBrowser(t *testing.T) {
 	s.must(s.call("DELETE", "/v1/apps/"+a.ID+"/portal-sessions", a.Key, nil), http.StatusOK)
 	u.waitText("Your session has ended or was revoked", 10*time.Second)
 	u.check("signed-out")
-	if len(*dialogs) > 0 {
-		t.Fatalf("a dialog opened: %q", *dialogs)
+	if d := dialogs.all(); len(d) > 0 {
+		t.Fatalf("a dialog opened: %q", d)
 	}
 }
