@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/hookd/hookd/callbacks"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
 )
@@ -42,7 +43,8 @@ func (a *Activities) CreateCallback(ctx context.Context, in CallbackInput) (stri
 		}
 		in.Data = data
 	}
-	ev, err := CallbackEvent(in)
+	ev, err := callbacks.Callback{ID: in.ID, AppID: in.AppID, URL: in.URL, EventType: in.EventType, Service: in.Service,
+		Data: in.Data}.Event()
 	if err != nil {
 		return "", err
 	}
@@ -104,17 +106,6 @@ func (a *Activities) GroupOutcomes(ctx context.Context, group string) ([]Outcome
 		out = append(out, Outcome{DeliveryID: d.ID, SubscriptionID: d.SubscriptionID.String, Status: d.Status, Attempts: d.Attempts})
 	}
 	return out, nil
-}
-
-// CallbackEvent is the event row of a one-off callback.
-func CallbackEvent(in CallbackInput) (db.Event, error) {
-	data, err := json.Marshal(in.Data)
-	if err != nil {
-		return db.Event{}, fmt.Errorf("callback %s: %w", in.ID, err)
-	}
-	key := delivery.EventKey(in.AppID, in.ID)
-	return db.Event{ID: key, ClientID: in.ID, AppID: in.AppID, Topic: in.Service, Type: in.EventType, Payload: data,
-		WorkflowID: delivery.EventWorkflowID(key), Kind: db.KindCallback, TargetURL: nullString(in.URL)}, nil
 }
 
 // callbackTarget is the one delivery of a one-off callback: to the URL named on the request,

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/callbacks"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
 )
@@ -25,12 +26,12 @@ func (a *Activities) NotifyFailure(ctx context.Context, in NotifyInput) error {
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 	}
-	if !IsOperational(ev) {
+	if !callbacks.IsOperational(ev) {
 		at := time.Now()
 		if d.FinishedAt.Valid {
 			at = d.FinishedAt.Time
 		}
-		if err := a.emit(ctx, d.AppID, OpDeliveryFailed, d.ID, DeliveryData(d, ev, at)); err != nil {
+		if err := a.emit(ctx, d.AppID, callbacks.OpDeliveryFailed, d.ID, callbacks.DeliveryData(d, ev, at)); err != nil {
 			return fmt.Errorf("notify %s: %w", in.DeliveryID, err)
 		}
 	}
@@ -116,7 +117,7 @@ func (a *Activities) NotifyDisabled(ctx context.Context, subscriptionID string) 
 		if strings.Contains(sub.DisabledReason, "410") {
 			cause = "gone"
 		}
-		if err := a.emit(ctx, sub.AppID, OpSubscriptionDisabled, SubscriptionChangeKey(sub), SubscriptionData(sub, cause)); err != nil {
+		if err := a.emit(ctx, sub.AppID, callbacks.OpSubscriptionDisabled, callbacks.SubscriptionChangeKey(sub), callbacks.SubscriptionData(sub, cause)); err != nil {
 			return fmt.Errorf("notify disabled %s: %w", subscriptionID, err)
 		}
 	}

@@ -27,18 +27,9 @@ type RecoverPageResult struct {
 	Done     bool // the page claimed nothing: the window has no failed delivery left to replay
 }
 
-// ReplayStart is a replay to start: a new attempt series of a finished delivery.
-type ReplayStart struct {
-	delivery.Retry
-	EventID   string
-	EventType string
-	Topic     string
-	Replay    int
-}
-
 // ReplayStarter starts the DeliveryWorkflows of replays; one that exists is left as it is.
 type ReplayStarter interface {
-	StartReplays(ctx context.Context, rs []ReplayStart) error
+	StartReplays(ctx context.Context, rs []delivery.ReplayStart) error
 }
 
 // RecoverPage replays up to RecoverPageSize failed deliveries of the window that no recover has
@@ -50,7 +41,7 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 	if err != nil {
 		return RecoverPageResult{}, err
 	}
-	starts := make([]ReplayStart, 0, len(ds))
+	starts := make([]delivery.ReplayStart, 0, len(ds))
 	// A page's deliveries share their events and subscriptions: each is read once.
 	events := map[string]db.Event{}
 	policies := map[string]delivery.Policy{"": delivery.PolicyFor(a.Config, db.RetryPolicy{})}
@@ -78,7 +69,7 @@ func (a *Activities) RecoverPage(ctx context.Context, in RecoverInput) (RecoverP
 		if err != nil {
 			return RecoverPageResult{}, fmt.Errorf("recover %s: %w", d.ID, err)
 		}
-		starts = append(starts, ReplayStart{
+		starts = append(starts, delivery.ReplayStart{
 			Retry:   retry,
 			EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: nd.Replay,
 		})

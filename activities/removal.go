@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/hookd/hookd/callbacks"
 	"github.com/hookd/hookd/db"
 )
 
@@ -67,7 +68,7 @@ func (a *Activities) NotifyRemoval(ctx context.Context, registeredEventID int64)
 		sort.Strings(contacts)
 		for _, n := range ns {
 			sub := db.Subscription{ID: n.SubscriptionID, AppID: n.AppID, URL: n.URL, DisabledReason: n.Reason, UpdatedAt: n.UpdatedAt}
-			if err := a.emit(ctx, n.AppID, OpSubscriptionDisabled, n.SubscriptionID+"_removed", SubscriptionData(sub, "registry")); err != nil {
+			if err := a.emit(ctx, n.AppID, callbacks.OpSubscriptionDisabled, n.SubscriptionID+"_removed", callbacks.SubscriptionData(sub, "registry")); err != nil {
 				return sent, fmt.Errorf("notify removal of event %d: %w", registeredEventID, err)
 			}
 		}

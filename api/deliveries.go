@@ -7,8 +7,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/usecase"
-	"github.com/hookd/hookd/workflows"
 )
 
 // listDeliveries lists the caller's deliveries: ?status=failed&subscription=&since=&limit=&page=.
@@ -65,10 +65,10 @@ type signalRequest struct {
 }
 
 // cancelDelivery ends a pending delivery as cancelled.
-func (s *Server) cancelDelivery(c *gin.Context) { s.signalDelivery(c, workflows.SignalCancel) }
+func (s *Server) cancelDelivery(c *gin.Context) { s.signalDelivery(c, delivery.SignalCancel) }
 
 // retryDelivery makes a pending delivery's next attempt now.
-func (s *Server) retryDelivery(c *gin.Context) { s.signalDelivery(c, workflows.SignalRetry) }
+func (s *Server) retryDelivery(c *gin.Context) { s.signalDelivery(c, delivery.SignalRetry) }
 
 // signalDelivery sends cancel or retry to a pending delivery's workflow.
 func (s *Server) signalDelivery(c *gin.Context, signal string) {
@@ -80,7 +80,7 @@ func (s *Server) signalDelivery(c *gin.Context, signal string) {
 		d   db.Delivery
 		err error
 	)
-	if signal == workflows.SignalCancel {
+	if signal == delivery.SignalCancel {
 		d, err = s.cases().CancelDelivery(c.Request.Context(), callerOf(c), c.Param("id"), req.Reason)
 	} else {
 		d, err = s.cases().RetryDelivery(c.Request.Context(), callerOf(c), c.Param("id"), req.Reason)

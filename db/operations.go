@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hookd/hookd/delivery"
 )
 
 // Operation kinds and states.
@@ -17,8 +19,8 @@ const (
 	OperationReplay = "replay"
 
 	OperationRunning   = "running"
-	OperationCompleted = "completed"
-	OperationCancelled = "cancelled"
+	OperationCompleted = delivery.OperationCompleted
+	OperationCancelled = delivery.OperationCancelled
 )
 
 // RecoverWindow is what a recover replays: an app's failed deliveries created in [Since, Until),

@@ -25,3 +25,12 @@ type Reservation struct {
 	At    time.Time
 	Lease string `json:",omitempty"`
 }
+
+// ReplayStart is a replay to start: a new attempt series of a finished delivery.
+type ReplayStart struct {
+	Retry
+	EventID   string
+	EventType string
+	Topic     string
+	Replay    int
+}

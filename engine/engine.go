@@ -89,10 +89,17 @@ func (g *Gateway) StartEventInBackground(ctx context.Context, ev db.Event) error
 	return g.startEvent(ctx, ev, true)
 }
 
+// storedEvent is what an event's workflow start needs of its row.
+func storedEvent(ev db.Event) workflows.StoredEvent {
+	return workflows.StoredEvent{ID: ev.ID, ClientID: ev.ClientID, WorkflowID: ev.WorkflowID, AppID: ev.AppID, Type: ev.Type,
+		Topic: ev.Topic, Callback: ev.Kind == db.KindCallback, TargetURL: ev.TargetURL.String, ReceivedAt: ev.ReceivedAt,
+		Size: len(ev.Payload)}
+}
+
 func (g *Gateway) startEvent(ctx context.Context, ev db.Event, background bool) error {
 	inFlight := g.starting.Add(1)
 	defer g.starting.Add(-1)
-	opts, in := workflows.EventStart(ev, g.cfg.TaskQueue, workflows.EventInput{SearchAttributes: g.cfg.SearchAttributes,
+	opts, in := workflows.EventStart(storedEvent(ev), g.cfg.TaskQueue, workflows.EventInput{SearchAttributes: g.cfg.SearchAttributes,
 		LocalFanOut: g.cfg.LocalFanOut, PageTimeout: g.cfg.FanOutPageTimeout})
 	opts.EnableEagerStart = g.cfg.EagerStart && (background || inFlight <= int64(g.cfg.EagerMaxStarting))
 	if ev.TraceParent.Valid && !trace.SpanContextFromContext(ctx).IsValid() {
@@ -128,7 +135,7 @@ func (g *Gateway) StartRetries(ctx context.Context, ev db.Event, rs []delivery.R
 }
 
 // StartReplays starts the DeliveryWorkflows of replays.
-func (g *Gateway) StartReplays(ctx context.Context, rs []activities.ReplayStart) error {
+func (g *Gateway) StartReplays(ctx context.Context, rs []delivery.ReplayStart) error {
 	ins := make([]workflows.DeliveryInput, len(rs))
 	for i, r := range rs {
 		ins[i] = ReplayInput(r)
@@ -137,7 +144,7 @@ func (g *Gateway) StartReplays(ctx context.Context, rs []activities.ReplayStart)
 }
 
 // ReplayInput is the DeliveryWorkflow input of a replay.
-func ReplayInput(r activities.ReplayStart) workflows.DeliveryInput {
+func ReplayInput(r delivery.ReplayStart) workflows.DeliveryInput {
 	return workflows.DeliveryInput{Retry: r.Retry, EventID: r.EventID, EventType: r.EventType, Topic: r.Topic, Replay: r.Replay}
 }
 
@@ -151,9 +158,10 @@ func (g *Gateway) StartReplayGroup(ctx context.Context, workflowID string, in wo
 	return g.start(ctx, client.StartWorkflowOptions{ID: workflowID, TaskQueue: g.cfg.TaskQueue}, workflows.ReplayWorkflow, in)
 }
 
-// StartRecover starts a recover operation's RecoverWorkflow.
-func (g *Gateway) StartRecover(ctx context.Context, in workflows.RecoverState) error {
-	in.SearchAttributes = g.cfg.SearchAttributes
+// StartRecover starts the RecoverWorkflow of op, a recover operation of window w.
+func (g *Gateway) StartRecover(ctx context.Context, op db.Operation, w db.RecoverWindow) error {
+	in := workflows.RecoverState{RecoverInput: activities.RecoverInput{OperationID: op.ID, AppID: op.AppID, Window: w,
+		Group: op.WorkflowID}, SearchAttributes: g.cfg.SearchAttributes}
 	return g.start(ctx, workflows.RecoverStart(in, g.cfg.TaskQueue), workflows.RecoverWorkflow, in)
 }
 

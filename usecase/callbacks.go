@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/callbacks"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/tracing"
 )
@@ -16,8 +16,8 @@ import (
 // subscription's deliveries. The stored event's ClientID is the request id the caller gets. url
 // is checked by the caller (CheckTarget) before anything it reports is done.
 func (s *Service) StartCallback(ctx context.Context, c Caller, url, eventType, service string, payload any) (db.Event, error) {
-	ev, err := activities.CallbackEvent(activities.CallbackInput{ID: "req_" + uuid.NewString(), AppID: c.App.ID, URL: url,
-		EventType: eventType, Service: service, Data: payload})
+	ev, err := callbacks.Callback{ID: "req_" + uuid.NewString(), AppID: c.App.ID, URL: url,
+		EventType: eventType, Service: service, Data: payload}.Event()
 	if err != nil {
 		return db.Event{}, err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/engine"
@@ -148,12 +147,12 @@ func (s *Service) ownDelivery(ctx context.Context, c Caller, id, action string) 
 
 // RetryDelivery makes a pending delivery's next attempt now.
 func (s *Service) RetryDelivery(ctx context.Context, c Caller, id, reason string) (db.Delivery, error) {
-	return s.signalDelivery(ctx, c, id, workflows.SignalRetry, "retry", reason)
+	return s.signalDelivery(ctx, c, id, delivery.SignalRetry, "retry", reason)
 }
 
 // CancelDelivery ends a pending delivery as cancelled.
 func (s *Service) CancelDelivery(ctx context.Context, c Caller, id, reason string) (db.Delivery, error) {
-	return s.signalDelivery(ctx, c, id, workflows.SignalCancel, "cancel", reason)
+	return s.signalDelivery(ctx, c, id, delivery.SignalCancel, "cancel", reason)
 }
 
 func (s *Service) signalDelivery(ctx context.Context, c Caller, id, signal, action, reason string) (db.Delivery, error) {
@@ -208,7 +207,7 @@ func (s *Service) prepareReplay(ctx context.Context, ev db.Event, d db.Delivery,
 	if err != nil {
 		return db.Delivery{}, workflows.DeliveryInput{}, err
 	}
-	return nd, engine.ReplayInput(activities.ReplayStart{Retry: r, EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: nd.Replay}), nil
+	return nd, engine.ReplayInput(delivery.ReplayStart{Retry: r, EventID: d.EventID, EventType: ev.Type, Topic: ev.Topic, Replay: nd.Replay}), nil
 }
 
 // PolicyOf is the retry policy a delivery's attempts follow: its subscription's, or the defaults
@@ -395,8 +394,7 @@ func (s *Service) Recover(ctx context.Context, c Caller, req RecoverRequest) (op
 	}
 	if stored.Status == db.OperationRunning {
 		// Started on every call, not only the first: if the first start failed, this one makes it.
-		in := workflows.RecoverState{RecoverInput: activities.RecoverInput{OperationID: id, AppID: c.App.ID, Window: w, Group: stored.WorkflowID}}
-		if err := s.Engine.StartRecover(ctx, in); err != nil {
+		if err := s.Engine.StartRecover(ctx, stored, w); err != nil {
 			return Operation{}, false, fmt.Errorf("start recover %s: %w", id, err)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/lib/pq"
 
-	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/callbacks"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/signature"
 )
@@ -428,11 +428,11 @@ func (s *Service) SetSubscriptionActive(ctx context.Context, c Caller, id string
 		return db.Subscription{}, err
 	}
 	if changed {
-		typ := activities.OpSubscriptionDisabled
+		typ := callbacks.OpSubscriptionDisabled
 		if active {
-			typ = activities.OpSubscriptionEnabled
+			typ = callbacks.OpSubscriptionEnabled
 		}
-		s.Emit(ctx, sub.AppID, typ, activities.SubscriptionChangeKey(sub), activities.SubscriptionData(sub, c.actor()))
+		s.Emit(ctx, sub.AppID, typ, callbacks.SubscriptionChangeKey(sub), callbacks.SubscriptionData(sub, c.actor()))
 	}
 	return sub, nil
 }
@@ -513,7 +513,7 @@ func (s *Service) RotateSecret(ctx context.Context, c Caller, id, secret string,
 // Emit stores an operational webhook for appID (if it has an operations URL) and dispatches it.
 // The change it reports is made already, so a failure is logged, not returned.
 func (s *Service) Emit(ctx context.Context, appID, typ, key string, data any) {
-	ev, inserted, err := activities.StoreOperational(ctx, s.Repo, appID, typ, key, data)
+	ev, inserted, err := callbacks.StoreOperational(ctx, s.Repo, appID, typ, key, data)
 	if err == nil && inserted {
 		err = s.Dispatch(ctx, ev)
 	}

@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
-	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 // recoverPagesPerRun bounds one run's history (about 6 events a page): the workflow continues as
@@ -27,7 +27,7 @@ type RecoverState struct {
 
 // RecoverResult is how a recover ended.
 type RecoverResult struct {
-	Status   string // db.OperationCompleted or db.OperationCancelled
+	Status   string // delivery.OperationCompleted or delivery.OperationCancelled
 	Replayed int
 }
 
@@ -69,10 +69,10 @@ func RecoverWorkflow(ctx workflow.Context, in RecoverState) (RecoverResult, erro
 		StartToCloseTimeout: 5 * time.Minute, RetryPolicy: dbRetry,
 		Summary: "replay the next failed deliveries of the window"})
 	cancel := workflow.GetSignalChannel(ctx, SignalCancel)
-	status := db.OperationCompleted
+	status := delivery.OperationCompleted
 	for run := 0; ; run++ {
 		if cancel.ReceiveAsync(nil) {
-			status = db.OperationCancelled
+			status = delivery.OperationCancelled
 			break
 		}
 		if run == recoverPagesPerRun {

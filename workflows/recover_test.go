@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookd/hookd/activities"
 	"github.com/hookd/hookd/db"
+	"github.com/hookd/hookd/delivery"
 )
 
 func recoverEnv(t *testing.T, page func(n int) activities.RecoverPageResult) (*testsuite.TestWorkflowEnvironment, *int, *string) {
@@ -49,7 +50,7 @@ func TestRecoverRunsPagesUntilDone(t *testing.T) {
 	}
 	var res RecoverResult
 	env.GetWorkflowResult(&res)
-	if *pages != 3 || res.Status != db.OperationCompleted || res.Replayed != 2*activities.RecoverPageSize+7 || *finished != db.OperationCompleted {
+	if *pages != 3 || res.Status != delivery.OperationCompleted || res.Replayed != 2*activities.RecoverPageSize+7 || *finished != delivery.OperationCompleted {
 		t.Errorf("pages %d, result %+v, finished %q", *pages, res, *finished)
 	}
 }
@@ -66,7 +67,7 @@ func TestRecoverCancelledBetweenPages(t *testing.T) {
 	}
 	var res RecoverResult
 	env.GetWorkflowResult(&res)
-	if res.Status != db.OperationCancelled || *finished != db.OperationCancelled || *pages > 1 {
+	if res.Status != delivery.OperationCancelled || *finished != delivery.OperationCancelled || *pages > 1 {
 		t.Errorf("pages %d, result %+v, finished %q", *pages, res, *finished)
 	}
 }

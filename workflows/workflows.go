@@ -11,12 +11,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/delivery"
 )
 
 // Signal names accepted by DeliveryWorkflow. Both take an optional JSON payload {"reason": "..."}.
 const (
-	SignalCancel = "cancel"
-	SignalRetry  = "retry"
+	SignalCancel = delivery.SignalCancel
+	SignalRetry  = delivery.SignalRetry
 	QueryStatus  = "status"
 )
 
@@ -31,8 +32,12 @@ var (
 	AttrStatus         = temporal.NewSearchAttributeKeyKeyword("HookdDeliveryStatus")
 )
 
-// SearchAttributeNames lists the attributes for registration.
-var SearchAttributeNames = []string{"HookdEventId", "HookdEventType", "HookdTopic", "HookdSubscriptionId", "HookdDeliveryStatus"}
+// SearchAttributeNames lists the attributes for registration (all of type Keyword). The scripts
+// and manifests that register them on a server (scripts/dev.sh, scripts/temporal-server.sh,
+// docker-compose.yml, the Helm chart's notes) and testenv list them again: TestSearchAttributeLists
+// checks that every list names exactly these.
+var SearchAttributeNames = []string{AttrEventID.GetName(), AttrEventType.GetName(), AttrTopic.GetName(),
+	AttrSubscriptionID.GetName(), AttrStatus.GetName()}
 
 // SignalPayload is the body of the cancel and retry signals.
 type SignalPayload struct {
