@@ -27,9 +27,11 @@ const (
 	authFailureEvery = time.Second
 )
 
-// limiters holds the API's token buckets: one per app (all its API keys share it, so minting keys
-// does not multiply its budget) and one per client address for failed authentications.
-type limiters struct {
+// apiRateLimiter holds the API's own token buckets: one per app for its requests to the API
+// (HOOKD_RATE_LIMIT; all its API keys share it, so minting keys does not multiply its budget) and
+// one per client address for failed authentications. (A subscription's rateLimit, how fast hookd
+// POSTs to its receiver, is another thing: the throttles in package activities.)
+type apiRateLimiter struct {
 	appsOnce, failuresOnce sync.Once
 	mu                     sync.Mutex // makes a bucket's get-or-create atomic
 	appBuckets             *expirable.LRU[string, *rate.Limiter]
@@ -37,7 +39,7 @@ type limiters struct {
 }
 
 // bucket returns the bucket under key, made on first use; each use keeps it another idle period.
-func (l *limiters) bucket(c *expirable.LRU[string, *rate.Limiter], key string, perSecond rate.Limit, burst int) *rate.Limiter {
+func (l *apiRateLimiter) bucket(c *expirable.LRU[string, *rate.Limiter], key string, perSecond rate.Limit, burst int) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := c.Peek(key)
@@ -49,7 +51,7 @@ func (l *limiters) bucket(c *expirable.LRU[string, *rate.Limiter], key string, p
 }
 
 // app returns an app's request bucket.
-func (l *limiters) app(appID string, perSecond float64, burst int) *rate.Limiter {
+func (l *apiRateLimiter) app(appID string, perSecond float64, burst int) *rate.Limiter {
 	l.appsOnce.Do(func() {
 		l.appBuckets = expirable.NewLRU[string, *rate.Limiter](maxBuckets, nil,
 			max(bucketIdle, time.Duration(float64(burst)/perSecond*float64(time.Second))))
@@ -58,18 +60,18 @@ func (l *limiters) app(appID string, perSecond float64, burst int) *rate.Limiter
 }
 
 // failures returns a client address's bucket of failed authentications.
-func (l *limiters) failures(addr string) *rate.Limiter {
+func (l *apiRateLimiter) failures(addr string) *rate.Limiter {
 	l.failuresOnce.Do(func() { l.failureBuckets = expirable.NewLRU[string, *rate.Limiter](maxBuckets, nil, bucketIdle) })
 	return l.bucket(l.failureBuckets, addr, rate.Every(authFailureEvery), authFailureBurst)
 }
 
-// rateLimited answers 429 with Retry-After when the app has used up its bucket (HOOKD_RATE_LIMIT
+// overAPIRateLimit answers 429 with Retry-After when the app has used up its bucket (HOOKD_RATE_LIMIT
 // requests/s, bursts of HOOKD_RATE_BURST, shared by all its API keys); it reports whether it did.
-func (s *Server) rateLimited(c *gin.Context, appID string) bool {
+func (s *Server) overAPIRateLimit(c *gin.Context, appID string) bool {
 	if s.Config.RateLimit <= 0 {
 		return false
 	}
-	b := s.limits.app(appID, s.Config.RateLimit, max(1, s.Config.RateBurst))
+	b := s.apiLimits.app(appID, s.Config.RateLimit, max(1, s.Config.RateBurst))
 	now := time.Now()
 	r := b.ReserveN(now, 1)
 	wait := r.DelayFrom(now)
@@ -86,19 +88,4 @@ func tooManyRequests(c *gin.Context, wait time.Duration, why string) {
 	secs := max(1, int(math.Ceil(wait.Seconds())))
 	c.Header("Retry-After", strconv.Itoa(secs))
 	problem(c, http.StatusTooManyRequests, fmt.Sprintf("%s; retry in %d s", why, secs))
-}
-
-// MetricsHandler guards a /metrics handler with HOOKD_METRICS_TOKEN when one is set.
-func MetricsHandler(token string, h http.Handler) http.Handler {
-	if token == "" {
-		return h
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !equalKeys(r.Header.Get("Authorization"), "Bearer "+token) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hookd metrics"`)
-			http.Error(w, "metrics need Authorization: Bearer <HOOKD_METRICS_TOKEN>", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }

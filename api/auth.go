@@ -48,7 +48,7 @@ func (s *Server) authenticate(c *gin.Context) {
 			return
 		}
 	}
-	if s.rateLimited(c, app.ID) {
+	if s.overAPIRateLimit(c, app.ID) {
 		return
 	}
 	c.Set(ctxApp, app)
@@ -61,7 +61,7 @@ func (s *Server) authenticate(c *gin.Context) {
 // of invalid keys from one address costs at most authFailureBurst queries and then one per
 // authFailureEvery, answered 429 meanwhile, however many requests run at once.
 func (s *Server) lookupKey(c *gin.Context, h []byte) (db.App, bool) {
-	b := s.limits.failures(clientAddr(c))
+	b := s.apiLimits.failures(clientAddr(c))
 	now := time.Now()
 	r := b.ReserveN(now, 1)
 	if wait := r.DelayFrom(now); wait > 0 {

@@ -51,12 +51,12 @@ type Server struct {
 	// workflow before answering). Set before serving.
 	Outbox *background.Outbox
 
-	once    sync.Once
-	uc      *usecase.Service // the use cases, made from the fields above on first use
-	keys    keyCache
-	schemas schemaCache // compiled schemas of registered events (catalog.go)
-	limits  limiters
-	portal  portalState // the subscriber portal's pages (portal.go)
+	once      sync.Once
+	uc        *usecase.Service // the use cases, made from the fields above on first use
+	keys      keyCache
+	schemas   schemaCache // compiled schemas of registered events (catalog.go)
+	apiLimits apiRateLimiter
+	portal    portalState // the subscriber portal's pages (portal.go)
 }
 
 // UseCases is the use-case layer this server calls: another front door (the subscriber portal)

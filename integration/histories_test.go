@@ -21,7 +21,7 @@ import (
 )
 
 // TestRecordHistories records real histories of every workflow type into workflows/testdata, for
-// the replay tests (workflows/replay_test.go) that keep deploys safe. It runs only when asked:
+// the history replay tests (workflows/histories_test.go) that keep deploys safe. It runs only when asked:
 //
 //	HOOKD_RECORD_HISTORIES=v8 make test GOTESTFLAGS='-run TestRecordHistories ./integration'
 //
