@@ -326,6 +326,26 @@ func TestPortalSessions(t *testing.T) {
 	}
 	s.must(s.call("GET", "/v1/subscriptions/"+subA1.ID, a.Key, nil), http.StatusNotFound)
 
+	// Another API process on the same database knows the session, and a revocation made through
+	// it ends the session in this one at once.
+	other2 := startStack(t, false)
+	p3 := newPortalClient(t)
+	p3.do("GET", s.portalLink(a.Key, a.ID, nil), nil, nil)
+	u1, _ := url.Parse(s.URL + "/portal/")
+	cookies := p3.c.Jar.Cookies(u1)
+	if len(cookies) != 1 {
+		t.Fatalf("cookies %v", cookies)
+	}
+	u2, _ := url.Parse(other2.URL + "/portal/")
+	p3.c.Jar.SetCookies(u2, cookies)
+	if resp, _ := p3.do("GET", other2.URL+"/portal/endpoints", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the other API process: %d", resp.StatusCode)
+	}
+	other2.must(other2.call("DELETE", "/v1/apps/"+a.ID+"/portal-sessions", a.Key, nil), http.StatusOK)
+	if resp, _ := p3.do("GET", s.URL+"/portal/endpoints", nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("revoked through another API process, still in: %d", resp.StatusCode)
+	}
+
 	// The exchange is rate limited per client address.
 	limited := false
 	for i := 0; i < 30 && !limited; i++ {
