@@ -3,7 +3,6 @@ package portal
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,7 +25,7 @@ type formError struct {
 
 func (e *formError) Error() string { return e.Message }
 
-// parseForm reads a form's fields into a subscription creation and change.
+// parseEndpointForm reads a form's fields into a subscription creation and change.
 func parseEndpointForm(r *http.Request, creating bool) (usecase.NewSubscription, usecase.SubscriptionChange, map[string]string, error) {
 	fields := map[string]string{}
 	for _, k := range []string{"url", "eventTypes", "event", "filterLogic", "contactEmail", "rateLimit", "maxInFlight", "maxAttempts",
@@ -441,4 +440,3 @@ func schemeOf(sub db.Subscription) (scheme, publicKey string) {
 	return usecase.SchemeHMAC, ""
 }
 
-var _ = fmt.Sprintf

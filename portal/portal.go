@@ -6,7 +6,7 @@
 // cookie. Every request then reads the session from the database (a revocation takes effect at
 // once in every API process) and is scoped to the session's app, and to its subscriptions when
 // the session is narrowed. Reads go through the repository with db.OwnedBy; every mutation goes
-// through the same use cases as the REST API (Actions) and is written to the audit log.
+// through the same use cases as the REST API (package usecase) and is written to the audit log.
 //
 // Security: html/template escapes everything; a strict Content-Security-Policy (default-src
 // 'self', no inline script; htmx is served from here, with eval off); a CSRF token, derived from
