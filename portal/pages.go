@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookd/hookd/activities"
+	"github.com/hookd/hookd/callbacks"
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/usecase"
@@ -536,7 +536,7 @@ func (h *Handler) operational(w http.ResponseWriter, r *http.Request, v *visit) 
 		return
 	}
 	rows, err := h.Repo.DeliveryLog(r.Context(), db.LogFilter{AppID: v.App.ID, Limit: listLimit,
-		Kind: db.KindCallback, Topic: activities.OperationsService})
+		Kind: db.KindCallback, Topic: callbacks.OperationsService})
 	if err != nil {
 		h.fail(w, r, v, err)
 		return
