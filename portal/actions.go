@@ -439,4 +439,3 @@ func schemeOf(sub db.Subscription) (scheme, publicKey string) {
 	}
 	return usecase.SchemeHMAC, ""
 }
-
