@@ -13,6 +13,8 @@
 # write; default 4, the server's own default). HOOKD_TEMPORAL_PG_CONNS: connections each of the
 # server's services may open to its main database (default 20; the soak, sharing PostgreSQL's
 # max_connections with other tests, uses fewer).
+# HOOKD_TEMPORAL_SHARDS: history shards (default 4). Fixed when the cluster's databases are
+# created: a server started with another count on existing databases refuses to start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source versions.env
@@ -26,6 +28,7 @@ pg_user=${HOOKD_PG_USER:-postgres}
 retention=${HOOKD_RETENTION:-720h}
 partitions=${HOOKD_TEMPORAL_PARTITIONS:-4}
 conns=${HOOKD_TEMPORAL_PG_CONNS:-20}
+shards=${HOOKD_TEMPORAL_SHARDS:-4}
 bin=$PWD/bin
 mkdir -p "$dir/config/dynamicconfig"
 dir=$(cd "$dir" && pwd)
@@ -68,7 +71,7 @@ log:
 persistence:
   defaultStore: default
   visibilityStore: visibility
-  numHistoryShards: 4
+  numHistoryShards: $shards
   datastores:
     default:
       sql:
