@@ -9,10 +9,6 @@ import (
 	"github.com/hookd/hookd/webhook"
 )
 
-// OperationsService is callbacks.OperationsService, for the portal's filter of operational
-// webhooks.
-const OperationsService = callbacks.OperationsService
-
 // EventStarter starts a stored event's workflow; one that exists already is not an error.
 type EventStarter interface {
 	StartEvent(ctx context.Context, ev db.Event) error
