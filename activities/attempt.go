@@ -94,7 +94,7 @@ func (a *Activities) Attempt(ctx context.Context, in AttemptInput) (AttemptResul
 			return AttemptResult{}, fmt.Errorf("attempt %s: %w", in.DeliveryID, err)
 		}
 		if !g.send {
-			return throttledAttempt(in, g)
+			return throttledAttempt(in, g, n-1)
 		}
 		defer a.release(ctx, sub.ID, g.lease)
 		if err := sleepUntil(ctx, g.at); err != nil {

@@ -146,10 +146,11 @@ func (a *Activities) adapt(ctx context.Context, sub db.Subscription, pol deliver
 }
 
 // throttledAttempt is what Attempt answers when the subscription's limits hold a send back: a
-// Throttled result for a workflow that waits it out, a retryable failure for an older one.
-func throttledAttempt(in AttemptInput, g gate) (AttemptResult, error) {
+// Throttled result for a workflow that waits it out, a retryable failure for an older one. made is
+// the last attempt number this series used before this try.
+func throttledAttempt(in AttemptInput, g gate, made int) (AttemptResult, error) {
 	if in.ThrottleAware {
-		return AttemptResult{Throttled: true, Wait: g.wait, Reservation: g.res}, nil
+		return AttemptResult{Throttled: true, Wait: g.wait, Reservation: g.res, Attempt: made}, nil
 	}
 	return AttemptResult{}, temporal.NewApplicationErrorWithOptions("throttled", ErrTypeThrottled,
 		temporal.ApplicationErrorOptions{NextRetryDelay: max(g.wait, time.Second), Cause: errors.New("subscription limits")})

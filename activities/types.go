@@ -100,8 +100,10 @@ type Exhausted struct {
 type AttemptResult struct {
 	Attempt int
 	Status  int
-	// Throttled: no attempt was made; the subscription's limits (or a 429's pause) say wait Wait,
-	// then try again with Reservation, if one was made.
+	// Throttled: no attempt was made by this try; the subscription's limits (or a 429's pause)
+	// say wait Wait, then try again with Reservation, if one was made. Attempt is then the last
+	// attempt number the series used before this try (the workflow's count may not know of them:
+	// Temporal retried inside the activity), so the next series numbers on from it.
 	Throttled   bool                  `json:",omitempty"`
 	Wait        time.Duration         `json:",omitempty"`
 	Reservation *delivery.Reservation `json:",omitempty"`

@@ -135,7 +135,9 @@ type deliveryRun struct {
 	state           deliveryState // what the status query reports
 	cancelCh        workflow.ReceiveChannel
 	retryCh         workflow.ReceiveChannel
-	started         time.Time
+	// started is when the policy's maxDuration began: the workflow's start, or (version
+	// throttle-duration-from-attempt) the series that made the first attempt.
+	started time.Time
 	// lastErr is how the last attempt series ended, for the reason a failure gives.
 	lastErr string
 	// lostSeries counts the series started again after tries that made no attempt.
@@ -318,6 +320,10 @@ func (r *deliveryRun) throttled(ctx workflow.Context, sig signal, ar activities.
 		return r.finish(ctx, delivery.StatusCancelled, cancelReason(sig.reason), false)
 	}
 	r.reservation = ar.Reservation
+	// Earlier tries of this series may have made attempts (a 500, then a try the throttle held
+	// back): the next series numbers on from them, instead of claiming their numbers again
+	// ("being made elsewhere") and losing a try of its retry policy to each.
+	r.state.Attempts = max(r.state.Attempts, ar.Attempt)
 	d := ar.Wait
 	// Version 1: a Throttled result with no reserved slot is a poll (maxInFlight full, or a
 	// 429's pause under the 2 s wake-up lead, which the activity rounds to no wait). Asking
@@ -332,7 +338,19 @@ func (r *deliveryRun) throttled(ctx workflow.Context, sig signal, ar activities.
 			r.polls = 0
 		}
 	}
-	return r.waitUnlessCancelled(ctx, d)
+	if end := r.waitUnlessCancelled(ctx, d); end != nil {
+		return end
+	}
+	// Version 1: the policy's maxDuration counts from the first attempt (README, Retries), and a
+	// delivery the throttle held back before any was made has not started it yet. Counted from
+	// the workflow's start, a delivery queued behind a full maxInFlight longer than that failed
+	// with 0 attempts ("no time left") without ever being sent. Until an attempt is made, the
+	// clock starts again with each series: the one that makes the first attempt starts it.
+	if r.state.Attempts == 0 && r.in.Policy.MaxDuration > 0 &&
+		workflow.GetVersion(ctx, "throttle-duration-from-attempt", workflow.DefaultVersion, 1) >= 1 {
+		r.started = workflow.Now(ctx)
+	}
+	return nil
 }
 
 // succeeded ends the delivery that its attempt-th attempt made.
