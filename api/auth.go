@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/usecase"
@@ -60,28 +61,48 @@ func (s *Server) authenticate(c *gin.Context) {
 // failed-authentication bucket: an invalid key spends it, a valid one hands it back. So a flood
 // of invalid keys from one address costs at most authFailureBurst queries and then one per
 // authFailureEvery, answered 429 meanwhile, however many requests run at once.
+//
+// Concurrent lookups of one key (a client's connection pool right after it got a new key) share
+// the first one's query and token, so they neither spend the budget nor multiply the queries.
 func (s *Server) lookupKey(c *gin.Context, h []byte) (db.App, bool) {
-	b := s.apiLimits.failures(clientAddr(c))
-	now := time.Now()
-	r := b.ReserveN(now, 1)
-	if wait := r.DelayFrom(now); wait > 0 {
-		r.CancelAt(now)
-		tooManyRequests(c, wait, "too many failed authentications from this address")
+	addr := clientAddr(c)
+	v, err, _ := s.keys.flight.Do(string(h), func() (any, error) {
+		b := s.apiLimits.failures(addr)
+		now := time.Now()
+		r := b.ReserveN(now, 1)
+		if wait := r.DelayFrom(now); wait > 0 {
+			r.CancelAt(now)
+			return nil, &authThrottled{wait: wait}
+		}
+		// The query outlives a leader that hung up: the others wait for its answer.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 10*time.Second)
+		defer cancel()
+		app, err := s.keys.lookup(ctx, h, s.Repo.AppByKeyHash)
+		if !errors.Is(err, db.ErrNotFound) {
+			r.CancelAt(now) // no failed authentication: the token goes back
+		}
+		return app, err
+	})
+	var throttled *authThrottled
+	switch {
+	case errors.As(err, &throttled):
+		tooManyRequests(c, throttled.wait, "too many failed authentications from this address")
 		return db.App{}, false
-	}
-	app, err := s.keys.lookup(c.Request.Context(), h, s.Repo.AppByKeyHash)
-	if errors.Is(err, db.ErrNotFound) {
+	case errors.Is(err, db.ErrNotFound):
 		c.Header("WWW-Authenticate", `Bearer realm="hookd", error="invalid_token"`)
 		problem(c, http.StatusUnauthorized, "invalid API key")
 		return db.App{}, false
-	}
-	r.CancelAt(now) // no failed authentication: the token goes back
-	if err != nil {
+	case err != nil:
 		s.fail(c, err)
 		return db.App{}, false
 	}
-	return app, true
+	return v.(db.App), true
 }
+
+// authThrottled is a lookup refused because its address spent its failed-authentication budget.
+type authThrottled struct{ wait time.Duration }
+
+func (e *authThrottled) Error() string { return "too many failed authentications" }
 
 // clientAddr is what failed authentications are counted by: the connection's peer address (not
 // a forwarded header, which the client writes), an IPv6 one as its /64 (a host holds a whole
@@ -178,6 +199,7 @@ type keyCache struct {
 	missing *expirable.LRU[string, struct{}]
 	mu      sync.Mutex // orders forgets against a lookup's check of epoch and its insert
 	epoch   uint64
+	flight  singleflight.Group // concurrent lookups of one key hash share one
 	// query replaces the repository's lookup (tests); afterQuery runs between a lookup's query
 	// and its insert (tests interleave a revocation there).
 	query      func(ctx context.Context, keyHash []byte) (db.App, error)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -188,5 +189,43 @@ func TestKeyCache(t *testing.T) {
 	}
 	if _, ok := k.cached(hashKey("hk_b")); !ok {
 		t.Error("forgetting one key dropped another")
+	}
+}
+
+// A fresh valid key used by many requests at once (a client's pool right after it got the key)
+// is looked up once: concurrent lookups of one key share a query and spend at most one token of
+// the address's failed-authentication budget, so none of them is refused with 429.
+func TestConcurrentLookupsOfOneKeyShareAQuery(t *testing.T) {
+	good := "hk_fresh"
+	s, h, queries := authServer(t, config.Config{}, map[string]db.App{string(hashKey(good)): {ID: "app_1"}})
+	release := make(chan struct{})
+	query := s.keys.query
+	s.keys.query = func(ctx context.Context, hash []byte) (db.App, error) {
+		<-release // every request arrives while the first lookup is under way
+		return query(ctx, hash)
+	}
+	const n = 4 * authFailureBurst
+	var wg, arrived sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		arrived.Add(1)
+		go func() {
+			defer wg.Done()
+			arrived.Done()
+			codes[i] = get(h, good, fmt.Sprintf("203.0.113.9:%d", 3000+i)).Code
+		}()
+	}
+	arrived.Wait()
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusNoContent {
+			t.Errorf("request %d of %d with a fresh valid key: %d", i, n, c)
+		}
+	}
+	if q := queries.Load(); q > 2 {
+		t.Errorf("%d concurrent requests with one key made %d queries, want 1", n, q)
 	}
 }
