@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"os/exec"
@@ -57,13 +58,29 @@ func TestOperatorCLI(t *testing.T) {
 	if r.Count() != 2 {
 		t.Errorf("%d requests after the replay", r.Count())
 	}
-	// tail runs until stopped; give it a moment to print what is there.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// tail runs until stopped: read what it prints until the event shows (a loaded machine may
+	// take a while to start it), then stop it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hookdBinary(t), "tail", "-since", start, "-interval", "200ms")
 	cmd.Env = append(environWithout("HOOKD_ENCRYPTION_KEY"), "HOOKD_API_URL="+s.URL, "HOOKD_API_KEY="+app.Key)
-	out, _ := cmd.Output()
-	if !strings.Contains(string(out), "cli-1 cli") {
-		t.Errorf("tail:\n%s", out)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	sc := bufio.NewScanner(stdout)
+	found := false
+	for !found && sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		found = strings.Contains(sc.Text(), "cli-1 cli")
+	}
+	cancel()
+	_ = cmd.Wait()
+	if !found {
+		t.Errorf("tail:\n%s", seen.String())
 	}
 }
