@@ -460,10 +460,15 @@ func (u *ui) text() string {
 }
 
 // waitText waits until the page's text holds want.
+// slack stretches the waits: they state how long a page takes on a quiet machine, and a loaded
+// one (the race detector, other test binaries on 2 cores) takes longer; a page that never comes
+// still fails.
+const slack = 3
+
 func (u *ui) waitText(want string, timeout time.Duration) string {
 	u.t.Helper()
 	var s string
-	for end := time.Now().Add(timeout); ; {
+	for end := time.Now().Add(slack * timeout); ; {
 		if s = u.text(); strings.Contains(s, want) {
 			return s
 		}
@@ -477,7 +482,7 @@ func (u *ui) waitText(want string, timeout time.Duration) string {
 // waitTrue waits until a JavaScript expression is true on the page.
 func (u *ui) waitTrue(expr string, timeout time.Duration) {
 	u.t.Helper()
-	for end := time.Now().Add(timeout); ; time.Sleep(200 * time.Millisecond) {
+	for end := time.Now().Add(slack * timeout); ; time.Sleep(200 * time.Millisecond) {
 		var ok bool
 		u.run(chromedp.Evaluate(expr, &ok))
 		if ok {
