@@ -90,7 +90,7 @@ func (s *Server) listApps(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	apps, next := trimPage(apps, limit, func(a db.App) string { return a.ID })
+	apps, next := usecase.TrimPage(apps, limit, func(a db.App) string { return a.ID })
 	ids := make([]string, len(apps))
 	for i, a := range apps {
 		ids[i] = a.ID

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/schema"
+	"github.com/hookd/hookd/usecase"
 )
 
 // The event catalog (issue 28): a registered event may carry a JSON Schema for its data, examples
@@ -338,7 +339,7 @@ func (s *Server) listEventTypes(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	rows, next := trimPage(rows, limit, encodeCatalogCursor)
+	rows, next := usecase.TrimPage(rows, limit, encodeCatalogCursor)
 	out := make([]gin.H, 0, len(rows))
 	for _, e := range rows {
 		out = append(out, catalogView(e, viewer))

@@ -194,7 +194,7 @@ func (s *Server) listEventDeliveries(c *gin.Context) {
 	}
 	var after db.TargetCursor
 	if p := c.Query("page"); p != "" {
-		target, replay, err := decodeCursor(p)
+		target, replay, err := usecase.DecodeCursor(p)
 		if err != nil || target == "" || replay < 0 || replay > math.MaxInt32 {
 			problem(c, http.StatusBadRequest, "page: not a cursor returned by this endpoint")
 			return
@@ -220,7 +220,7 @@ func (s *Server) eventDeliveryPage(c *gin.Context, appID string, ev db.Event, af
 		s.fail(c, err)
 		return nil, "", false
 	}
-	ds, next := trimPage(ds, limit, func(d db.Delivery) string { return encodeCursor(d.Target(), int64(d.Replay)) })
+	ds, next := usecase.TrimPage(ds, limit, func(d db.Delivery) string { return usecase.EncodeCursor(d.Target(), int64(d.Replay)) })
 	views := make([]gin.H, 0, len(ds))
 	for _, d := range ds {
 		views = append(views, s.deliveryFor(appID, d))
@@ -359,7 +359,7 @@ func (s *Server) pollEvents(c *gin.Context) {
 		}
 	}
 	if cursor != "" {
-		tx, seq, err := decodeCursor(cursor)
+		tx, seq, err := usecase.DecodeCursor(cursor)
 		if err != nil || strings.TrimLeft(tx, "0123456789") != "" {
 			problem(c, http.StatusBadRequest, "since: an RFC 3339 time or a cursor returned by this endpoint")
 			return
@@ -374,7 +374,7 @@ func (s *Server) pollEvents(c *gin.Context) {
 	out := make([]gin.H, 0, len(evs))
 	next := cursor
 	for _, e := range evs {
-		next = encodeCursor(e.TxID, e.Seq)
+		next = usecase.EncodeCursor(e.TxID, e.Seq)
 		out = append(out, gin.H{"id": e.ClientID, "type": e.Type, "topic": e.Topic, "kind": e.Kind, "data": e.Payload,
 			"receivedAt": e.ReceivedAt, "cursor": next})
 	}

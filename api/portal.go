@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/portal"
+	"github.com/hookd/hookd/usecase"
 )
 
 // The subscriber portal (issue 29): its pages under /portal/ (package portal), and the endpoints
@@ -156,7 +157,7 @@ func (s *Server) listPortalSessions(c *gin.Context) {
 	var after time.Time
 	var afterID string
 	if p := c.Query("page"); p != "" {
-		id, nanos, err := decodeCursor(p)
+		id, nanos, err := usecase.DecodeCursor(p)
 		if err != nil {
 			problem(c, http.StatusBadRequest, "page: not a cursor returned by this endpoint")
 			return
@@ -168,7 +169,7 @@ func (s *Server) listPortalSessions(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	rows, next := trimPage(rows, limit, func(ps db.PortalSession) string { return encodeCursor(ps.ID, ps.CreatedAt.UnixNano()) })
+	rows, next := usecase.TrimPage(rows, limit, func(ps db.PortalSession) string { return usecase.EncodeCursor(ps.ID, ps.CreatedAt.UnixNano()) })
 	out := make([]gin.H, 0, len(rows))
 	for _, ps := range rows {
 		out = append(out, portalSessionView(ps))
@@ -232,7 +233,7 @@ func (s *Server) listPortalAudit(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	rows, next := trimPage(rows, limit, func(a db.PortalAudit) string { return strconv.FormatInt(a.ID, 10) })
+	rows, next := usecase.TrimPage(rows, limit, func(a db.PortalAudit) string { return strconv.FormatInt(a.ID, 10) })
 	if rows == nil {
 		rows = []db.PortalAudit{}
 	}

@@ -126,7 +126,7 @@ func (s *Server) listRegisteredEvents(c *gin.Context) {
 	if q := c.Query("appId"); q != "" {
 		owner = q
 	}
-	afterName, afterID, err := decodeCursor(c.Query("page"))
+	afterName, afterID, err := usecase.DecodeCursor(c.Query("page"))
 	if err != nil {
 		problem(c, http.StatusBadRequest, "page: not a cursor returned by this endpoint")
 		return
@@ -136,7 +136,7 @@ func (s *Server) listRegisteredEvents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	evs, next := trimPage(evs, limit, func(e db.RegisteredEvent) string { return encodeCursor(e.Name, e.ID) })
+	evs, next := usecase.TrimPage(evs, limit, func(e db.RegisteredEvent) string { return usecase.EncodeCursor(e.Name, e.ID) })
 	if evs == nil {
 		evs = []db.RegisteredEvent{}
 	}
