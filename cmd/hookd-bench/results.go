@@ -23,6 +23,7 @@ type Results struct {
 	Scenarios   []*ScenarioResult `json:"scenarios"`
 	Soak        *SoakResult       `json:"soak,omitempty"`
 	Throttle    *ThrottleResult   `json:"throttle,omitempty"`
+	Schema      *SchemaResult     `json:"schema,omitempty"`
 	Targets     []Target          `json:"targets"`
 	Ratios      Ratios            `json:"ratios"`
 	TotalSec    float64           `json:"totalSec"`
@@ -167,4 +168,29 @@ type ThrottleResult struct {
 	UnlimitedSec    float64 `json:"unlimitedSec"` // first publish to last unlimited arrival
 	UnlimitedRate   float64 `json:"unlimitedDeliveriesPerSec"`
 	Missing         int     `json:"missing,omitempty"`
+}
+
+// SchemaResult is the schema run: publishes of an event type with a realistic 30-field schema
+// (validated at publish) and of one without, alternating in one hookd, and the validation alone.
+type SchemaResult struct {
+	Events       int `json:"eventsPerRun"`
+	Concurrency  int `json:"concurrency"`
+	Fields       int `json:"schemaFields"`
+	PayloadBytes int `json:"payloadBytes"`
+	// WithRuns and WithoutRuns are each run's publishes accepted per second (201 answers ÷ first
+	// post → last 201), in the order run: with, without, with, without.
+	WithRuns      []float64 `json:"withSchemaRunsPerSec"`
+	WithoutRuns   []float64 `json:"withoutSchemaRunsPerSec"`
+	WithPerSec    float64   `json:"withSchemaPerSec"` // median of the runs
+	WithoutPerSec float64   `json:"withoutSchemaPerSec"`
+	Ratio         float64   `json:"withOverWithout"` // median over the pairs (with, without) of with ÷ without
+	// ValidateCPUMicros is the CPU of one thread per validation (parse and validate the raw data,
+	// as the API does); ValidateWallMicros the wall time, which a loaded machine stretches.
+	ValidateCPUMicros  float64 `json:"validateCpuMicrosPerEvent"`
+	ValidateWallMicros float64 `json:"validateWallMicrosPerEvent"`
+	Rejected           int64   `json:"rejected,omitempty"`
+	FirstError         string  `json:"firstError,omitempty"`
+	Missing            int64   `json:"missing,omitempty"`
+	LoadAvgStart       string  `json:"loadAvgAtStart"`
+	LoadAvgEnd         string  `json:"loadAvgAtEnd"`
 }
