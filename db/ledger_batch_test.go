@@ -41,12 +41,30 @@ func TestConcurrentWritesShareStatements(t *testing.T) {
 		}
 		return n
 	}
+	// goTogether starts a phase's calls while their tables are locked against writes, so the first
+	// statement waits and every call that arrives meanwhile joins the next one: the calls overlap
+	// however slowly a loaded machine (or -race) lets them leave the barrier.
+	goTogether := func(start chan struct{}) {
+		t.Helper()
+		tx, err := tdb.DB.BeginTxx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `LOCK TABLE events, deliveries, delivery_attempts IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		close(start)
+		time.Sleep(500 * time.Millisecond)
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	const events, copies = 300, 2 // each event published twice, at the same time
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	stored := map[string]int{}
-	// Each phase's calls wait at a barrier and go at once, so they overlap however busy the
-	// machine is (under -race on 2 cores, goroutines started one by one often did not).
+	// Each phase's calls wait at a barrier and go at once, behind a lock (goTogether), so they
+	// overlap however busy the machine is (under -race on 2 cores, goroutines often did not).
 	start := make(chan struct{})
 	for i := range events * copies {
 		wg.Add(1)
@@ -69,7 +87,7 @@ func TestConcurrentWritesShareStatements(t *testing.T) {
 			}
 		}()
 	}
-	close(start)
+	goTogether(start)
 	wg.Wait()
 	inserts := transactions(`SELECT count(DISTINCT txid) FROM events`)
 	for i := range events {
@@ -111,7 +129,7 @@ func TestConcurrentWritesShareStatements(t *testing.T) {
 			}
 		}()
 	}
-	close(start)
+	goTogether(start)
 	wg.Wait()
 	// The ensures marked the events dispatched, the records completed the attempts.
 	ensures := transactions(`SELECT count(DISTINCT xmin::text) FROM events`)
