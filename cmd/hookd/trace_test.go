@@ -56,7 +56,7 @@ func TestREADMETraceSampleIsWhatTracePrints(t *testing.T) {
 		return fmt.Sprintf(`{"key":"http.response.status_code","value":%d},{"key":"server.address","value":"127.0.0.1"},{"key":"webhook.attempt","value":%d}`, status, attempt)
 	}
 	spans := []sp{
-		{"a", "", "POST /v1/events", 0, 2950, `{"key":"http.response.status_code","value":201}`},
+		{"a", "", "POST /v1/events", 0, 2950, `{"key":"http.response.status_code","value":201},{"key":"server.address","value":"hookd"}`},
 		{"b", "a", "StartWorkflow:EventWorkflowV2", 3000, 18160, ""},
 		{"c", "b", "RunWorkflow:EventWorkflowV2", 8000, 2069100, ""},
 		{"d", "c", "StartActivity:FanOutPage", 22000, 70, ""},
