@@ -3,7 +3,6 @@ package db_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/hookd/hookd/db"
 	"github.com/hookd/hookd/internal/testenv"
@@ -45,22 +44,7 @@ func TestEventDeliveryPagesReadTheirRowsOnly(t *testing.T) {
 		}
 	}
 	const total = 5500
-	// One connection, so that this backend's statistics are the queries' statistics (see
-	// TestHotQueriesUseIndexes).
-	d.SetMaxOpenConns(1)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var others int
-		if err := d.GetContext(ctx, &others, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
-			t.Fatal(err)
-		}
-		if others == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d other backends still connected", others)
-		}
-	}
+	soleBackend(ctx, t, d)
 	// rowsRead is how many rows and index entries of deliveries the backend has read so far.
 	rowsRead := func() int64 {
 		t.Helper()
@@ -172,20 +156,7 @@ func TestPollReadsAPageNotTheHistory(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	d.SetMaxOpenConns(1)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var others int
-		if err := d.GetContext(ctx, &others, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
-			t.Fatal(err)
-		}
-		if others == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d other backends still connected", others)
-		}
-	}
+	soleBackend(ctx, t, d)
 	// rowsRead is how many rows and index entries of any table the backend has read so far.
 	rowsRead := func() int64 {
 		t.Helper()

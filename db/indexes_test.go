@@ -62,23 +62,7 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	// One connection, so that this backend's statistics are the queries' statistics.
-	d.SetMaxOpenConns(1)
-	// The other backends flush their statistics when they exit, maybe in the middle of a
-	// measurement: have them exit now.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var others int
-		if err := d.GetContext(ctx, &others, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
-			t.Fatal(err)
-		}
-		if others == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d other backends still connected", others)
-		}
-	}
+	soleBackend(ctx, t, d)
 	repo := db.NewRepo(d, nil)
 	seqScans := func() map[string]int64 {
 		t.Helper()
